@@ -1,0 +1,490 @@
+"""The on-disk prompt library: load, save with version history, search, test sets, runs.
+
+Layout of a library folder (all JSON, pretty-printed so it diffs well in git):
+
+    workbench-library.json       manifest (schema version)
+    prompts/<id>.json            the current version of each prompt
+    history/<id>/v000003.json    every earlier version of that prompt
+    test_sets/<id>.json
+    soft_prompts/<id>.json       metadata; the tensor sits beside it as <id>.safetensors
+    runs/<prompt id>/<run id>.json
+    trash/<id>/...               deleted prompts (with their history), restorable
+
+Every write is atomic (`fsutil.atomic_write_bytes`). Files that do not parse or
+validate are reported in `problems`, skipped, and never overwritten.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import shutil
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from workbench.core.fsutil import atomic_write_bytes, remove_stale_temp_files
+from workbench.core.models import (
+    SCHEMA_VERSION,
+    Document,
+    Prompt,
+    RunRecord,
+    SchemaError,
+    SoftPrompt,
+    TestSet,
+    load_document,
+    new_id,
+    utc_now,
+)
+
+MANIFEST = "workbench-library.json"
+ENV_LIBRARY = "WORKBENCH_LIBRARY"
+
+_D = TypeVar("_D", Prompt, TestSet, SoftPrompt, RunRecord)
+
+
+class LibraryError(Exception):
+    """A library operation was refused; the message says why."""
+
+
+@dataclass(frozen=True)
+class LoadProblem:
+    path: Path
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+def default_library_dir() -> Path:
+    """`WORKBENCH_LIBRARY` if set, else the platform's user data folder."""
+    override = os.environ.get(ENV_LIBRARY)
+    if override:
+        return Path(override).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("prompt-workbench", appauthor=False)) / "library"
+
+
+def document_bytes(document: Document) -> bytes:
+    return (document.model_dump_json(indent=2) + "\n").encode("utf-8")
+
+
+def read_document(path: Path) -> Document:
+    """Parse and validate one library file (migrating older schema versions)."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise SchemaError(str(path), [("", f"cannot read: {exc.strerror or exc}")]) from None
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        where = f"line {exc.lineno}, column {exc.colno}" if hasattr(exc, "lineno") else ""
+        raise SchemaError(str(path), [(where, f"not valid JSON: {exc}")]) from None
+    return load_document(data, str(path))
+
+
+class Library:
+    """One library folder, loaded into memory; writes go straight to disk, atomically."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root).expanduser().resolve()
+        self.prompts: dict[str, Prompt] = {}
+        self.test_sets: dict[str, TestSet] = {}
+        self.soft_prompts: dict[str, SoftPrompt] = {}
+        self.problems: list[LoadProblem] = []
+        self._bad_paths: set[Path] = set()
+        self._lock = threading.RLock()
+        self._open()
+
+    # -- folders ---------------------------------------------------------
+
+    @property
+    def prompts_dir(self) -> Path:
+        return self.root / "prompts"
+
+    @property
+    def history_dir(self) -> Path:
+        return self.root / "history"
+
+    @property
+    def test_sets_dir(self) -> Path:
+        return self.root / "test_sets"
+
+    @property
+    def soft_prompts_dir(self) -> Path:
+        return self.root / "soft_prompts"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.root / "runs"
+
+    @property
+    def trash_dir(self) -> Path:
+        return self.root / "trash"
+
+    def _open(self) -> None:
+        if self.root.exists() and not self.root.is_dir():
+            raise LibraryError(f"{self.root} is not a folder")
+        try:
+            for folder in (self.prompts_dir, self.test_sets_dir, self.soft_prompts_dir):
+                folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise LibraryError(f"cannot create the library folder {self.root}: {exc}") from None
+        manifest = self.root / MANIFEST
+        if manifest.exists():
+            self._check_manifest(manifest)
+        else:
+            body = {"kind": "library", "schema_version": SCHEMA_VERSION}
+            atomic_write_bytes(manifest, (json.dumps(body, indent=2) + "\n").encode())
+        remove_stale_temp_files(self.root)
+        self.reload()
+
+    def _check_manifest(self, manifest: Path) -> None:
+        try:
+            data = json.loads(manifest.read_text("utf-8"))
+            version = int(data.get("schema_version", 1))
+        except (OSError, ValueError, AttributeError, TypeError) as exc:
+            self.problems.append(LoadProblem(manifest, f"unreadable manifest ({exc}); ignored"))
+            return
+        if version > SCHEMA_VERSION:
+            raise LibraryError(
+                f"{self.root} was written by a newer release of Prompt Workbench "
+                f"(library schema {version}; this release reads up to {SCHEMA_VERSION})"
+            )
+
+    def reload(self) -> None:
+        """(Re)read every file; bad ones land in `problems` and are left untouched."""
+        with self._lock:
+            self.problems = [p for p in self.problems if p.path.name == MANIFEST]
+            self._bad_paths = set()
+            self.prompts = self._load_folder(self.prompts_dir, Prompt)
+            self.test_sets = self._load_folder(self.test_sets_dir, TestSet)
+            self.soft_prompts = self._load_folder(self.soft_prompts_dir, SoftPrompt)
+
+    def _load_folder(self, folder: Path, kind: type[_D]) -> dict[str, _D]:
+        loaded, problems, bad = load_folder(folder, kind)
+        self.problems.extend(problems)
+        self._bad_paths |= bad
+        return loaded
+
+    def _write(self, path: Path, document: Document) -> None:
+        if path in self._bad_paths:
+            raise LibraryError(
+                f"{path} could not be read when the library was loaded; "
+                "it is left untouched (fix or move it, then reload)"
+            )
+        atomic_write_bytes(path, document_bytes(document))
+
+    # -- prompts ---------------------------------------------------------
+
+    def prompt_path(self, prompt_id: str) -> Path:
+        return self.prompts_dir / f"{prompt_id}.json"
+
+    def get_prompt(self, prompt_id: str) -> Prompt:
+        try:
+            return self.prompts[prompt_id]
+        except KeyError:
+            raise LibraryError(f"no prompt with id {prompt_id!r}") from None
+
+    def find_prompt(self, ref: str) -> Prompt:
+        """A prompt by id, or by name (case-insensitive, unique)."""
+        if ref in self.prompts:
+            return self.prompts[ref]
+        matches = [p for p in self.prompts.values() if p.name.casefold() == ref.casefold()]
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            ids = ", ".join(p.id for p in matches)
+            raise LibraryError(f"several prompts are named {ref!r} (ids: {ids}); use an id")
+        close = difflib.get_close_matches(ref, [p.name for p in self.prompts.values()], n=3)
+        hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        raise LibraryError(f"no prompt named {ref!r} in {self.root}{hint}")
+
+    def save_prompt(self, prompt: Prompt) -> Prompt:
+        """Save a prompt. If it exists and its content changed, the previous version goes
+        to its history and the version number goes up; an unchanged save is a no-op."""
+        with self._lock:
+            current = self.prompts.get(prompt.id)
+            if current is not None and current.content_equal(prompt):
+                return current
+            if current is not None:
+                saved = prompt.model_copy(
+                    update={"version": current.version + 1, "updated": utc_now(),
+                            "created": current.created}
+                )
+                # history first: a crash between the two writes duplicates, never loses
+                atomic_write_bytes(self._history_path(prompt.id, current.version),
+                                   document_bytes(current))
+            else:
+                saved = prompt.model_copy(update={"updated": utc_now()})
+            saved = Prompt.model_validate(saved.model_dump())
+            self._write(self.prompt_path(saved.id), saved)
+            self.prompts[saved.id] = saved
+            return saved
+
+    def new_prompt(self, name: str, **fields: Any) -> Prompt:
+        return self.save_prompt(Prompt(name=name, **fields))
+
+    def duplicate_prompt(self, prompt_id: str, name: str | None = None) -> Prompt:
+        source = self.get_prompt(prompt_id)
+        copy = source.model_copy(
+            update={"id": new_id(), "name": name or f"{source.name} (copy)", "version": 1,
+                    "created": utc_now(), "labels": []}
+        )
+        return self.save_prompt(Prompt.model_validate(copy.model_dump()))
+
+    def rename_prompt(self, prompt_id: str, name: str) -> Prompt:
+        if not name.strip():
+            raise LibraryError("a prompt needs a name")
+        prompt = self.get_prompt(prompt_id)
+        return self.save_prompt(prompt.model_copy(update={"name": name}))
+
+    def delete_prompt(self, prompt_id: str) -> None:
+        """Move a prompt and its history to the trash (restorable with `undelete_prompt`)."""
+        with self._lock:
+            self.get_prompt(prompt_id)
+            target = self.trash_dir / prompt_id
+            if target.exists():
+                shutil.rmtree(target)
+            target.mkdir(parents=True)
+            os.replace(self.prompt_path(prompt_id), target / "prompt.json")
+            history = self.history_dir / prompt_id
+            if history.exists():
+                os.replace(history, target / "history")
+            del self.prompts[prompt_id]
+
+    def trashed_prompt_ids(self) -> list[str]:
+        if not self.trash_dir.exists():
+            return []
+        return sorted(p.name for p in self.trash_dir.iterdir() if (p / "prompt.json").exists())
+
+    def undelete_prompt(self, prompt_id: str) -> Prompt:
+        with self._lock:
+            source = self.trash_dir / prompt_id
+            document = read_document(source / "prompt.json")
+            if not isinstance(document, Prompt):
+                raise LibraryError(f"{source} does not hold a prompt")
+            if prompt_id in self.prompts:
+                raise LibraryError(f"a prompt with id {prompt_id!r} exists already")
+            if (source / "history").exists():
+                self.history_dir.mkdir(exist_ok=True)
+                os.replace(source / "history", self.history_dir / prompt_id)
+            os.replace(source / "prompt.json", self.prompt_path(prompt_id))
+            shutil.rmtree(source, ignore_errors=True)
+            self.prompts[prompt_id] = document
+            return document
+
+    # -- history ---------------------------------------------------------
+
+    def _history_path(self, prompt_id: str, version: int) -> Path:
+        return self.history_dir / prompt_id / f"v{version:06d}.json"
+
+    def history(self, prompt_id: str) -> list[Prompt]:
+        """Every stored version of a prompt, oldest first, the current one last."""
+        current = self.get_prompt(prompt_id)
+        versions: dict[int, Prompt] = {}
+        folder = self.history_dir / prompt_id
+        if folder.exists():
+            for path in sorted(folder.glob("v*.json")):
+                try:
+                    document = read_document(path)
+                except SchemaError as exc:
+                    self.problems.append(LoadProblem(path, str(exc)))
+                    continue
+                if isinstance(document, Prompt) and document.id == prompt_id:
+                    versions[document.version] = document
+        versions[current.version] = current
+        return [versions[v] for v in sorted(versions)]
+
+    def version(self, prompt_id: str, version: int) -> Prompt:
+        for prompt in self.history(prompt_id):
+            if prompt.version == version:
+                return prompt
+        raise LibraryError(f"prompt {prompt_id!r} has no version {version}")
+
+    def diff(self, prompt_id: str, old: int, new: int | None = None) -> str:
+        """Unified diff between two versions (new defaults to the current one)."""
+        before = self.version(prompt_id, old)
+        after = self.get_prompt(prompt_id) if new is None else self.version(prompt_id, new)
+        skip = {"updated", "created", "version"}
+
+        def lines(p: Prompt) -> list[str]:
+            return json.dumps(p.model_dump(mode="json", exclude=skip), indent=2).splitlines()
+
+        return "\n".join(
+            difflib.unified_diff(
+                lines(before), lines(after), f"version {before.version}",
+                f"version {after.version}", lineterm="",
+            )
+        )
+
+    def restore_version(self, prompt_id: str, version: int) -> Prompt:
+        """Make an old version current again (as a new version: history is never rewritten)."""
+        old = self.version(prompt_id, version)
+        return self.save_prompt(old)
+
+    # -- search ----------------------------------------------------------
+
+    def tags(self) -> list[str]:
+        return sorted({t for p in self.prompts.values() for t in p.tags}, key=str.casefold)
+
+    def search(self, text: str = "", tags: Iterable[str] = ()) -> list[Prompt]:
+        """Prompts whose name, description, tags or templates contain every word of `text`
+        (case-insensitive) and that carry all `tags`; sorted by name."""
+        words = text.casefold().split()
+        wanted = {t.casefold() for t in tags}
+        found = []
+        for prompt in self.prompts.values():
+            if wanted and not wanted <= {t.casefold() for t in prompt.tags}:
+                continue
+            if words:
+                haystack = _search_text(prompt)
+                if not all(w in haystack for w in words):
+                    continue
+            found.append(prompt)
+        found.sort(key=lambda p: (p.name.casefold(), p.id))
+        return found
+
+    # -- test sets -------------------------------------------------------
+
+    def save_test_set(self, test_set: TestSet) -> TestSet:
+        with self._lock:
+            saved = test_set.model_copy(update={"updated": utc_now()})
+            self._write(self.test_sets_dir / f"{saved.id}.json", saved)
+            self.test_sets[saved.id] = saved
+            return saved
+
+    def test_sets_for(self, prompt_id: str) -> list[TestSet]:
+        return sorted(
+            (t for t in self.test_sets.values() if t.prompt_id == prompt_id),
+            key=lambda t: t.name.casefold(),
+        )
+
+    def delete_test_set(self, test_set_id: str) -> None:
+        with self._lock:
+            if test_set_id not in self.test_sets:
+                raise LibraryError(f"no test set with id {test_set_id!r}")
+            (self.test_sets_dir / f"{test_set_id}.json").unlink()
+            del self.test_sets[test_set_id]
+
+    # -- soft prompts ----------------------------------------------------
+
+    def soft_prompt_tensor_path(self, soft_prompt: SoftPrompt) -> Path:
+        return self.soft_prompts_dir / soft_prompt.tensor_file
+
+    def save_soft_prompt(self, soft_prompt: SoftPrompt, tensor_bytes: bytes | None = None) -> None:
+        """Save metadata (and the safetensors bytes, written first so metadata never
+        points at a missing tensor)."""
+        if Path(soft_prompt.tensor_file).name != soft_prompt.tensor_file:
+            raise LibraryError(f"tensor file name {soft_prompt.tensor_file!r} must be a plain name")
+        with self._lock:
+            if tensor_bytes is not None:
+                atomic_write_bytes(self.soft_prompt_tensor_path(soft_prompt), tensor_bytes)
+            self._write(self.soft_prompts_dir / f"{soft_prompt.id}.json", soft_prompt)
+            self.soft_prompts[soft_prompt.id] = soft_prompt
+
+    def soft_prompts_for(self, prompt_id: str) -> list[SoftPrompt]:
+        return [s for s in self.soft_prompts.values() if s.prompt_id == prompt_id]
+
+    # -- runs ------------------------------------------------------------
+
+    def save_run(self, record: RunRecord) -> RunRecord:
+        folder = self.runs_dir / (record.prompt_id or "_adhoc")
+        with self._lock:
+            self._write(folder / f"{record.id}.json", record)
+        return record
+
+    def runs_for(self, prompt_id: str) -> list[RunRecord]:
+        """The prompt's stored runs, newest first (unreadable ones are reported, skipped)."""
+        folder = self.runs_dir / prompt_id
+        runs: list[RunRecord] = []
+        if folder.exists():
+            for path in folder.glob("*.json"):
+                try:
+                    document = read_document(path)
+                except SchemaError as exc:
+                    self.problems.append(LoadProblem(path, str(exc)))
+                    continue
+                if isinstance(document, RunRecord):
+                    runs.append(document)
+        runs.sort(key=lambda r: (r.created, r.id), reverse=True)
+        return runs
+
+    # -- bulk ------------------------------------------------------------
+
+    def documents(self) -> Iterator[Document]:
+        yield from self.prompts.values()
+        yield from self.test_sets.values()
+        yield from self.soft_prompts.values()
+
+    def is_empty(self) -> bool:
+        return not (self.prompts or self.test_sets or self.soft_prompts)
+
+
+def _search_text(prompt: Prompt) -> str:
+    parts = [prompt.name, prompt.description, prompt.system, prompt.user_template, *prompt.tags,
+             *prompt.labels]
+    return "\n".join(parts).casefold()
+
+
+def load_folder(
+    folder: Path, kind: type[_D]
+) -> tuple[dict[str, _D], list[LoadProblem], set[Path]]:
+    """Read every document of one kind in a folder: (by id, problems, unreadable paths)."""
+    loaded: dict[str, _D] = {}
+    problems: list[LoadProblem] = []
+    bad: set[Path] = set()
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError as exc:
+        return loaded, [LoadProblem(folder, f"cannot list: {exc}")], bad
+    for entry in entries:
+        path = Path(entry.path)
+        if entry.name.startswith("."):
+            continue  # temp files of writes in progress
+        if kind is SoftPrompt and entry.name.endswith(".safetensors"):
+            continue
+        if not entry.name.endswith(".json") or not entry.is_file():
+            problems.append(LoadProblem(path, "unknown file; ignored"))
+            continue
+        try:
+            document = read_document(path)
+        except SchemaError as exc:
+            bad.add(path)
+            detail = "; ".join(f"{loc or 'file'}: {msg}" for loc, msg in exc.problems)
+            problems.append(LoadProblem(path, detail))
+            continue
+        if not isinstance(document, kind):
+            bad.add(path)
+            problems.append(LoadProblem(path, f"holds a {document.kind}, expected {kind.__name__}"))
+            continue
+        if path.stem != document.id:
+            bad.add(path)
+            problems.append(LoadProblem(path, f"file name does not match its id {document.id!r}"))
+            continue
+        loaded[document.id] = document
+    return loaded, problems, bad
+
+
+def seed_library(library: Library, source: Path) -> list[str]:
+    """Copy a sample library folder into `library`; documents whose id exists are skipped.
+    Returns the names of what was added."""
+    prompts, problems, _ = load_folder(source / "prompts", Prompt)
+    test_sets, more, _ = load_folder(source / "test_sets", TestSet)
+    problems += more
+    if problems:
+        raise LibraryError("the sample library is damaged: " + "; ".join(map(str, problems)))
+    added: list[str] = []
+    for prompt in prompts.values():
+        if prompt.id not in library.prompts:
+            library.save_prompt(prompt)
+            added.append(prompt.name)
+    for test_set in test_sets.values():
+        if test_set.id not in library.test_sets:
+            library.save_test_set(test_set)
+            added.append(test_set.name)
+    return added

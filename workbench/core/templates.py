@@ -1,0 +1,324 @@
+"""Template rendering: sandboxed Jinja2 into chat messages, variable discovery, errors with positions.
+
+Templates may come from imported libraries, so they are untrusted: rendering uses
+Jinja2's immutable sandbox with StrictUndefined, and every failure (syntax, missing
+variable, sandbox violation) becomes a `TemplateError` carrying the field, line and
+column it happened at.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import traceback
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import cache
+
+import jinja2
+from jinja2 import meta, nodes
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+
+from workbench.core.models import CoTMode, FewShot, FewShotOrder, FewShotStyle, Message, Prompt
+
+_TEMPLATE_NAME = "<template>"
+
+
+class TemplateError(ValueError):
+    """A template could not be parsed or rendered. Positions are 1-based."""
+
+    def __init__(self, message: str, *, field: str = "template", line: int = 1, column: int = 1):
+        self.message = message
+        self.field = field
+        self.line = line
+        self.column = column
+        super().__init__(f"{field}, line {line}, column {column}: {message}")
+
+
+@cache
+def environment() -> ImmutableSandboxedEnvironment:
+    """The one Jinja2 environment: sandboxed, immutable, strict about undefined names."""
+    return ImmutableSandboxedEnvironment(
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+        auto_reload=False,
+    )
+
+
+def _line_text(source: str, line: int) -> str:
+    lines = source.splitlines()
+    return lines[line - 1] if 0 < line <= len(lines) else ""
+
+
+def _guess_column(source: str, line: int, message: str, needle: str | None = None) -> int:
+    """Best column for an error on `line`: the quoted token or name from the message,
+    else the first tag opening on the line."""
+    text = _line_text(source, line)
+    candidates = [needle] if needle else []
+    candidates += re.findall(r"'([^']+)'", message)
+    for token in candidates:
+        if token:
+            idx = text.find(token)
+            if idx >= 0:
+                return idx + 1
+    for opener in ("{{", "{%", "{#"):
+        idx = text.find(opener)
+        if idx >= 0:
+            return idx + 1
+    return 1
+
+
+def _template_line_from_traceback(exc: BaseException) -> int | None:
+    """Jinja rewrites tracebacks so template frames carry template line numbers."""
+    line = None
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if frame.filename == _TEMPLATE_NAME and frame.lineno:
+            line = frame.lineno
+    return line
+
+
+def _first_occurrence(source: str, name: str) -> tuple[int, int]:
+    pattern = re.compile(rf"\b{re.escape(name)}\b")
+    for number, text in enumerate(source.splitlines(), start=1):
+        for match in pattern.finditer(text):
+            # only inside an expression or statement, not in literal text
+            before = text[: match.start()]
+            if before.rfind("{{") > before.rfind("}}") or before.rfind("{%") > before.rfind("%}"):
+                return number, match.start() + 1
+    return 1, 1
+
+
+def _parse(source: str, field: str) -> nodes.Template:
+    try:
+        return environment().parse(source, name=_TEMPLATE_NAME)
+    except jinja2.TemplateSyntaxError as exc:
+        line = exc.lineno or 1
+        raise TemplateError(
+            exc.message or "syntax error",
+            field=field,
+            line=line,
+            column=_guess_column(source, line, exc.message or ""),
+        ) from None
+
+
+@cache
+def _compile(source: str) -> jinja2.Template:
+    return environment().from_string(source)
+
+
+def template_variables(source: str, field: str = "template") -> list[str]:
+    """The variables a template reads, in order of first appearance."""
+    tree = _parse(source, field)
+    undeclared = meta.find_undeclared_variables(tree)
+    ordered: list[str] = []
+    for node in tree.find_all(nodes.Name):
+        if node.ctx == "load" and node.name in undeclared and node.name not in ordered:
+            ordered.append(node.name)
+    return ordered
+
+
+def check_template(source: str, field: str = "template") -> None:
+    """Raise TemplateError if the template does not parse."""
+    _parse(source, field)
+
+
+def render_template(source: str, values: Mapping[str, object], field: str = "template") -> str:
+    """Render one template in the sandbox; every failure is a positioned TemplateError."""
+    needed = template_variables(source, field)
+    missing = [name for name in needed if name not in values]
+    if missing:
+        line, column = _first_occurrence(source, missing[0])
+        names = ", ".join(repr(m) for m in missing)
+        raise TemplateError(
+            f"no value for variable {names}", field=field, line=line, column=column
+        )
+    try:
+        return _compile(source).render(**values)
+    except SecurityError as exc:
+        line = _template_line_from_traceback(exc) or 1
+        raise TemplateError(
+            f"blocked by the sandbox: {exc}",
+            field=field,
+            line=line,
+            column=_guess_column(source, line, str(exc)),
+        ) from None
+    except jinja2.TemplateError as exc:
+        line = _template_line_from_traceback(exc) or getattr(exc, "lineno", None) or 1
+        message = getattr(exc, "message", None) or str(exc)
+        raise TemplateError(
+            message, field=field, line=line, column=_guess_column(source, line, message)
+        ) from None
+    except Exception as exc:  # errors raised by filters on bad data, e.g. int("x")
+        line = _template_line_from_traceback(exc) or 1
+        raise TemplateError(
+            f"{type(exc).__name__}: {exc}",
+            field=field,
+            line=line,
+            column=_guess_column(source, line, str(exc)),
+        ) from None
+
+
+# ---------------------------------------------------------------------------
+# Prompts → chat messages
+
+
+def prompt_variables(prompt: Prompt) -> list[str]:
+    """Every variable a prompt needs from the user, in order of first appearance."""
+    names: list[str] = []
+
+    def add(found: Iterable[str], exclude: set[str] | frozenset[str] = frozenset()) -> None:
+        for name in found:
+            if name not in exclude and name not in names:
+                names.append(name)
+
+    add(template_variables(prompt.system, "system"))
+    if prompt.cot.mode is CoTMode.CHAIN:
+        step_names = {s.name for s in prompt.cot.steps}
+        for i, step in enumerate(prompt.cot.steps):
+            add(template_variables(step.template, f"cot.steps.{i}.template"), step_names)
+            if step.system:
+                add(template_variables(step.system, f"cot.steps.{i}.system"), step_names)
+    else:
+        add(template_variables(prompt.user_template, "user_template"))
+        if prompt.cot.mode is CoTMode.SCAFFOLD:
+            add(template_variables(prompt.cot.scaffold, "cot.scaffold"), {"user"})
+    return names
+
+
+def resolve_values(prompt: Prompt, values: Mapping[str, str]) -> dict[str, str]:
+    """User values over declared defaults."""
+    merged = {v.name: v.default for v in prompt.variables if v.default is not None}
+    merged.update(values)
+    return merged
+
+
+def select_examples(few_shot: FewShot) -> list[int]:
+    """Indices of the examples to include, in the order they are shown."""
+    indices = list(range(len(few_shot.examples)))
+    if few_shot.order is FewShotOrder.RANDOM:
+        random.Random(few_shot.seed).shuffle(indices)
+    count = len(indices) if few_shot.count is None else few_shot.count
+    indices = indices[:count]
+    if few_shot.order is FewShotOrder.REVERSED:
+        indices.reverse()
+    return indices
+
+
+def _example_user_text(prompt: Prompt, index: int) -> str:
+    example = prompt.few_shot.examples[index]
+    if example.vars:
+        return render_template(
+            prompt.user_template, example.vars, f"few_shot.examples.{index}.vars"
+        )
+    return example.input
+
+
+def _join(*parts: str) -> str:
+    return "\n\n".join(p for p in parts if p)
+
+
+def render_messages(prompt: Prompt, values: Mapping[str, str]) -> list[Message]:
+    """The chat messages for one call of a (non-chain) prompt, before the model's chat template.
+
+    For a chain, this renders its first step; use `render_chain_step` for the others.
+    """
+    if prompt.cot.mode is CoTMode.CHAIN:
+        if not prompt.cot.steps:
+            raise TemplateError("the chain has no steps", field="cot.steps")
+        return render_chain_step(prompt, values, 0, {})
+    merged = resolve_values(prompt, values)
+    messages: list[Message] = []
+    system = render_template(prompt.system, merged, "system")
+    if system:
+        messages.append(Message(role="system", content=system))
+
+    few_shot = prompt.few_shot
+    chosen = select_examples(few_shot)
+    inline_block = ""
+    if chosen and few_shot.style is FewShotStyle.CHAT:
+        for i in chosen:
+            messages.append(Message(role="user", content=_example_user_text(prompt, i)))
+            messages.append(Message(role="assistant", content=few_shot.examples[i].output))
+    elif chosen:
+        rendered = []
+        for i in chosen:
+            example = few_shot.examples[i]
+            example_values = {
+                **example.vars,
+                "input": _example_user_text(prompt, i),
+                "output": example.output,
+            }
+            rendered.append(
+                render_template(few_shot.example_format, example_values, "few_shot.example_format")
+            )
+        inline_block = _join(few_shot.inline_header, few_shot.separator.join(rendered))
+
+    user = render_template(prompt.user_template, merged, "user_template")
+    if prompt.cot.mode is CoTMode.ZERO_SHOT:
+        user = _join(user, prompt.cot.trigger)
+    elif prompt.cot.mode is CoTMode.SCAFFOLD:
+        user = render_template(prompt.cot.scaffold, {**merged, "user": user}, "cot.scaffold")
+    messages.append(Message(role="user", content=_join(inline_block, user)))
+    return messages
+
+
+def render_chain_step(
+    prompt: Prompt, values: Mapping[str, str], index: int, outputs: Mapping[str, str]
+) -> list[Message]:
+    """Messages for step `index` of a chain; `outputs` holds earlier steps' outputs by name."""
+    steps = prompt.cot.steps
+    if not 0 <= index < len(steps):
+        raise TemplateError(f"the chain has no step {index + 1}", field="cot.steps")
+    step = steps[index]
+    later = {s.name for s in steps[index:]}
+    early_use = later & set(template_variables(step.template, f"cot.steps.{index}.template"))
+    if early_use:
+        name = sorted(early_use)[0]
+        line, column = _first_occurrence(step.template, name)
+        raise TemplateError(
+            f"step {step.name!r} uses the output of step {name!r}, which has not run yet",
+            field=f"cot.steps.{index}.template",
+            line=line,
+            column=column,
+        )
+    merged = {**resolve_values(prompt, values), **outputs}
+    messages: list[Message] = []
+    system_source = step.system if step.system is not None else prompt.system
+    system = render_template(system_source, merged, f"cot.steps.{index}.system")
+    if system:
+        messages.append(Message(role="system", content=system))
+    user = render_template(step.template, merged, f"cot.steps.{index}.template")
+    messages.append(Message(role="user", content=user))
+    return messages
+
+
+def extract_answer(prompt: Prompt, output: str) -> str:
+    """The final answer in a chain-of-thought output (the pattern's first group), else the output."""
+    if prompt.cot.mode in (CoTMode.ZERO_SHOT, CoTMode.SCAFFOLD) and prompt.cot.answer_pattern:
+        matches = list(re.finditer(prompt.cot.answer_pattern, output))
+        if matches:
+            match = matches[-1]
+            return (match.group(1) if match.groups() else match.group(0)).strip()
+    return output.strip()
+
+
+@dataclass(frozen=True)
+class RenderedStep:
+    name: str
+    messages: list[Message]
+
+
+def render_preview(prompt: Prompt, values: Mapping[str, str]) -> list[RenderedStep]:
+    """Everything the model will see for a prompt; chain steps show placeholders for
+    the outputs of earlier steps (which exist only once the chain runs)."""
+    if prompt.cot.mode is not CoTMode.CHAIN:
+        return [RenderedStep("", render_messages(prompt, values))]
+    rendered: list[RenderedStep] = []
+    outputs: dict[str, str] = {}
+    for i, step in enumerate(prompt.cot.steps):
+        rendered.append(RenderedStep(step.name, render_chain_step(prompt, values, i, outputs)))
+        outputs[step.name] = f"<output of step {step.name}>"
+    if not rendered:
+        raise TemplateError("the chain has no steps", field="cot.steps")
+    return rendered
