@@ -337,13 +337,40 @@ class RunRecord(_Model):
     created: datetime = Field(default_factory=utc_now)
 
 
-Document = Prompt | TestSet | SoftPrompt | RunRecord
+class ModelSpec(_Model):
+    """A model the workbench can run: a GGUF file, a Hugging Face folder, or a server."""
 
-_KINDS: dict[str, type[Prompt] | type[TestSet] | type[SoftPrompt] | type[RunRecord]] = {
+    schema_version: int = SCHEMA_VERSION
+    kind: Literal["model"] = "model"
+    id: Id
+    name: str
+    source: Literal["gguf", "hf", "openai"]
+    path: str | None = Field(default=None, description="file (gguf) or folder (hf)")
+    url: str | None = Field(default=None, description="base URL of an OpenAI-compatible server")
+    remote_model: str | None = Field(default=None, description="model name on the server")
+    api_key_env: str | None = Field(
+        default=None, description="environment variable holding the server's API key"
+    )
+    backend: Literal["llama.cpp", "transformers", "openai"] | None = Field(
+        default=None, description="None = the natural one for the source"
+    )
+    allow_pickle: bool = Field(default=False, description="accept pickle .bin weights (unsafe)")
+    embedded: bool = False
+
+    def default_backend(self) -> str:
+        if self.backend:
+            return self.backend
+        return {"gguf": "llama.cpp", "hf": "transformers", "openai": "openai"}[self.source]
+
+
+Document = Prompt | TestSet | SoftPrompt | RunRecord | ModelSpec
+
+_KINDS: dict[str, type[Document]] = {
     "prompt": Prompt,
     "test_set": TestSet,
     "soft_prompt": SoftPrompt,
     "run": RunRecord,
+    "model": ModelSpec,
 }
 
 
@@ -375,6 +402,7 @@ _MIGRATIONS: dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] =
     ("test_set", 1): _unchanged,
     ("soft_prompt", 1): _unchanged,
     ("run", 1): _unchanged,
+    ("model", 1): _unchanged,
 }
 
 

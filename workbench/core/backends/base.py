@@ -1,0 +1,256 @@
+"""The Backend protocol, its events and errors, and helpers every backend shares.
+
+A backend wraps one loaded model. `stream()` is a generator (see DESIGN.md's
+threading model): it yields a `TokenEvent` per generated token and ends with one
+`Finished` event carrying the stats; it checks the cancel event once per token.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from workbench.core.models import GenerationParams, Message, ModelSpec, RunStats
+
+# One model job at a time in this process: on 2 cores two jobs oversubscribe the CPU,
+# and llama.cpp's Llama crashes when two threads call it at once.
+MODEL_JOB_LOCK = threading.RLock()
+
+
+class BackendError(Exception):
+    """A model could not be used; the message names the model and what to do."""
+
+
+class ModelLoadError(BackendError):
+    """The model file/folder/server is missing, unreadable, or in an unsupported format."""
+
+
+class ContextOverflowError(BackendError):
+    """The prompt does not fit the model's context window."""
+
+
+class OutOfMemoryError(BackendError):
+    """The device ran out of memory; the process stays usable."""
+
+
+@dataclass(frozen=True)
+class TokenEvent:
+    """One generated token: its text piece, id, log-probability and top alternatives."""
+
+    text: str
+    token_id: int | None = None
+    logprob: float | None = None
+    top: tuple[tuple[str, float], ...] | None = None
+
+
+@dataclass(frozen=True)
+class Finished:
+    """The last event of a stream."""
+
+    text: str
+    stats: RunStats
+    token_ids: tuple[int, ...] = ()
+
+
+StreamEvent = TokenEvent | Finished
+Prompt = Sequence[Message] | str  # chat messages, or raw text fed to the model as-is
+
+
+def physical_cores() -> int:
+    """Physical CPU cores available to this process (the default thread count)."""
+    try:
+        available = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        available = os.cpu_count() or 1
+    cores: set[tuple[str, str]] = set()
+    try:
+        physical, core = "0", None
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            key, value = key.strip(), value.strip()
+            if key == "physical id":
+                physical = value
+            elif key == "core id":
+                core = value
+                cores.add((physical, core))
+    except OSError:
+        pass
+    return max(1, min(available, len(cores) or available))
+
+
+@dataclass
+class BackendSettings:
+    """Settings shared by local backends (a user setting; CLI flags override)."""
+
+    threads: int = field(default_factory=physical_cores)
+    device: str = "auto"  # auto | cpu | cuda | mps (transformers)
+    n_ctx: int = 2048  # llama.cpp context; a multiple of 256, at least 256
+    allow_pickle: bool = False  # transformers: accept .bin (pickle) weights
+
+    def __post_init__(self) -> None:
+        if self.threads < 1:
+            raise ValueError("threads must be at least 1")
+        self.n_ctx = normalise_n_ctx(self.n_ctx)
+
+
+def normalise_n_ctx(n_ctx: int) -> int:
+    """llama.cpp crashes on long prompts with n_ctx < 256 or not a multiple of 256."""
+    return max(256, -(-int(n_ctx) // 256) * 256)
+
+
+class StopMatcher:
+    """Finds stop strings in streamed text, holding back text that may start one."""
+
+    def __init__(self, stops: Sequence[str]) -> None:
+        self.stops = [s for s in stops if s]
+        self._pending = ""
+        self.stopped = False
+
+    def feed(self, piece: str) -> str:
+        """Add a piece; return the text safe to emit now ('' while a stop may be forming)."""
+        if self.stopped:
+            return ""
+        text = self._pending + piece
+        if not self.stops:
+            self._pending = ""
+            return text
+        cut = min((i for i in (text.find(s) for s in self.stops) if i >= 0), default=-1)
+        if cut >= 0:
+            self.stopped = True
+            self._pending = ""
+            return text[:cut]
+        hold = 0
+        for stop in self.stops:
+            for k in range(min(len(stop) - 1, len(text)), 0, -1):
+                if text.endswith(stop[:k]):
+                    hold = max(hold, k)
+                    break
+        self._pending = text[len(text) - hold :] if hold else ""
+        return text[: len(text) - hold]
+
+    def flush(self) -> str:
+        rest, self._pending = self._pending, ""
+        return "" if self.stopped else rest
+
+
+class Timer:
+    """Time to first token and tokens/s for a stream."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+        self.first: float | None = None
+        self.count = 0
+
+    def token(self) -> None:
+        self.count += 1
+        if self.first is None:
+            self.first = time.perf_counter()
+
+    def stats(self, prompt_tokens: int | None, finish_reason: str) -> RunStats:
+        end = time.perf_counter()
+        ttft = (self.first - self.start) if self.first is not None else None
+        decode_time = end - self.first if self.first is not None else 0.0
+        rate = (self.count - 1) / decode_time if self.count > 1 and decode_time > 0 else None
+        return RunStats(
+            prompt_tokens=prompt_tokens,
+            completion_tokens=self.count,
+            time_to_first_token_s=ttft,
+            tokens_per_s=rate,
+            total_s=end - self.start,
+            finish_reason=finish_reason,
+        )
+
+
+def top_from_logprobs(
+    logprobs: Sequence[float], k: int, decode: object
+) -> tuple[tuple[str, float], ...]:
+    """The k best (text, logprob) pairs from a full log-probability row, best first."""
+    import numpy as np
+
+    row = np.asarray(logprobs)
+    k = min(k, row.shape[-1])
+    best = np.argpartition(-row, k - 1)[:k]
+    best = best[np.argsort(-row[best], kind="stable")]
+    to_text = decode  # a callable int -> str
+    return tuple((to_text(int(i)), float(row[i])) for i in best)  # type: ignore[operator]
+
+
+def check_logprob(value: float) -> float:
+    return value if math.isfinite(value) else -1e30
+
+
+class Backend(ABC):
+    """One loaded model behind a uniform interface."""
+
+    name: str = ""
+
+    def __init__(self, spec: ModelSpec, settings: BackendSettings | None = None) -> None:
+        self.spec = spec
+        self.settings = settings or BackendSettings()
+        self.lock = threading.Lock()  # one job at a time on this model
+
+    @property
+    @abstractmethod
+    def context_length(self) -> int:
+        """Maximum tokens (prompt + generation) this model accepts."""
+
+    @abstractmethod
+    def count_tokens(self, text: str) -> int:
+        """Tokens in `text` as this model tokenises it (special tokens parsed)."""
+
+    @abstractmethod
+    def apply_chat_template(self, messages: Sequence[Message]) -> str:
+        """The text the model sees for these messages, ending with the assistant's turn."""
+
+    @abstractmethod
+    def _stream(
+        self, text: str, params: GenerationParams, cancel: threading.Event
+    ) -> Iterator[StreamEvent]:
+        """Generate from fully rendered text; called with the locks held."""
+
+    def prompt_text(self, prompt: Prompt) -> str:
+        return prompt if isinstance(prompt, str) else self.apply_chat_template(prompt)
+
+    def stream(
+        self,
+        prompt: Prompt,
+        params: GenerationParams | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Iterator[StreamEvent]:
+        """Stream tokens for chat messages (through the chat template) or raw text."""
+        params = params or GenerationParams()
+        cancel = cancel or threading.Event()
+        text = self.prompt_text(prompt)
+        with MODEL_JOB_LOCK, self.lock:
+            yield from self._stream(text, params, cancel)
+
+    def generate(self, prompt: Prompt, params: GenerationParams | None = None) -> Finished:
+        """Run to completion; the final event."""
+        final: Finished | None = None
+        for event in self.stream(prompt, params):
+            if isinstance(event, Finished):
+                final = event
+        assert final is not None
+        return final
+
+    def check_fits(self, prompt_tokens: int, params: GenerationParams) -> None:
+        limit = self.context_length
+        if prompt_tokens >= limit:
+            raise ContextOverflowError(
+                f"the prompt is {prompt_tokens} tokens but model {self.spec.name!r} "
+                f"has a context of {limit} tokens; shorten the prompt or few-shot examples"
+                + (" or raise the context size setting" if self.name == "llama.cpp" else "")
+            )
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Free the model's memory."""
+
+    @property
+    def description(self) -> str:
+        return f"{self.spec.name} ({self.name})"

@@ -1,0 +1,72 @@
+"""Qt item models that adapt core objects; the data itself stays in the core library."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import (
+    QAbstractListModel,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    Qt,
+)
+
+from workbench.core.library import Library
+from workbench.core.models import Prompt
+
+_Index = QModelIndex | QPersistentModelIndex
+
+
+class PromptListModel(QAbstractListModel):
+    """The library's prompts (filtered by a search text and tags), sorted by name."""
+
+    PromptIdRole = Qt.ItemDataRole.UserRole + 1
+    TagsRole = Qt.ItemDataRole.UserRole + 2
+
+    def __init__(self, library: Library, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._library = library
+        self._text = ""
+        self._tags: list[str] = []
+        self._rows: list[Prompt] = library.search()
+
+    def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self._rows)
+
+    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or not 0 <= index.row() < len(self._rows):
+            return None
+        prompt = self._rows[index.row()]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return prompt.name
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return prompt.description or prompt.name
+        if role == self.PromptIdRole:
+            return prompt.id
+        if role == self.TagsRole:
+            return list(prompt.tags)
+        return None
+
+    def roleNames(self) -> dict[int, bytes]:
+        names = dict(super().roleNames())
+        names[self.PromptIdRole] = b"promptId"
+        names[self.TagsRole] = b"tags"
+        return names
+
+    def prompt_at(self, row: int) -> Prompt | None:
+        return self._rows[row] if 0 <= row < len(self._rows) else None
+
+    def row_of(self, prompt_id: str) -> int:
+        return next((i for i, p in enumerate(self._rows) if p.id == prompt_id), -1)
+
+    def set_filter(self, text: str, tags: list[str] | None = None) -> None:
+        self._text = text
+        if tags is not None:
+            self._tags = tags
+        self.reload()
+
+    def reload(self) -> None:
+        self.beginResetModel()
+        self._rows = self._library.search(self._text, self._tags)
+        self.endResetModel()
