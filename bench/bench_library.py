@@ -16,7 +16,18 @@ from workbench.core.library import Library, document_bytes
 from workbench.core.models import FewShot, FewShotExample, Prompt
 
 N = int(os.environ.get("BENCH_PROMPTS", "10000"))
-WORDS = "alpha beta gamma delta review summary classify extract translate reason".split()
+WORDS = [
+    "alpha",
+    "beta",
+    "gamma",
+    "delta",
+    "review",
+    "summary",
+    "classify",
+    "extract",
+    "translate",
+    "reason",
+]
 
 
 def generate(root: Path) -> None:
@@ -30,8 +41,9 @@ def generate(root: Path) -> None:
             tags=[word, f"team{i % 7}"],
             system=f"You are assistant number {i}. " * 3,
             user_template="Input: {{ text }}\nTask: " + word,
-            few_shot=FewShot(examples=[FewShotExample(input=f"example {j}", output=word)
-                                       for j in range(3)]),
+            few_shot=FewShot(
+                examples=[FewShotExample(input=f"example {j}", output=word) for j in range(3)]
+            ),
         )
         (folder / f"{prompt.id}.json").write_bytes(document_bytes(prompt))
 
@@ -58,7 +70,9 @@ def main() -> None:
 
         print(f"prompts: {N}")
         print(f"raw read + json.loads (floor): {floor:.3f} s")
-        print(f"Library() load:               {load:.3f} s  (target < 1 s; {load / floor:.2f}x floor)")
+        print(
+            f"Library() load:               {load:.3f} s  (target < 1 s; {load / floor:.2f}x floor)"
+        )
         print(f"search 'review prompt' + tag: {search * 1000:.1f} ms ({len(hits)} hits)")
 
 

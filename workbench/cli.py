@@ -68,14 +68,16 @@ def cmd_render(args: argparse.Namespace) -> int:
     missing = [name for name in prompt_variables(prompt) if name not in merged]
     if missing:
         raise CliError(
-            f"prompt {prompt.name!r} needs values for: {', '.join(missing)} "
-            f"(pass --var NAME=VALUE)"
+            f"prompt {prompt.name!r} needs values for: {', '.join(missing)} (pass --var NAME=VALUE)"
         )
     steps = render_preview(prompt, values)
     if args.json:
         for step in steps:
-            print(json.dumps({"step": step.name or None,
-                              "messages": [m.model_dump() for m in step.messages]}))
+            print(
+                json.dumps(
+                    {"step": step.name or None, "messages": [m.model_dump() for m in step.messages]}
+                )
+            )
         return 0
     for step in steps:
         if step.name:
@@ -134,6 +136,251 @@ def cmd_library_seed(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- models and generation -----------------------------------------------------
+
+
+def _settings(args: argparse.Namespace):  # -> BackendSettings
+    from workbench.core.backends.base import BackendSettings
+
+    kwargs = {}
+    if getattr(args, "threads", None):
+        kwargs["threads"] = args.threads
+    if getattr(args, "n_ctx", None):
+        kwargs["n_ctx"] = args.n_ctx
+    if getattr(args, "device", None):
+        kwargs["device"] = args.device
+    return BackendSettings(**kwargs)
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from workbench.core.backends.registry import ModelCatalog, backends_for
+
+    catalog = ModelCatalog()
+    for problem in catalog.problems:
+        print(f"warning: {problem}", file=sys.stderr)
+    for spec in catalog.all():
+        where = spec.url if spec.source == "openai" else spec.path or "(not installed)"
+        if args.json:
+            print(
+                json.dumps(
+                    {
+                        "id": spec.id,
+                        "name": spec.name,
+                        "source": spec.source,
+                        "location": where,
+                        "backends": backends_for(spec),
+                        "embedded": spec.embedded,
+                    }
+                )
+            )
+        else:
+            default = "  [default]" if spec.embedded else ""
+            print(
+                f"{spec.id}  {spec.name}  ({spec.source}: {', '.join(backends_for(spec))})"
+                f"{default}\n    {where}"
+            )
+    return 0
+
+
+def cmd_models_add(args: argparse.Namespace) -> int:
+    from workbench.core.backends.registry import ModelCatalog, spec_for
+
+    spec = spec_for(
+        args.location,
+        name=args.name,
+        backend=args.backend,
+        allow_pickle=args.allow_pickle,
+        remote_model=args.remote_model,
+        api_key_env=args.api_key_env,
+    )
+    added = ModelCatalog().add(spec)
+    print(f"added {added.id}: {added.name}")
+    return 0
+
+
+def cmd_models_remove(args: argparse.Namespace) -> int:
+    from workbench.core.backends.registry import ModelCatalog
+
+    removed = ModelCatalog().remove(args.model)
+    print(f"removed {removed.id}")
+    return 0
+
+
+def _params(args: argparse.Namespace, base):  # -> GenerationParams
+    update = {}
+    for flag, field in (
+        ("max_tokens", "max_new_tokens"),
+        ("temperature", "temperature"),
+        ("top_p", "top_p"),
+        ("top_k", "top_k"),
+        ("seed", "seed"),
+        ("repetition_penalty", "repetition_penalty"),
+    ):
+        value = getattr(args, flag)
+        if value is not None:
+            update[field] = value
+    if args.stop:
+        update["stop"] = args.stop
+    if args.logprobs is not None:
+        update["logprobs"] = True
+        update["top_logprobs"] = args.logprobs
+    if args.grammar:
+        update["grammar"] = Path(args.grammar).read_text("utf-8")
+    if args.json_schema:
+        try:
+            update["json_schema"] = json.loads(Path(args.json_schema).read_text("utf-8"))
+        except ValueError as exc:
+            raise CliError(f"{args.json_schema}: not valid JSON ({exc})") from None
+    from workbench.core.models import GenerationParams, validate_as
+
+    return validate_as(GenerationParams, {**base.model_dump(), **update}, "generation parameters")
+
+
+def _print_stats(stats, model: str) -> None:
+    parts = [model]
+    if stats.time_to_first_token_s is not None:
+        parts.append(f"first token {stats.time_to_first_token_s * 1000:.0f} ms")
+    if stats.tokens_per_s is not None:
+        parts.append(f"{stats.tokens_per_s:.1f} tokens/s")
+    if stats.prompt_tokens is not None:
+        parts.append(f"{stats.prompt_tokens} prompt tokens")
+    parts.append(f"{stats.completion_tokens} generated")
+    parts.append(f"finish: {stats.finish_reason}")
+    print(" · ".join(parts), file=sys.stderr)
+
+
+def _stream_to_stdout(backend, prompt, params, cancel, as_json: bool, step: str | None):
+    """Print one stream; returns the Finished event."""
+    from workbench.core.backends.base import Finished
+
+    final = None
+    for event in backend.stream(prompt, params, cancel):
+        if isinstance(event, Finished):
+            final = event
+            if as_json:
+                print(
+                    json.dumps(
+                        {
+                            "event": "done",
+                            "step": step,
+                            "text": event.text,
+                            "stats": event.stats.model_dump(),
+                        }
+                    ),
+                    flush=True,
+                )
+            else:
+                print(flush=True)
+            break
+        if as_json:
+            print(
+                json.dumps(
+                    {
+                        "event": "token",
+                        "step": step,
+                        "text": event.text,
+                        "token_id": event.token_id,
+                        "logprob": event.logprob,
+                        "top": [list(t) for t in event.top] if event.top else None,
+                    }
+                ),
+                flush=True,
+            )
+        else:
+            sys.stdout.write(event.text)
+            sys.stdout.flush()
+    return final
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from workbench.core.backends.registry import ModelCatalog, load_backend
+    from workbench.core.models import CoTMode, GenerationParams, Message, Prompt, RunRecord
+    from workbench.core.templates import (
+        prompt_variables,
+        render_chain_step,
+        render_messages,
+        resolve_values,
+    )
+
+    if (args.prompt is None) == (args.text is None):
+        raise CliError("give either a PROMPT or --text TEXT")
+    prompt: Prompt | None = None
+    library = None
+    values = _parse_vars(args.var)
+    if args.prompt is not None:
+        prompt = _resolve_prompt(args)
+        if not Path(args.prompt).is_file():
+            library = _library(args)
+        missing = [n for n in prompt_variables(prompt) if n not in resolve_values(prompt, values)]
+        if missing:
+            raise CliError(
+                f"prompt {prompt.name!r} needs values for: {', '.join(missing)} "
+                "(pass --var NAME=VALUE)"
+            )
+    params = _params(args, prompt.params if prompt else GenerationParams())
+    catalog = ModelCatalog()
+    spec = catalog.get(args.model or (prompt.model if prompt else None))
+    backend = load_backend(spec, args.backend, _settings(args))
+
+    cancel = threading.Event()
+
+    def on_interrupt(signum, frame):  # first Ctrl-C stops cleanly, a second one aborts
+        if cancel.is_set():
+            raise KeyboardInterrupt
+        cancel.set()
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    outputs: dict[str, str] = {}
+    messages: list[Message] = []
+    try:
+        if prompt is not None and prompt.cot.mode is CoTMode.CHAIN:
+            final = None
+            for i, step in enumerate(prompt.cot.steps):
+                messages = render_chain_step(prompt, values, i, outputs)
+                if not args.json:
+                    print(f"=== step: {step.name} ===", file=sys.stderr)
+                final = _stream_to_stdout(backend, messages, params, cancel, args.json, step.name)
+                outputs[step.name] = final.text
+                if final.stats.finish_reason == "cancelled":
+                    break
+        else:
+            if prompt is not None:
+                messages = render_messages(prompt, values)
+                target = messages
+            elif args.raw:
+                target = args.text
+            else:
+                messages = [Message(role="user", content=args.text)]
+                target = messages
+            final = _stream_to_stdout(backend, target, params, cancel, args.json, None)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        backend.close()
+    if final is None:
+        return 1
+    if not args.json:
+        _print_stats(final.stats, backend.description)
+    if prompt is not None and library is not None and not args.no_save:
+        library.save_run(
+            RunRecord(
+                prompt_id=prompt.id,
+                prompt_version=prompt.version,
+                model=spec.id,
+                backend=backend.name,
+                params=params,
+                variables=values,
+                messages=messages,
+                output=final.text,
+                step_outputs=outputs,
+                stats=final.stats,
+            )
+        )
+    return 130 if final.stats.finish_reason == "cancelled" else 0
+
+
 # -- parser ------------------------------------------------------------------
 
 
@@ -143,8 +390,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Prompt Workbench: design, evaluate and graduate prompts on local models.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("--library", metavar="DIR",
-                        help="library folder (default: $WORKBENCH_LIBRARY or the user data dir)")
+    parser.add_argument(
+        "--library",
+        metavar="DIR",
+        help="library folder (default: $WORKBENCH_LIBRARY or the user data dir)",
+    )
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -156,6 +406,61 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--var", action="append", default=[], metavar="NAME=VALUE")
     render.add_argument("--json", action="store_true", help="one JSON object per step")
     render.set_defaults(func=cmd_render)
+
+    models = sub.add_parser("models", help="list the models (embedded default first); add/remove")
+    models.add_argument("--json", action="store_true")
+    models.set_defaults(func=cmd_models)
+    msub = models.add_subparsers(dest="models_command", metavar="ACTION")
+    madd = msub.add_parser("add", help="add a GGUF file, a Hugging Face folder or a server URL")
+    madd.add_argument("location", metavar="PATH_OR_URL")
+    madd.add_argument("--name")
+    madd.add_argument("--backend", choices=["llama.cpp", "transformers", "openai"])
+    madd.add_argument("--remote-model", help="model name on the server (URL only)")
+    madd.add_argument("--api-key-env", metavar="VAR", help="env variable with the API key")
+    madd.add_argument(
+        "--allow-pickle",
+        action="store_true",
+        help="accept pickle .bin weights (they can run code: trusted sources only)",
+    )
+    madd.set_defaults(func=cmd_models_add)
+    mrm = msub.add_parser("remove", help="forget a user-added model")
+    mrm.add_argument("model")
+    mrm.set_defaults(func=cmd_models_remove)
+
+    gen = sub.add_parser("generate", help="run a prompt (or --text) and stream the answer")
+    gen.add_argument(
+        "prompt", metavar="PROMPT", nargs="?", help="name or id in the library, or a prompt file"
+    )
+    gen.add_argument("--text", help="a single user message instead of a library prompt")
+    gen.add_argument(
+        "--raw",
+        action="store_true",
+        help="with --text: feed the text as-is, without the chat template",
+    )
+    gen.add_argument("--var", action="append", default=[], metavar="NAME=VALUE")
+    gen.add_argument("--model", metavar="M", help="model id/name, file, folder or URL")
+    gen.add_argument("--backend", choices=["llama.cpp", "transformers", "openai"])
+    gen.add_argument("--max-tokens", type=int)
+    gen.add_argument("--temperature", type=float)
+    gen.add_argument("--top-p", type=float)
+    gen.add_argument("--top-k", type=int)
+    gen.add_argument("--repetition-penalty", type=float)
+    gen.add_argument("--seed", type=int)
+    gen.add_argument("--stop", action="append", metavar="TEXT")
+    gen.add_argument(
+        "--logprobs",
+        type=int,
+        metavar="K",
+        help="report each token's log-probability and its K best alternatives",
+    )
+    gen.add_argument("--grammar", metavar="FILE", help="GBNF grammar (llama.cpp)")
+    gen.add_argument("--json-schema", metavar="FILE", help="constrain output to a JSON schema")
+    gen.add_argument("--threads", type=int, help="CPU threads (default: physical cores)")
+    gen.add_argument("--n-ctx", type=int, help="llama.cpp context size (multiple of 256)")
+    gen.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
+    gen.add_argument("--json", action="store_true", help="one JSON object per token event")
+    gen.add_argument("--no-save", action="store_true", help="do not keep a run record")
+    gen.set_defaults(func=cmd_generate)
 
     library = sub.add_parser("library", help="list, show, seed the prompt library")
     lsub = library.add_subparsers(dest="library_command", metavar="ACTION", required=True)
@@ -169,8 +474,9 @@ def build_parser() -> argparse.ArgumentParser:
     show.set_defaults(func=cmd_library_show)
     hist = lsub.add_parser("history", help="list a prompt's versions, or diff one")
     hist.add_argument("prompt", metavar="NAME")
-    hist.add_argument("--diff", type=int, metavar="VERSION",
-                      help="diff this version against the current one")
+    hist.add_argument(
+        "--diff", type=int, metavar="VERSION", help="diff this version against the current one"
+    )
     hist.set_defaults(func=cmd_library_history)
     seed = lsub.add_parser("seed", help="add the sample library")
     seed.set_defaults(func=cmd_library_seed)
@@ -190,15 +496,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if args.debug:
             raise
+        from workbench.core.backends.base import BackendError
         from workbench.core.library import LibraryError
         from workbench.core.models import SchemaError
         from workbench.core.templates import TemplateError
 
-        if isinstance(exc, CliError | LibraryError | SchemaError | TemplateError):
+        if isinstance(
+            exc, CliError | LibraryError | SchemaError | TemplateError | BackendError | ValueError
+        ):
             print(f"error: {exc}", file=sys.stderr)
             return 2
-        print(f"error: {type(exc).__name__}: {exc} (run with --debug for details)",
-              file=sys.stderr)
+        print(f"error: {type(exc).__name__}: {exc} (run with --debug for details)", file=sys.stderr)
         return 1
 
 

@@ -20,8 +20,13 @@ def run_cli(*args: str, env_library: Path | None = None) -> subprocess.Completed
     env = dict(os.environ)
     if env_library is not None:
         env["WORKBENCH_LIBRARY"] = str(env_library)
-    return subprocess.run([sys.executable, "-m", "workbench", *args], capture_output=True,
-                          text=True, env=env, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "workbench", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
 
 
 def test_version_and_help() -> None:
@@ -38,8 +43,9 @@ def test_render_prints_the_messages(library_dir: Path, capsys: pytest.CaptureFix
     assert main(["--library", str(library_dir), "render", "greet", "--var", "name=Ada"]) == 0
     out = capsys.readouterr().out
     assert out == "--- system ---\nBe brief.\n--- user ---\nHi Ada\n"
-    assert main(["--library", str(library_dir), "render", "Greet", "--var", "name=Bo",
-                 "--json"]) == 0
+    assert (
+        main(["--library", str(library_dir), "render", "Greet", "--var", "name=Bo", "--json"]) == 0
+    )
     line = json.loads(capsys.readouterr().out)
     assert line["messages"][-1] == {"role": "user", "content": "Hi Bo"}
 
@@ -75,8 +81,9 @@ def test_unknown_prompt_is_a_clean_error(library_dir: Path) -> None:
     assert "no prompt named 'nope'" in result.stderr
 
 
-def test_library_seed_list_show_history(library_dir: Path,
-                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_library_seed_list_show_history(
+    library_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     lib = ["--library", str(library_dir)]
     assert main([*lib, "library", "seed"]) == 0
     assert "added to" in capsys.readouterr().out

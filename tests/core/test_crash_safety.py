@@ -35,7 +35,9 @@ WRITER = textwrap.dedent(
 
 
 @pytest.mark.parametrize("commits_before_kill", [1, 7, 23])
-def test_killed_writer_leaves_a_consistent_library(tmp_path: Path, commits_before_kill: int) -> None:
+def test_killed_writer_leaves_a_consistent_library(
+    tmp_path: Path, commits_before_kill: int
+) -> None:
     root = tmp_path / "lib"
     proc = subprocess.Popen(
         [sys.executable, "-c", WRITER, str(root)], stdout=subprocess.PIPE, text=True

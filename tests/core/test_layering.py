@@ -1,4 +1,4 @@
-"""The architecture's wall: the core never imports Qt, and importing it pulls in no heavy library."""
+"""The architecture's wall: the core never imports Qt nor, at import time, a heavy library."""
 
 from __future__ import annotations
 
@@ -21,10 +21,14 @@ def test_importing_every_core_module_imports_no_heavy_library() -> None:
         print(len(names), ",".join(loaded))
         """
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            check=True)
-    count, loaded = result.stdout.strip().split(" ", 1) if " " in result.stdout.strip() else (
-        result.stdout.strip(), "")
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    count, loaded = (
+        result.stdout.strip().split(" ", 1)
+        if " " in result.stdout.strip()
+        else (result.stdout.strip(), "")
+    )
     assert int(count) >= 6
     assert loaded == ""
 
@@ -38,6 +42,7 @@ def test_cli_help_imports_no_heavy_library() -> None:
         "    except SystemExit: pass\n"
         f"print(','.join(h for h in {HEAVY!r} if h in sys.modules))\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert result.stdout.strip() == ""

@@ -46,15 +46,18 @@ def test_unchanged_save_does_not_add_a_version(library: Library) -> None:
     assert len(library.history(v1.id)) == 1
 
 
-def test_restore_makes_an_old_version_current_as_a_new_version(library: Library,
-                                                                 library_dir: Path) -> None:
+def test_restore_makes_an_old_version_current_as_a_new_version(
+    library: Library, library_dir: Path
+) -> None:
     v1 = library.new_prompt("R", system="original")
     library.save_prompt(v1.model_copy(update={"system": "edited"}))
     restored = library.restore_version(v1.id, 1)
     assert restored.system == "original"
     assert restored.version == 3
     assert [p.system for p in Library(library_dir).history(v1.id)] == [
-        "original", "edited", "original"
+        "original",
+        "edited",
+        "original",
     ]
 
 
@@ -65,7 +68,8 @@ def test_search_by_text_and_tag(library: Library) -> None:
     assert [p.name for p in library.search("sentiment")] == ["Sentiment classifier"]
     assert [p.name for p in library.search("SUMMARISE")] == ["Summariser"]
     assert [p.name for p in library.search(tags=["classification"])] == [
-        "Sentiment classifier", "Topic labeller"
+        "Sentiment classifier",
+        "Topic labeller",
     ]
     assert [p.name for p in library.search("label", tags=["topics"])] == ["Topic labeller"]
     assert library.search("nothing-like-this") == []
@@ -87,8 +91,9 @@ def test_corrupt_and_unknown_files_are_reported_skipped_and_never_overwritten(
     broken = library_dir / "prompts" / "broken1.json"
     broken.write_text('{"kind": "prompt", "name": ')
     invalid = library_dir / "prompts" / "invalid1.json"
-    invalid.write_text(json.dumps({"kind": "prompt", "id": "invalid1", "name": "x",
-                                   "few_shot": {"count": "many"}}))
+    invalid.write_text(
+        json.dumps({"kind": "prompt", "id": "invalid1", "name": "x", "few_shot": {"count": "many"}})
+    )
     (library_dir / "prompts" / "notes.txt").write_text("mine")
     reloaded = Library(library_dir)
     assert list(reloaded.prompts) == [good.id]
@@ -104,10 +109,17 @@ def test_corrupt_and_unknown_files_are_reported_skipped_and_never_overwritten(
 
 def test_older_schema_file_on_disk_is_migrated_on_load(library_dir: Path) -> None:
     (library_dir / "prompts").mkdir(parents=True)
-    (library_dir / "prompts" / "legacy.json").write_text(json.dumps(
-        {"kind": "prompt", "schema_version": 1, "id": "legacy", "name": "Legacy",
-         "template": "{{ q }}"}
-    ))
+    (library_dir / "prompts" / "legacy.json").write_text(
+        json.dumps(
+            {
+                "kind": "prompt",
+                "schema_version": 1,
+                "id": "legacy",
+                "name": "Legacy",
+                "template": "{{ q }}",
+            }
+        )
+    )
     library = Library(library_dir)
     assert library.prompts["legacy"].user_template == "{{ q }}"
     saved = library.save_prompt(library.prompts["legacy"].model_copy(update={"name": "New"}))
@@ -150,8 +162,14 @@ def test_test_sets_soft_prompts_and_runs(library: Library, library_dir: Path) ->
     ts = library.save_test_set(
         TestSet(name="cases", prompt_id=p.id, rows=[TestRow(vars={"a": "1"}, expected="x")])
     )
-    sp = SoftPrompt(name="soft", prompt_id=p.id, base_model="m", base_model_hash="h",
-                    num_virtual_tokens=4, tensor_file="soft1.safetensors")
+    sp = SoftPrompt(
+        name="soft",
+        prompt_id=p.id,
+        base_model="m",
+        base_model_hash="h",
+        num_virtual_tokens=4,
+        tensor_file="soft1.safetensors",
+    )
     library.save_soft_prompt(sp, b"not really a tensor")
     run = library.save_run(RunRecord(prompt_id=p.id, model="m", backend="b", output="o"))
     again = Library(library_dir)

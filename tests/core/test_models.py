@@ -41,10 +41,16 @@ def full_prompt() -> Prompt:
     "document",
     [
         full_prompt(),
-        TestSet(name="t", rows=[TestRow(vars={"a": "1"}, expected="x", group="g")],
-                labels=["x", "y"]),
-        SoftPrompt(name="s", base_model="smollm2", base_model_hash="abc", num_virtual_tokens=20,
-                   tensor_file="s.safetensors"),
+        TestSet(
+            name="t", rows=[TestRow(vars={"a": "1"}, expected="x", group="g")], labels=["x", "y"]
+        ),
+        SoftPrompt(
+            name="s",
+            base_model="smollm2",
+            base_model_hash="abc",
+            num_virtual_tokens=20,
+            tensor_file="s.safetensors",
+        ),
         RunRecord(model="smollm2", backend="llama.cpp", output="hello"),
     ],
 )
@@ -83,8 +89,10 @@ def test_invalid_variable_and_step_names_are_refused() -> None:
         Prompt.model_validate({"name": "x", "variables": [{"name": "not ok"}]})
     with pytest.raises(ValueError, match="duplicate step"):
         ChainOfThought.model_validate(
-            {"mode": "chain", "steps": [{"name": "a", "template": "x"},
-                                        {"name": "a", "template": "y"}]}
+            {
+                "mode": "chain",
+                "steps": [{"name": "a", "template": "x"}, {"name": "a", "template": "y"}],
+            }
         )
 
 

@@ -1,4 +1,4 @@
-"""Template rendering: variables, few-shot formats, CoT modes, sandbox escapes, positioned errors."""
+"""Template rendering: variables, few-shot, CoT modes, sandbox escapes, positioned errors."""
 
 from __future__ import annotations
 
@@ -120,8 +120,16 @@ def test_declared_default_fills_missing_value() -> None:
 def test_few_shot_as_chat_turns() -> None:
     prompt = _prompt(few_shot=FewShot(examples=EXAMPLES))
     roles = [m.role for m in render_messages(prompt, {"review": "ok"})]
-    assert roles == ["system", "user", "assistant", "user", "assistant", "user", "assistant",
-                     "user"]
+    assert roles == [
+        "system",
+        "user",
+        "assistant",
+        "user",
+        "assistant",
+        "user",
+        "assistant",
+        "user",
+    ]
     contents = [m.content for m in render_messages(prompt, {"review": "ok"})]
     assert contents[1] == "Review: love it"  # vars rendered through the user template
     assert contents[5] == "Review: meh"  # plain input used as-is
@@ -135,14 +143,17 @@ def test_few_shot_count_and_order() -> None:
     first = render_messages(shuffled, {"review": "ok"})
     assert first == render_messages(shuffled, {"review": "ok"})  # seeded: reproducible
     assert sorted(m.content for m in first if m.role == "assistant") == [
-        "negative", "neutral", "positive"
+        "negative",
+        "neutral",
+        "positive",
     ]
 
 
 def test_few_shot_inline_block() -> None:
     prompt = _prompt(
         few_shot=FewShot(
-            examples=EXAMPLES[:2], style=FewShotStyle.INLINE,
+            examples=EXAMPLES[:2],
+            style=FewShotStyle.INLINE,
             example_format="{{ input }} => {{ output }}",
         )
     )
@@ -157,7 +168,9 @@ def test_zero_shot_trigger_and_scaffold() -> None:
     zero = _prompt(cot=ChainOfThought(mode=CoTMode.ZERO_SHOT, trigger="Think first."))
     assert render_messages(zero, {"review": "x"})[-1].content == "Review: x\n\nThink first."
     scaffold = _prompt(
-        cot=ChainOfThought(mode=CoTMode.SCAFFOLD, scaffold="Task:\n{{ user }}\nSteps for {{ who }}:")
+        cot=ChainOfThought(
+            mode=CoTMode.SCAFFOLD, scaffold="Task:\n{{ user }}\nSteps for {{ who }}:"
+        )
     )
     assert prompt_variables(scaffold) == ["review", "who"]
     assert render_messages(scaffold, {"review": "x", "who": "me"})[-1].content == (
@@ -171,8 +184,11 @@ def test_chain_steps_feed_later_steps() -> None:
             mode=CoTMode.CHAIN,
             steps=[
                 ChainStep(name="facts", template="List facts in {{ notes }}"),
-                ChainStep(name="summary", template="Summarise {{ facts }} for {{ reader }}",
-                          system="You write summaries."),
+                ChainStep(
+                    name="summary",
+                    template="Summarise {{ facts }} for {{ reader }}",
+                    system="You write summaries.",
+                ),
             ],
         )
     )
@@ -181,7 +197,8 @@ def test_chain_steps_feed_later_steps() -> None:
     assert first[-1].content == "List facts in N"
     second = render_chain_step(chain, {"notes": "N", "reader": "R"}, 1, {"facts": "F"})
     assert [(m.role, m.content) for m in second] == [
-        ("system", "You write summaries."), ("user", "Summarise F for R")
+        ("system", "You write summaries."),
+        ("user", "Summarise F for R"),
     ]
     preview = render_preview(chain, {"notes": "N", "reader": "R"})
     assert [s.name for s in preview] == ["facts", "summary"]

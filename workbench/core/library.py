@@ -81,9 +81,11 @@ def read_document(path: Path) -> Document:
         raise SchemaError(str(path), [("", f"cannot read: {exc.strerror or exc}")]) from None
     try:
         data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        where = f"line {exc.lineno}, column {exc.colno}" if hasattr(exc, "lineno") else ""
-        raise SchemaError(str(path), [(where, f"not valid JSON: {exc}")]) from None
+    except json.JSONDecodeError as exc:
+        where = f"line {exc.lineno}, column {exc.colno}"
+        raise SchemaError(str(path), [(where, f"not valid JSON: {exc.msg}")]) from None
+    except UnicodeDecodeError as exc:
+        raise SchemaError(str(path), [("", f"not UTF-8 text: {exc}")]) from None
     return load_document(data, str(path))
 
 
@@ -213,12 +215,16 @@ class Library:
                 return current
             if current is not None:
                 saved = prompt.model_copy(
-                    update={"version": current.version + 1, "updated": utc_now(),
-                            "created": current.created}
+                    update={
+                        "version": current.version + 1,
+                        "updated": utc_now(),
+                        "created": current.created,
+                    }
                 )
                 # history first: a crash between the two writes duplicates, never loses
-                atomic_write_bytes(self._history_path(prompt.id, current.version),
-                                   document_bytes(current))
+                atomic_write_bytes(
+                    self._history_path(prompt.id, current.version), document_bytes(current)
+                )
             else:
                 saved = prompt.model_copy(update={"updated": utc_now()})
             saved = Prompt.model_validate(saved.model_dump())
@@ -232,8 +238,13 @@ class Library:
     def duplicate_prompt(self, prompt_id: str, name: str | None = None) -> Prompt:
         source = self.get_prompt(prompt_id)
         copy = source.model_copy(
-            update={"id": new_id(), "name": name or f"{source.name} (copy)", "version": 1,
-                    "created": utc_now(), "labels": []}
+            update={
+                "id": new_id(),
+                "name": name or f"{source.name} (copy)",
+                "version": 1,
+                "created": utc_now(),
+                "labels": [],
+            }
         )
         return self.save_prompt(Prompt.model_validate(copy.model_dump()))
 
@@ -317,8 +328,11 @@ class Library:
 
         return "\n".join(
             difflib.unified_diff(
-                lines(before), lines(after), f"version {before.version}",
-                f"version {after.version}", lineterm="",
+                lines(before),
+                lines(after),
+                f"version {before.version}",
+                f"version {after.version}",
+                lineterm="",
             )
         )
 
@@ -426,14 +440,18 @@ class Library:
 
 
 def _search_text(prompt: Prompt) -> str:
-    parts = [prompt.name, prompt.description, prompt.system, prompt.user_template, *prompt.tags,
-             *prompt.labels]
+    parts = [
+        prompt.name,
+        prompt.description,
+        prompt.system,
+        prompt.user_template,
+        *prompt.tags,
+        *prompt.labels,
+    ]
     return "\n".join(parts).casefold()
 
 
-def load_folder(
-    folder: Path, kind: type[_D]
-) -> tuple[dict[str, _D], list[LoadProblem], set[Path]]:
+def load_folder(folder: Path, kind: type[_D]) -> tuple[dict[str, _D], list[LoadProblem], set[Path]]:
     """Read every document of one kind in a folder: (by id, problems, unreadable paths)."""
     loaded: dict[str, _D] = {}
     problems: list[LoadProblem] = []

@@ -11,9 +11,7 @@ import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Literal, TypeVar
-
-from typing import Annotated
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     BaseModel,

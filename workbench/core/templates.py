@@ -1,4 +1,4 @@
-"""Template rendering: sandboxed Jinja2 into chat messages, variable discovery, errors with positions.
+"""Templates: sandboxed Jinja2 into chat messages, variable discovery, positioned errors.
 
 Templates may come from imported libraries, so they are untrusted: rendering uses
 Jinja2's immutable sandbox with StrictUndefined, and every failure (syntax, missing
@@ -17,7 +17,8 @@ from functools import cache
 
 import jinja2
 from jinja2 import meta, nodes
-from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from workbench.core.models import CoTMode, FewShot, FewShotOrder, FewShotStyle, Message, Prompt
 
@@ -130,11 +131,9 @@ def render_template(source: str, values: Mapping[str, object], field: str = "tem
     if missing:
         line, column = _first_occurrence(source, missing[0])
         names = ", ".join(repr(m) for m in missing)
-        raise TemplateError(
-            f"no value for variable {names}", field=field, line=line, column=column
-        )
+        raise TemplateError(f"no value for variable {names}", field=field, line=line, column=column)
     try:
-        return _compile(source).render(**values)
+        return str(_compile(source).render(**values))
     except SecurityError as exc:
         line = _template_line_from_traceback(exc) or 1
         raise TemplateError(
@@ -294,7 +293,7 @@ def render_chain_step(
 
 
 def extract_answer(prompt: Prompt, output: str) -> str:
-    """The final answer in a chain-of-thought output (the pattern's first group), else the output."""
+    """The final answer in a chain-of-thought output (the pattern's first group), else all."""
     if prompt.cot.mode in (CoTMode.ZERO_SHOT, CoTMode.SCAFFOLD) and prompt.cot.answer_pattern:
         matches = list(re.finditer(prompt.cot.answer_pattern, output))
         if matches:

@@ -241,7 +241,7 @@ class Backend(ABC):
 
     def check_fits(self, prompt_tokens: int, params: GenerationParams) -> None:
         limit = self.context_length
-        if prompt_tokens >= limit:
+        if limit and prompt_tokens >= limit:
             raise ContextOverflowError(
                 f"the prompt is {prompt_tokens} tokens but model {self.spec.name!r} "
                 f"has a context of {limit} tokens; shorten the prompt or few-shot examples"

@@ -1,0 +1,348 @@
+"""transformers backend: Hugging Face folders and GGUF files (dequantised and cached).
+
+Generation is a plain decoding loop over the model's KV cache rather than
+`model.generate` on a hidden thread: the core stays a generator (DESIGN.md's
+threading model), the cancel check runs every token through a StoppingCriteria,
+log-probabilities come straight from each step's scores, and a soft prompt's
+embeddings can be fed at prefill without PEFT's generation pitfalls.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from workbench.core.backends.base import (
+    Backend,
+    BackendSettings,
+    Finished,
+    ModelLoadError,
+    OutOfMemoryError,
+    StopMatcher,
+    StreamEvent,
+    Timer,
+    TokenEvent,
+    top_from_logprobs,
+)
+from workbench.core.backends.registry import cache_dir
+from workbench.core.fsutil import atomic_write_text
+from workbench.core.models import GenerationParams, Message, ModelSpec
+
+
+def pick_device(preference: str = "auto") -> str:
+    """CUDA > MPS > CPU for "auto"; an explicit choice must be available."""
+    import torch
+
+    cuda = torch.cuda.is_available()
+    mps = bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
+    if preference == "auto":
+        return "cuda" if cuda else "mps" if mps else "cpu"
+    if preference == "cuda" and not cuda:
+        raise ModelLoadError("device 'cuda' was asked for but no CUDA GPU is available")
+    if preference == "mps" and not mps:
+        raise ModelLoadError("device 'mps' was asked for but Apple's MPS is not available")
+    if preference not in ("cpu", "cuda", "mps"):
+        raise ModelLoadError(f"unknown device {preference!r} (auto, cpu, cuda or mps)")
+    return preference
+
+
+def pick_dtype(device: str) -> Any:
+    """bf16 where the GPU supports it, else fp16 on a GPU; fp32 on the CPU."""
+    import torch
+
+    if device == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device == "mps":
+        return torch.float16
+    return torch.float32
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file, remembered by (path, size, mtime) so big files are hashed once."""
+    index_path = cache_dir() / "file-hashes.json"
+    stat = path.stat()
+    key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+    try:
+        index = json.loads(index_path.read_text("utf-8"))
+        if not isinstance(index, dict):
+            index = {}
+    except (OSError, ValueError):
+        index = {}
+    if key in index:
+        return str(index[key])
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    index[key] = digest.hexdigest()
+    atomic_write_text(index_path, json.dumps(index, indent=1))
+    return digest.hexdigest()
+
+
+def gguf_as_hf_folder(gguf: Path) -> Path:
+    """A safetensors folder converted from a GGUF file, cached by the file's hash: the
+    first load dequantises (slow), later loads read the cached folder (fast)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    target = cache_dir() / "hf-from-gguf" / file_sha256(gguf)[:32]
+    if (target / "config.json").is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.parent / f".{target.name}.{os.getpid()}.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32
+        )
+        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    except Exception as exc:
+        raise ModelLoadError(f"transformers could not read {gguf.name} as GGUF: {exc}") from None
+    # the weights are dequantised now: save them as a plain fp32 checkpoint
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.save_pretrained(str(staging), safe_serialization=True)
+    tokenizer.save_pretrained(str(staging))
+    try:
+        os.replace(staging, target)  # atomic: a crash leaves no half-written cache
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)  # another process won the race
+    return target
+
+
+class TransformersBackend(Backend):
+    name = "transformers"
+
+    def __init__(self, spec: ModelSpec, settings: BackendSettings | None = None) -> None:
+        super().__init__(spec, settings)
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self._torch = torch
+        torch.set_num_threads(self.settings.threads)
+        self.device = pick_device(self.settings.device)
+        self.dtype = pick_dtype(self.device)
+        path = Path(str(spec.path))
+        folder = gguf_as_hf_folder(path) if spec.source == "gguf" else path
+        allow_pickle = spec.allow_pickle or self.settings.allow_pickle
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(str(folder), trust_remote_code=False)
+            self.model = AutoModelForCausalLM.from_pretrained(
+                str(folder),
+                dtype=self.dtype,
+                trust_remote_code=False,
+                use_safetensors=None if allow_pickle else True,
+            )
+        except (torch.OutOfMemoryError, MemoryError):
+            raise OutOfMemoryError(
+                f"out of memory loading model {spec.name!r} on {self.device}"
+            ) from None
+        except (OSError, ValueError, KeyError, RuntimeError) as exc:
+            raise ModelLoadError(
+                f"transformers could not load model {spec.name!r}: {exc}"
+            ) from None
+        self.model.to(self.device)
+        self.model.eval()
+        self.model.requires_grad_(False)
+        eos = self.model.generation_config.eos_token_id
+        eos_ids = eos if isinstance(eos, list) else [eos]
+        if self.tokenizer.eos_token_id is not None:
+            eos_ids.append(self.tokenizer.eos_token_id)
+        self.eos_ids = {int(e) for e in eos_ids if e is not None}
+
+    @property
+    def context_length(self) -> int:
+        config = self.model.config
+        for key in ("max_position_embeddings", "n_positions", "max_sequence_length"):
+            value = getattr(config, key, None)
+            if isinstance(value, int) and value > 0:
+                return value
+        return 2048
+
+    def apply_chat_template(self, messages: Sequence[Message]) -> str:
+        chat = [m.model_dump() for m in messages]
+        if getattr(self.tokenizer, "chat_template", None):
+            return str(
+                self.tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
+            )
+        lines = [f"{m.role}: {m.content}" for m in messages]
+        return "\n".join([*lines, "assistant:"])
+
+    def tokenize(self, text: str) -> list[int]:
+        return list(self.tokenizer(text, add_special_tokens=True)["input_ids"])
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenize(text))
+
+    def token_text(self, token: int) -> str:
+        return str(self.tokenizer.decode([token]))
+
+    def _processors(self, params: GenerationParams) -> Any:
+        from transformers import (
+            LogitsProcessorList,
+            RepetitionPenaltyLogitsProcessor,
+            TemperatureLogitsWarper,
+            TopKLogitsWarper,
+            TopPLogitsWarper,
+        )
+
+        processors = LogitsProcessorList()
+        if params.repetition_penalty != 1.0:
+            processors.append(RepetitionPenaltyLogitsProcessor(params.repetition_penalty))
+        if params.temperature > 0:
+            processors.append(TemperatureLogitsWarper(params.temperature))
+            if params.top_k > 0:
+                processors.append(TopKLogitsWarper(params.top_k))
+            if params.top_p < 1.0:
+                processors.append(TopPLogitsWarper(params.top_p))
+        return processors
+
+    def _stream(
+        self, text: str, params: GenerationParams, cancel: threading.Event
+    ) -> Iterator[StreamEvent]:
+        if params.grammar or params.json_schema is not None:
+            raise ValueError(
+                "constrained output (grammar / JSON schema) runs on the llama.cpp backend"
+            )
+        ids = self.tokenize(text)
+        self.check_fits(len(ids), params)
+        yield from self.stream_ids(ids, params, cancel)
+
+    def stream_ids(
+        self,
+        ids: list[int],
+        params: GenerationParams,
+        cancel: threading.Event,
+        prefix_embeds: Any = None,
+    ) -> Iterator[StreamEvent]:
+        """Decode from token ids, optionally after `prefix_embeds` ([n, d] virtual tokens)."""
+        torch = self._torch
+        try:
+            yield from self._decode(ids, params, cancel, prefix_embeds)
+        except (torch.OutOfMemoryError, MemoryError):
+            if self.device == "cuda":
+                torch.cuda.empty_cache()
+            raise OutOfMemoryError(
+                f"out of memory on {self.device} generating with model {self.spec.name!r} "
+                f"({len(ids)} prompt tokens, up to {params.max_new_tokens} new); "
+                "try a shorter prompt or fewer new tokens"
+            ) from None
+
+    def _decode(
+        self,
+        ids: list[int],
+        params: GenerationParams,
+        cancel: threading.Event,
+        prefix_embeds: Any,
+    ) -> Iterator[StreamEvent]:
+        import secrets
+
+        from transformers import DynamicCache, StoppingCriteria, StoppingCriteriaList
+
+        torch = self._torch
+        timer = Timer()
+
+        class CancelCriteria(StoppingCriteria):  # type: ignore[misc]
+            def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+                return torch.full((input_ids.shape[0],), cancel.is_set(), dtype=torch.bool)
+
+        stopping = StoppingCriteriaList([CancelCriteria()])
+        processors = self._processors(params)
+        greedy = params.temperature <= 0
+        seed = params.seed if params.seed is not None else secrets.randbits(31)
+        rng = torch.Generator(device=self.device).manual_seed(seed)
+        want_logprobs = params.logprobs or params.top_logprobs > 0
+        budget = min(params.max_new_tokens, self.context_length - len(ids))
+        stops = StopMatcher(params.stop)
+        all_ids = torch.tensor([ids], device=self.device)
+        generated: list[int] = []
+        pieces: list[str] = []
+        prefix_offset = read_offset = 0
+        finish = "length"
+        if cancel.is_set():
+            yield Finished("", timer.stats(len(ids), "cancelled"))
+            return
+        with torch.inference_mode():
+            cache = DynamicCache()
+            if prefix_embeds is None:
+                out = self.model(
+                    input_ids=all_ids, past_key_values=cache, use_cache=True, logits_to_keep=1
+                )
+            else:
+                embeds = self.model.get_input_embeddings()(all_ids)
+                prefix = prefix_embeds.to(embeds.dtype).to(self.device).unsqueeze(0)
+                out = self.model(
+                    inputs_embeds=torch.cat([prefix, embeds], dim=1),
+                    past_key_values=cache,
+                    use_cache=True,
+                    logits_to_keep=1,
+                )
+            while True:
+                logits = out.logits[:, -1, :].float()
+                scores = processors(all_ids, logits)
+                if greedy:
+                    token = int(torch.argmax(scores, dim=-1))
+                else:
+                    probs = torch.softmax(scores, dim=-1)
+                    token = int(torch.multinomial(probs, 1, generator=rng))
+                if token in self.eos_ids:
+                    finish = "stop"
+                    break
+                timer.token()
+                generated.append(token)
+                logprob = top = None
+                if want_logprobs:
+                    row = torch.log_softmax(logits[0], dim=-1).cpu().numpy()
+                    logprob = float(row[token])
+                    if params.top_logprobs:
+                        top = top_from_logprobs(row, params.top_logprobs, self.token_text)
+                # incremental detokenisation: emit only text that is complete
+                prefix_text = self.tokenizer.decode(
+                    generated[prefix_offset:read_offset], skip_special_tokens=True
+                )
+                new_text = self.tokenizer.decode(
+                    generated[prefix_offset:], skip_special_tokens=True
+                )
+                raw = ""
+                if len(new_text) > len(prefix_text) and not new_text.endswith("\ufffd"):
+                    raw = new_text[len(prefix_text) :]
+                    prefix_offset, read_offset = read_offset, len(generated)
+                piece = stops.feed(raw)
+                if piece or logprob is not None:
+                    pieces.append(piece)
+                    yield TokenEvent(piece, token, logprob, top)
+                if stops.stopped:
+                    finish = "stop"
+                    break
+                next_ids = torch.tensor([[token]], device=self.device)
+                all_ids = torch.cat([all_ids, next_ids], dim=1)
+                if bool(stopping(all_ids, scores)[0]):
+                    finish = "cancelled"
+                    break
+                if len(generated) >= budget:
+                    break
+                out = self.model(input_ids=next_ids, past_key_values=cache, use_cache=True)
+        tail = ""
+        if not stops.stopped and read_offset < len(generated):
+            rest = self.tokenizer.decode(generated[prefix_offset:], skip_special_tokens=True)
+            done = self.tokenizer.decode(
+                generated[prefix_offset:read_offset], skip_special_tokens=True
+            )
+            tail = rest[len(done) :]
+        tail = stops.feed(tail) + stops.flush() if not stops.stopped else ""
+        if tail:
+            pieces.append(tail)
+            yield TokenEvent(tail)
+        yield Finished("".join(pieces), timer.stats(len(ids), finish), tuple(generated))
+
+    def close(self) -> None:
+        self.model = None
+        if getattr(self, "device", "cpu") == "cuda":
+            self._torch.cuda.empty_cache()

@@ -1,0 +1,195 @@
+"""llama.cpp backend (llama-cpp-python): GGUF files, streaming, cancel, logprobs, grammars.
+
+Token log-probabilities are read from the logits of the last decoded position after
+each step, so they cost nothing when not asked for and need no `logits_all` (which
+would keep n_ctx × vocab floats and force a reload to switch on).
+"""
+
+from __future__ import annotations
+
+import codecs
+import ctypes
+import json
+import secrets
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from workbench.core.backends.base import (
+    Backend,
+    BackendSettings,
+    Finished,
+    ModelLoadError,
+    OutOfMemoryError,
+    StopMatcher,
+    StreamEvent,
+    Timer,
+    TokenEvent,
+    top_from_logprobs,
+)
+from workbench.core.models import GenerationParams, Message, ModelSpec
+
+
+class LlamaCppBackend(Backend):
+    name = "llama.cpp"
+
+    def __init__(self, spec: ModelSpec, settings: BackendSettings | None = None) -> None:
+        super().__init__(spec, settings)
+        try:
+            import llama_cpp
+        except ImportError as exc:  # pragma: no cover - install problem
+            raise ModelLoadError(f"llama-cpp-python is not installed: {exc}") from None
+        self._llama_cpp = llama_cpp
+        try:
+            self.llm = llama_cpp.Llama(
+                model_path=str(spec.path),
+                n_ctx=self.settings.n_ctx,
+                n_threads=self.settings.threads,
+                n_threads_batch=self.settings.threads,
+                verbose=False,
+            )
+        except MemoryError:
+            raise OutOfMemoryError(
+                f"out of memory loading model {spec.name!r} with a context of "
+                f"{self.settings.n_ctx} tokens; try a smaller context"
+            ) from None
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise ModelLoadError(
+                f"llama.cpp could not load model {spec.name!r} from {spec.path}: {exc} "
+                "(is it a complete, uncorrupted GGUF file?)"
+            ) from None
+        self._vocab = llama_cpp.llama_model_get_vocab(self.llm.model)
+        self._n_vocab = self.llm.n_vocab()
+        self._formatter = self._chat_formatter()
+
+    # -- chat template ------------------------------------------------------
+
+    def _token_text(self, token: int) -> str:
+        return str(self.llm.detokenize([token], special=True).decode("utf-8", errors="replace"))
+
+    def _chat_formatter(self) -> Any:
+        template = self.llm.metadata.get("tokenizer.chat_template")
+        if not template:
+            return None
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        eos = self.llm.token_eos()
+        bos = self.llm.token_bos()
+        return Jinja2ChatFormatter(
+            template=template,
+            eos_token=self._token_text(eos) if eos != -1 else "",
+            bos_token=self._token_text(bos) if bos != -1 else "",
+            add_generation_prompt=True,
+        )
+
+    def apply_chat_template(self, messages: Sequence[Message]) -> str:
+        if self._formatter is None:
+            # no template in the file: a plain transcript the model can continue
+            lines = [f"{m.role}: {m.content}" for m in messages]
+            return "\n".join([*lines, "assistant:"])
+        result = self._formatter(messages=[m.model_dump() for m in messages])
+        return str(result.prompt)
+
+    # -- tokens -----------------------------------------------------------
+
+    @property
+    def context_length(self) -> int:
+        return int(self.llm.n_ctx())
+
+    def tokenize(self, text: str) -> list[int]:
+        return list(self.llm.tokenize(text.encode("utf-8"), add_bos=True, special=True))
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenize(text))
+
+    def _logprobs(self) -> Any:
+        import numpy as np
+
+        pointer = self._llama_cpp.llama_get_logits_ith(self.llm.ctx, -1)
+        logits = np.ctypeslib.as_array(
+            ctypes.cast(pointer, ctypes.POINTER(ctypes.c_float)), shape=(self._n_vocab,)
+        ).astype(np.float64)
+        shifted = logits - logits.max()
+        return shifted - np.log(np.exp(shifted).sum())
+
+    def _grammar(self, params: GenerationParams) -> Any:
+        from llama_cpp import LlamaGrammar
+
+        try:
+            if params.grammar:
+                return LlamaGrammar.from_string(params.grammar, verbose=False)
+            if params.json_schema is not None:
+                return LlamaGrammar.from_json_schema(json.dumps(params.json_schema), verbose=False)
+        except (ValueError, RuntimeError) as exc:
+            raise ValueError(f"invalid grammar or JSON schema: {exc}") from None
+        return None
+
+    # -- generation ---------------------------------------------------------
+
+    def _stream(
+        self, text: str, params: GenerationParams, cancel: threading.Event
+    ) -> Iterator[StreamEvent]:
+        timer = Timer()
+        tokens = self.tokenize(text)
+        self.check_fits(len(tokens), params)
+        budget = min(params.max_new_tokens, self.context_length - len(tokens))
+        grammar = self._grammar(params)
+        self.llm.set_seed(params.seed if params.seed is not None else secrets.randbits(31))
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        stops = StopMatcher(params.stop)
+        generated: list[int] = []
+        pieces: list[str] = []
+        finish = "length"
+        if cancel.is_set():
+            yield Finished("", timer.stats(len(tokens), "cancelled"))
+            return
+        generator = self.llm.generate(
+            tokens,
+            top_k=params.top_k,
+            top_p=params.top_p,
+            min_p=0.0,
+            typical_p=1.0,
+            temp=params.temperature,
+            repeat_penalty=params.repetition_penalty,
+            grammar=grammar,
+        )
+        try:
+            for token in generator:
+                if self._llama_cpp.llama_vocab_is_eog(self._vocab, token):
+                    finish = "stop"
+                    break
+                timer.token()
+                generated.append(token)
+                logprob = top = None
+                if params.logprobs or params.top_logprobs:
+                    row = self._logprobs()
+                    logprob = float(row[token])
+                    if params.top_logprobs:
+                        top = top_from_logprobs(row, params.top_logprobs, self._token_text)
+                raw = decoder.decode(self.llm.detokenize([token]))
+                piece = stops.feed(raw)
+                if piece or logprob is not None:
+                    pieces.append(piece)
+                    yield TokenEvent(piece, token, logprob, top)
+                if stops.stopped:
+                    finish = "stop"
+                    break
+                if cancel.is_set():
+                    finish = "cancelled"
+                    break
+                if len(generated) >= budget:
+                    finish = "length"
+                    break
+        finally:
+            generator.close()
+        tail = stops.flush() + ("" if stops.stopped else decoder.decode(b"", final=True))
+        if tail:
+            pieces.append(tail)
+            yield TokenEvent(tail)
+        yield Finished("".join(pieces), timer.stats(len(tokens), finish), tuple(generated))
+
+    def close(self) -> None:
+        llm = getattr(self, "llm", None)
+        if llm is not None:
+            llm.close()
+            self.llm = None
