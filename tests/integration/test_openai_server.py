@@ -27,8 +27,11 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server_url(embedded_spec):
+def server_url(embedded_spec, tmp_path_factory):
     port = _free_port()
+    # the server logs a lot while loading: a file, not a pipe nobody drains
+    log_path = tmp_path_factory.mktemp("server") / "server.log"
+    log = log_path.open("w")
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -47,15 +50,14 @@ def server_url(embedded_spec):
             "--model_alias",
             "smollm2",
         ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while True:  # readiness: the server answers /v1/models (bounded wait)
         if proc.poll() is not None:
-            pytest.fail(f"llama_cpp.server exited: {proc.stderr.read()[-2000:]}")
+            pytest.fail(f"llama_cpp.server exited: {log_path.read_text()[-2000:]}")
         try:
             with urllib.request.urlopen(url + "/v1/models", timeout=2) as response:
                 if response.status == 200:
@@ -72,6 +74,7 @@ def server_url(embedded_spec):
         proc.wait(timeout=20)
     except subprocess.TimeoutExpired:
         proc.kill()
+    log.close()
 
 
 def test_streams_the_same_greedy_answer_as_local_llama_cpp(server_url, llama_backend) -> None:

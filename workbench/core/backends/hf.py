@@ -10,6 +10,7 @@ embeddings can be fed at prefill without PEFT's generation pitfalls.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import os
 import shutil
@@ -156,6 +157,9 @@ class TransformersBackend(Backend):
         if self.tokenizer.eos_token_id is not None:
             eos_ids.append(self.tokenizer.eos_token_id)
         self.eos_ids = {int(e) for e in eos_ids if e is not None}
+        # transformers 5.24 renamed forward's `past_key_values` to `cache`
+        params = inspect.signature(self.model.forward).parameters
+        self._cache_kw = "cache" if "cache" in params else "past_key_values"
 
     @property
     def context_length(self) -> int:
@@ -273,16 +277,16 @@ class TransformersBackend(Backend):
             cache = DynamicCache()
             if prefix_embeds is None:
                 out = self.model(
-                    input_ids=all_ids, past_key_values=cache, use_cache=True, logits_to_keep=1
+                    input_ids=all_ids, use_cache=True, logits_to_keep=1, **{self._cache_kw: cache}
                 )
             else:
                 embeds = self.model.get_input_embeddings()(all_ids)
                 prefix = prefix_embeds.to(embeds.dtype).to(self.device).unsqueeze(0)
                 out = self.model(
                     inputs_embeds=torch.cat([prefix, embeds], dim=1),
-                    past_key_values=cache,
                     use_cache=True,
                     logits_to_keep=1,
+                    **{self._cache_kw: cache},
                 )
             while True:
                 logits = out.logits[:, -1, :].float()
@@ -328,7 +332,7 @@ class TransformersBackend(Backend):
                     break
                 if len(generated) >= budget:
                     break
-                out = self.model(input_ids=next_ids, past_key_values=cache, use_cache=True)
+                out = self.model(input_ids=next_ids, use_cache=True, **{self._cache_kw: cache})
         tail = ""
         if not stops.stopped and read_offset < len(generated):
             rest = self.tokenizer.decode(generated[prefix_offset:], skip_special_tokens=True)

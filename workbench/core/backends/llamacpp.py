@@ -143,6 +143,9 @@ class LlamaCppBackend(Backend):
         if cancel.is_set():
             yield Finished("", timer.stats(len(tokens), "cancelled"))
             return
+        # Evaluate the whole prompt afresh: reusing a cached prefix re-decodes its last
+        # token in a smaller batch, which shifts logits slightly and breaks seeded replay.
+        self.llm.reset()
         generator = self.llm.generate(
             tokens,
             top_k=params.top_k,
