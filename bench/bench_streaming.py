@@ -52,6 +52,8 @@ def bench_llama(settings: BackendSettings) -> None:
     tokens = backend.tokenize(text)
 
     def raw() -> tuple[float, float, int]:
+        # both sides evaluate the prompt afresh (ours resets for seeded replay)
+        llm.reset()
         start = time.perf_counter()
         out = llm.create_completion(
             tokens,
@@ -64,6 +66,7 @@ def bench_llama(settings: BackendSettings) -> None:
         )
         total = time.perf_counter() - start
         n = out["usage"]["completion_tokens"]
+        llm.reset()
         start = time.perf_counter()
         for _ in llm.create_completion(tokens, max_tokens=1, temperature=0.0, stream=True):
             break

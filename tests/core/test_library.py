@@ -185,3 +185,41 @@ def test_seed_sample_library_is_idempotent(library: Library) -> None:
     assert len(added) >= 6
     assert seed_library(library, resource_path("sample_library")) == []
     assert library.problems == []
+
+
+def test_the_summary_index_follows_changes_made_outside_the_app(library_dir: Path) -> None:
+    library = Library(library_dir)
+    a = library.new_prompt("Alpha", system="first")
+    b = library.new_prompt("Beta")
+    library.close()  # writes the summary index
+    assert library.index_path.exists()
+    path_a = library_dir / "prompts" / f"{a.id}.json"
+    edited = json.loads(path_a.read_text())
+    edited["name"] = "Alpha edited in git"
+    path_a.write_text(json.dumps(edited, indent=2))
+    (library_dir / "prompts" / f"{b.id}.json").unlink()
+    again = Library(library_dir)
+    assert [s.name for s in again.search()] == ["Alpha edited in git"]
+    assert again.get_prompt(a.id).name == "Alpha edited in git"
+
+
+def test_a_damaged_index_is_rebuilt_from_the_files(library_dir: Path) -> None:
+    library = Library(library_dir)
+    library.new_prompt("Kept")
+    library.close()
+    library.index_path.write_text('{"version": 1, "entries": [1, 2')
+    again = Library(library_dir)
+    assert [s.name for s in again.search()] == ["Kept"] and again.problems == []
+
+
+def test_a_file_corrupted_after_indexing_is_reported_when_read(library_dir: Path) -> None:
+    library = Library(library_dir)
+    p = library.new_prompt("Fragile")
+    library.close()
+    path = library_dir / "prompts" / f"{p.id}.json"
+    indexed = Library(library_dir)  # summaries from the index, prompt not read yet
+    path.write_text("{ not json")
+    with pytest.raises(LibraryError, match="unreadable"):
+        indexed.get_prompt(p.id)
+    assert any(problem.path == path for problem in indexed.problems)
+    assert p.id not in indexed.prompts

@@ -12,19 +12,27 @@ Layout of a library folder (all JSON, pretty-printed so it diffs well in git):
 
 Every write is atomic (`fsutil.atomic_write_bytes`). Files that do not parse or
 validate are reported in `problems`, skipped, and never overwritten.
+
+Opening a big library stays fast through a summary index in the user cache folder
+(name, tags, search text of each prompt, keyed by the file's inode, size and mtime):
+unchanged files are not parsed at open; a full prompt is read when first asked for.
+The index is only a cache: any file whose fingerprint changed is parsed again.
 """
 
 from __future__ import annotations
 
 import difflib
+import hashlib
 import json
 import os
 import shutil
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
+
+import pydantic_core
 
 from workbench.core.fsutil import atomic_write_bytes, remove_stale_temp_files
 from workbench.core.models import (
@@ -39,6 +47,7 @@ from workbench.core.models import (
     new_id,
     utc_now,
 )
+from workbench.core.paths import cache_dir
 
 MANIFEST = "workbench-library.json"
 ENV_LIBRARY = "WORKBENCH_LIBRARY"
@@ -57,6 +66,66 @@ class LoadProblem:
 
     def __str__(self) -> str:
         return f"{self.path}: {self.message}"
+
+
+@dataclass(frozen=True)
+class PromptSummary:
+    """What lists and search need of a prompt, without loading all of it."""
+
+    id: str
+    name: str
+    tags: tuple[str, ...]
+    description: str
+    version: int
+    text: str  # case-folded search text: name, description, templates, tags, labels
+
+    @classmethod
+    def of(cls, prompt: Prompt) -> PromptSummary:
+        parts = [
+            prompt.name,
+            prompt.description,
+            prompt.system,
+            prompt.user_template,
+            *prompt.tags,
+            *prompt.labels,
+        ]
+        return cls(
+            prompt.id,
+            prompt.name,
+            tuple(prompt.tags),
+            prompt.description,
+            prompt.version,
+            "\n".join(parts).casefold(),
+        )
+
+
+_Fingerprint = tuple[int, int, int]
+INDEX_VERSION = 1
+
+
+def _fingerprint(path: Path) -> _Fingerprint:
+    stat = path.stat()
+    # atomic writes replace the file, so the inode changes on every save
+    return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+
+class PromptMap(Mapping[str, Prompt]):
+    """The library's prompts by id; each is read from disk when first asked for."""
+
+    def __init__(self, library: Library) -> None:
+        self._library = library
+
+    def __getitem__(self, prompt_id: str) -> Prompt:
+        return self._library._full_prompt(prompt_id)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._library._summaries))
+
+    def __len__(self) -> int:
+        return len(self._library._summaries)
+
+    def __contains__(self, prompt_id: object) -> bool:
+        return prompt_id in self._library._summaries
 
 
 def default_library_dir() -> Path:
@@ -94,7 +163,11 @@ class Library:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root).expanduser().resolve()
-        self.prompts: dict[str, Prompt] = {}
+        self.prompts = PromptMap(self)
+        self._summaries: dict[str, PromptSummary] = {}
+        self._loaded: dict[str, Prompt] = {}
+        self._index: dict[str, tuple[_Fingerprint, PromptSummary]] = {}
+        self._index_dirty = False
         self.test_sets: dict[str, TestSet] = {}
         self.soft_prompts: dict[str, SoftPrompt] = {}
         self.problems: list[LoadProblem] = []
@@ -163,9 +236,123 @@ class Library:
         with self._lock:
             self.problems = [p for p in self.problems if p.path.name == MANIFEST]
             self._bad_paths = set()
-            self.prompts = self._load_folder(self.prompts_dir, Prompt)
+            self._load_prompts()
             self.test_sets = self._load_folder(self.test_sets_dir, TestSet)
             self.soft_prompts = self._load_folder(self.soft_prompts_dir, SoftPrompt)
+
+    @property
+    def index_path(self) -> Path:
+        key = hashlib.sha256(str(self.root).encode()).hexdigest()[:20]
+        return cache_dir() / "library-index" / f"{key}.json"
+
+    def _read_index(self) -> dict[str, tuple[_Fingerprint, PromptSummary]]:
+        try:
+            # pydantic-core's JSON parser: ~8x the stdlib's on a 10,000-prompt index
+            raw = pydantic_core.from_json(self.index_path.read_bytes())
+            if raw.get("version") != INDEX_VERSION or raw.get("root") != str(self.root):
+                return {}
+            return {
+                name: (
+                    (fp[0], fp[1], fp[2]),
+                    PromptSummary(s[0], s[1], tuple(s[2]), s[3], s[4], s[5]),
+                )
+                for name, (fp, s) in raw["entries"].items()
+            }
+        except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError):
+            return {}  # a missing or damaged cache is rebuilt from the files
+
+    def flush_index(self) -> None:
+        """Write the summary index if it changed (it is a cache: failures are ignored)."""
+        with self._lock:
+            if not self._index_dirty:
+                return
+            entries = {
+                name: [list(fp), [s.id, s.name, list(s.tags), s.description, s.version, s.text]]
+                for name, (fp, s) in self._index.items()
+            }
+            body = {"version": INDEX_VERSION, "root": str(self.root), "entries": entries}
+            try:
+                atomic_write_bytes(self.index_path, json.dumps(body).encode("utf-8"))
+                self._index_dirty = False
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        self.flush_index()
+
+    def _load_prompts(self) -> None:
+        cached = self._read_index()
+        self._summaries, self._loaded, self._index = {}, {}, {}
+        self._index_dirty = False
+        try:
+            entries = sorted(os.scandir(self.prompts_dir), key=lambda e: e.name)
+        except OSError as exc:
+            self.problems.append(LoadProblem(self.prompts_dir, f"cannot list: {exc}"))
+            return
+        for entry in entries:
+            name = entry.name
+            if name.startswith("."):
+                continue  # temp files of writes in progress
+            if not name.endswith(".json") or not entry.is_file():
+                self.problems.append(LoadProblem(Path(entry.path), "unknown file; ignored"))
+                continue
+            try:
+                stat = os.stat(entry.path)
+            except OSError as exc:
+                self.problems.append(LoadProblem(Path(entry.path), f"cannot read: {exc}"))
+                continue
+            fingerprint = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+            hit = cached.get(name)
+            if hit is not None and hit[0] == fingerprint and hit[1].id == name[:-5]:
+                self._summaries[hit[1].id] = hit[1]
+                self._index[name] = hit
+                continue
+            path = Path(entry.path)
+            prompt = self._parse_prompt(path)
+            if prompt is not None:
+                self._remember(prompt, fingerprint)
+        if set(cached) != set(self._index):
+            self._index_dirty = True
+        self.flush_index()
+
+    def _parse_prompt(self, path: Path) -> Prompt | None:
+        loaded, problems, bad = load_one(path, Prompt)
+        self.problems.extend(problems)
+        self._bad_paths |= bad
+        return loaded
+
+    def _remember(self, prompt: Prompt, fingerprint: _Fingerprint | None = None) -> None:
+        summary = PromptSummary.of(prompt)
+        self._summaries[prompt.id] = summary
+        self._loaded[prompt.id] = prompt
+        path = self.prompt_path(prompt.id)
+        try:
+            fingerprint = fingerprint or _fingerprint(path)
+        except OSError:
+            return
+        self._index[path.name] = (fingerprint, summary)
+        self._index_dirty = True
+
+    def _forget(self, prompt_id: str) -> None:
+        self._summaries.pop(prompt_id, None)
+        self._loaded.pop(prompt_id, None)
+        if self._index.pop(f"{prompt_id}.json", None) is not None:
+            self._index_dirty = True
+
+    def _full_prompt(self, prompt_id: str) -> Prompt:
+        with self._lock:
+            prompt = self._loaded.get(prompt_id)
+            if prompt is not None:
+                return prompt
+            if prompt_id not in self._summaries:
+                raise KeyError(prompt_id)
+            path = self.prompt_path(prompt_id)
+            prompt = self._parse_prompt(path)
+            if prompt is None:  # changed on disk into something unreadable since the index
+                self._forget(prompt_id)
+                raise KeyError(prompt_id)
+            self._loaded[prompt_id] = prompt
+            return prompt
 
     def _load_folder(self, folder: Path, kind: type[_D]) -> dict[str, _D]:
         loaded, problems, bad = load_folder(folder, kind)
@@ -190,19 +377,22 @@ class Library:
         try:
             return self.prompts[prompt_id]
         except KeyError:
-            raise LibraryError(f"no prompt with id {prompt_id!r}") from None
+            raise LibraryError(
+                f"no prompt with id {prompt_id!r} (or its file is unreadable)"
+            ) from None
 
     def find_prompt(self, ref: str) -> Prompt:
         """A prompt by id, or by name (case-insensitive, unique)."""
         if ref in self.prompts:
-            return self.prompts[ref]
-        matches = [p for p in self.prompts.values() if p.name.casefold() == ref.casefold()]
+            return self.get_prompt(ref)
+        matches = [s for s in self._summaries.values() if s.name.casefold() == ref.casefold()]
         if len(matches) == 1:
-            return matches[0]
+            return self.get_prompt(matches[0].id)
         if len(matches) > 1:
             ids = ", ".join(p.id for p in matches)
             raise LibraryError(f"several prompts are named {ref!r} (ids: {ids}); use an id")
-        close = difflib.get_close_matches(ref, [p.name for p in self.prompts.values()], n=3)
+        names = [s.name for s in self._summaries.values()]
+        close = difflib.get_close_matches(ref, names, n=3)
         hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         raise LibraryError(f"no prompt named {ref!r} in {self.root}{hint}")
 
@@ -210,7 +400,7 @@ class Library:
         """Save a prompt. If it exists and its content changed, the previous version goes
         to its history and the version number goes up; an unchanged save is a no-op."""
         with self._lock:
-            current = self.prompts.get(prompt.id)
+            current = self.prompts.get(prompt.id) if prompt.id in self._summaries else None
             if current is not None and current.content_equal(prompt):
                 return current
             if current is not None:
@@ -229,7 +419,7 @@ class Library:
                 saved = prompt.model_copy(update={"updated": utc_now()})
             saved = Prompt.model_validate(saved.model_dump())
             self._write(self.prompt_path(saved.id), saved)
-            self.prompts[saved.id] = saved
+            self._remember(saved)
             return saved
 
     def new_prompt(self, name: str, **fields: Any) -> Prompt:
@@ -266,7 +456,7 @@ class Library:
             history = self.history_dir / prompt_id
             if history.exists():
                 os.replace(history, target / "history")
-            del self.prompts[prompt_id]
+            self._forget(prompt_id)
 
     def trashed_prompt_ids(self) -> list[str]:
         if not self.trash_dir.exists():
@@ -286,7 +476,7 @@ class Library:
                 os.replace(source / "history", self.history_dir / prompt_id)
             os.replace(source / "prompt.json", self.prompt_path(prompt_id))
             shutil.rmtree(source, ignore_errors=True)
-            self.prompts[prompt_id] = document
+            self._remember(document)
             return document
 
     # -- history ---------------------------------------------------------
@@ -344,23 +534,21 @@ class Library:
     # -- search ----------------------------------------------------------
 
     def tags(self) -> list[str]:
-        return sorted({t for p in self.prompts.values() for t in p.tags}, key=str.casefold)
+        return sorted({t for s in self._summaries.values() for t in s.tags}, key=str.casefold)
 
-    def search(self, text: str = "", tags: Iterable[str] = ()) -> list[Prompt]:
+    def search(self, text: str = "", tags: Iterable[str] = ()) -> list[PromptSummary]:
         """Prompts whose name, description, tags or templates contain every word of `text`
         (case-insensitive) and that carry all `tags`; sorted by name."""
         words = text.casefold().split()
         wanted = {t.casefold() for t in tags}
         found = []
-        for prompt in self.prompts.values():
-            if wanted and not wanted <= {t.casefold() for t in prompt.tags}:
+        for summary in self._summaries.values():
+            if wanted and not wanted <= {t.casefold() for t in summary.tags}:
                 continue
-            if words:
-                haystack = _search_text(prompt)
-                if not all(w in haystack for w in words):
-                    continue
-            found.append(prompt)
-        found.sort(key=lambda p: (p.name.casefold(), p.id))
+            if words and not all(w in summary.text for w in words):
+                continue
+            found.append(summary)
+        found.sort(key=lambda s: (s.name.casefold(), s.id))
         return found
 
     # -- test sets -------------------------------------------------------
@@ -436,19 +624,23 @@ class Library:
         yield from self.soft_prompts.values()
 
     def is_empty(self) -> bool:
-        return not (self.prompts or self.test_sets or self.soft_prompts)
+        return not (self._summaries or self.test_sets or self.soft_prompts)
 
 
-def _search_text(prompt: Prompt) -> str:
-    parts = [
-        prompt.name,
-        prompt.description,
-        prompt.system,
-        prompt.user_template,
-        *prompt.tags,
-        *prompt.labels,
-    ]
-    return "\n".join(parts).casefold()
+def load_one(path: Path, kind: type[_D]) -> tuple[_D | None, list[LoadProblem], set[Path]]:
+    """Read one library file expected to hold a `kind` named after its id."""
+    try:
+        document = read_document(path)
+    except SchemaError as exc:
+        detail = "; ".join(f"{loc or 'file'}: {msg}" for loc, msg in exc.problems)
+        return None, [LoadProblem(path, detail)], {path}
+    if not isinstance(document, kind):
+        problem = LoadProblem(path, f"holds a {document.kind}, expected {kind.__name__}")
+        return None, [problem], {path}
+    if path.stem != document.id:
+        problem = LoadProblem(path, f"file name does not match its id {document.id!r}")
+        return None, [problem], {path}
+    return document, [], set()
 
 
 def load_folder(folder: Path, kind: type[_D]) -> tuple[dict[str, _D], list[LoadProblem], set[Path]]:
@@ -469,20 +661,10 @@ def load_folder(folder: Path, kind: type[_D]) -> tuple[dict[str, _D], list[LoadP
         if not entry.name.endswith(".json") or not entry.is_file():
             problems.append(LoadProblem(path, "unknown file; ignored"))
             continue
-        try:
-            document = read_document(path)
-        except SchemaError as exc:
-            bad.add(path)
-            detail = "; ".join(f"{loc or 'file'}: {msg}" for loc, msg in exc.problems)
-            problems.append(LoadProblem(path, detail))
-            continue
-        if not isinstance(document, kind):
-            bad.add(path)
-            problems.append(LoadProblem(path, f"holds a {document.kind}, expected {kind.__name__}"))
-            continue
-        if path.stem != document.id:
-            bad.add(path)
-            problems.append(LoadProblem(path, f"file name does not match its id {document.id!r}"))
+        document, found, unreadable = load_one(path, kind)
+        problems += found
+        bad |= unreadable
+        if document is None:
             continue
         loaded[document.id] = document
     return loaded, problems, bad

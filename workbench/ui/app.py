@@ -126,7 +126,14 @@ class MainWindow(QMainWindow):
 
     def selected_prompt(self) -> Prompt | None:
         index = self.prompt_list.currentIndex()
-        return self.prompt_model.prompt_at(index.row()) if index.isValid() else None
+        summary = self.prompt_model.prompt_at(index.row()) if index.isValid() else None
+        if summary is None:
+            return None
+        try:
+            return self.library.get_prompt(summary.id)
+        except LibraryError as exc:
+            self.statusBar().showMessage(str(exc))
+            return None
 
     def _show_current(self) -> None:
         prompt = self.selected_prompt()
@@ -212,4 +219,7 @@ def run_app(library_dir: Path | None = None) -> int:
     window = MainWindow(library)
     window.restore_layout()
     window.show()
-    return int(app.exec())
+    try:
+        return int(app.exec())
+    finally:
+        library.close()

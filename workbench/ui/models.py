@@ -12,8 +12,7 @@ from PySide6.QtCore import (
     Qt,
 )
 
-from workbench.core.library import Library
-from workbench.core.models import Prompt
+from workbench.core.library import Library, PromptSummary
 
 _Index = QModelIndex | QPersistentModelIndex
 
@@ -29,7 +28,7 @@ class PromptListModel(QAbstractListModel):
         self._library = library
         self._text = ""
         self._tags: list[str] = []
-        self._rows: list[Prompt] = library.search()
+        self._rows: list[PromptSummary] = library.search()
 
     def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else len(self._rows)
@@ -54,7 +53,7 @@ class PromptListModel(QAbstractListModel):
         names[self.TagsRole] = b"tags"
         return names
 
-    def prompt_at(self, row: int) -> Prompt | None:
+    def prompt_at(self, row: int) -> PromptSummary | None:
         return self._rows[row] if 0 <= row < len(self._rows) else None
 
     def row_of(self, prompt_id: str) -> int:

