@@ -223,3 +223,28 @@ def test_a_file_corrupted_after_indexing_is_reported_when_read(library_dir: Path
         indexed.get_prompt(p.id)
     assert any(problem.path == path for problem in indexed.problems)
     assert p.id not in indexed.prompts
+
+
+def test_drafts_keep_edits_without_making_versions(library: Library, library_dir: Path) -> None:
+    p = library.new_prompt("Drafty", system="saved")
+    assert library.draft(p.id) is None
+    library.save_draft(p.model_copy(update={"system": "typing..."}))
+    library.save_draft(p.model_copy(update={"system": "typing more"}))
+    again = Library(library_dir)
+    assert again.get_prompt(p.id).system == "saved"  # the CLI sees the saved version
+    assert again.draft(p.id).system == "typing more"  # the app reopens the draft
+    assert len(again.history(p.id)) == 1
+    committed = again.commit_draft(again.draft(p.id))
+    assert committed.version == 2 and committed.system == "typing more"
+    assert again.draft(p.id) is None
+    with pytest.raises(LibraryError):
+        again.save_draft(Prompt(name="not in the library"))
+
+
+def test_deleting_a_prompt_keeps_its_draft_for_undo(library: Library) -> None:
+    p = library.new_prompt("Gone")
+    library.save_draft(p.model_copy(update={"system": "wip"}))
+    library.delete_prompt(p.id)
+    assert library.draft(p.id) is None
+    library.undelete_prompt(p.id)
+    assert library.draft(p.id).system == "wip"

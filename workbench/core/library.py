@@ -8,6 +8,7 @@ Layout of a library folder (all JSON, pretty-printed so it diffs well in git):
     test_sets/<id>.json
     soft_prompts/<id>.json       metadata; the tensor sits beside it as <id>.safetensors
     runs/<prompt id>/<run id>.json
+    drafts/<id>.json             unsaved edits from the app (autosaved; Ctrl+S makes a version)
     trash/<id>/...               deleted prompts (with their history), restorable
 
 Every write is atomic (`fsutil.atomic_write_bytes`). Files that do not parse or
@@ -196,6 +197,10 @@ class Library:
     @property
     def runs_dir(self) -> Path:
         return self.root / "runs"
+
+    @property
+    def drafts_dir(self) -> Path:
+        return self.root / "drafts"
 
     @property
     def trash_dir(self) -> Path:
@@ -456,6 +461,9 @@ class Library:
             history = self.history_dir / prompt_id
             if history.exists():
                 os.replace(history, target / "history")
+            draft = self.drafts_dir / f"{prompt_id}.json"
+            if draft.exists():
+                os.replace(draft, target / "draft.json")
             self._forget(prompt_id)
 
     def trashed_prompt_ids(self) -> list[str]:
@@ -474,10 +482,43 @@ class Library:
             if (source / "history").exists():
                 self.history_dir.mkdir(exist_ok=True)
                 os.replace(source / "history", self.history_dir / prompt_id)
+            if (source / "draft.json").exists():
+                self.drafts_dir.mkdir(exist_ok=True)
+                os.replace(source / "draft.json", self.drafts_dir / f"{prompt_id}.json")
             os.replace(source / "prompt.json", self.prompt_path(prompt_id))
             shutil.rmtree(source, ignore_errors=True)
             self._remember(document)
             return document
+
+    # -- drafts ----------------------------------------------------------
+
+    def save_draft(self, prompt: Prompt) -> None:
+        """Keep unsaved edits (the app autosaves them) without making a version."""
+        if prompt.id not in self._summaries:
+            raise LibraryError(f"no prompt with id {prompt.id!r} to keep a draft of")
+        with self._lock:
+            atomic_write_bytes(self.drafts_dir / f"{prompt.id}.json", document_bytes(prompt))
+
+    def draft(self, prompt_id: str) -> Prompt | None:
+        """The prompt's unsaved draft, if any (an unreadable draft is reported, ignored)."""
+        path = self.drafts_dir / f"{prompt_id}.json"
+        if not path.exists():
+            return None
+        document, problems, _ = load_one(path, Prompt)
+        self.problems.extend(problems)
+        return document
+
+    def discard_draft(self, prompt_id: str) -> None:
+        try:
+            (self.drafts_dir / f"{prompt_id}.json").unlink()
+        except FileNotFoundError:
+            pass
+
+    def commit_draft(self, prompt: Prompt) -> Prompt:
+        """Save the edited prompt as a new version and drop its draft."""
+        saved = self.save_prompt(prompt)
+        self.discard_draft(prompt.id)
+        return saved
 
     # -- history ---------------------------------------------------------
 

@@ -213,6 +213,9 @@ class Prompt(_Model):
     cot: ChainOfThought = Field(default_factory=ChainOfThought)
     params: GenerationParams = Field(default_factory=GenerationParams)
     model: str | None = Field(default=None, description="preferred model; None = default")
+    sample_values: dict[str, str] = Field(
+        default_factory=dict, description="variable values the editor previews and runs with"
+    )
     version: int = Field(default=1, ge=1, description="incremented by the library on each save")
     created: datetime = Field(default_factory=utc_now)
     updated: datetime = Field(default_factory=utc_now)

@@ -1,0 +1,182 @@
+"""The one place that owns threads: runs core generators and calls off the GUI thread.
+
+A `JobRunner` has a single worker thread and a queue, so model jobs run one at a
+time (DESIGN.md: two model jobs oversubscribe a small CPU, and llama.cpp crashes when
+two threads call one model). A job is a callable returning an iterator of events
+(a core generator) or a plain value. What it yields is batched on the worker and
+handed to the GUI thread through queued Qt signals at most every `batch_interval_s`;
+the GUI thread never waits on the worker. Stop sets the job's `threading.Event`
+with a plain call — the core generator checks it at its own granularity.
+"""
+
+from __future__ import annotations
+
+import itertools
+import queue
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal, Slot
+
+JobFunction = Callable[[threading.Event], Any]
+
+
+@dataclass
+class Job:
+    """A unit of background work; callbacks run on the GUI thread."""
+
+    name: str
+    function: JobFunction
+    on_events: Callable[[list[Any]], None] | None = None
+    on_done: Callable[[Any], None] | None = None
+    on_error: Callable[[BaseException, str], None] | None = None
+    cancel: threading.Event = field(default_factory=threading.Event)
+    id: int = 0
+    started: bool = False
+    finished: bool = False
+
+    def stop(self) -> None:
+        """Ask the job to stop; it ends at its next check (token, step, row)."""
+        self.cancel.set()
+
+
+class _Bridge(QObject):
+    """Lives in the GUI thread; the worker emits, Qt queues the calls to the GUI thread."""
+
+    events = Signal(int, list)
+    done = Signal(int, object)
+    failed = Signal(int, object, str)
+    state = Signal(int, bool)
+
+
+class JobRunner(QObject):
+    """Runs jobs one at a time on one worker thread."""
+
+    busy_changed = Signal(bool)
+
+    def __init__(self, parent: QObject | None = None, batch_interval_s: float = 0.03) -> None:
+        super().__init__(parent)
+        self.batch_interval_s = batch_interval_s
+        self._queue: queue.Queue[Job | None] = queue.Queue()
+        self._jobs: dict[int, Job] = {}
+        self._ids = itertools.count(1)
+        self._bridge = _Bridge()
+        self._bridge.events.connect(self._deliver_events)
+        self._bridge.done.connect(self._deliver_done)
+        self._bridge.failed.connect(self._deliver_error)
+        self._bridge.state.connect(self._deliver_state)
+        self._closed = False
+        self._current: Job | None = None
+        self._thread = threading.Thread(target=self._work, name="workbench-jobs", daemon=True)
+        self._thread.start()
+
+    # -- GUI-thread API ---------------------------------------------------------
+
+    def submit(self, job: Job) -> Job:
+        if self._closed:
+            raise RuntimeError("the job runner is shut down")
+        job.id = next(self._ids)
+        self._jobs[job.id] = job
+        self._queue.put(job)
+        return job
+
+    def run(
+        self,
+        name: str,
+        function: JobFunction,
+        on_events: Callable[[list[Any]], None] | None = None,
+        on_done: Callable[[Any], None] | None = None,
+        on_error: Callable[[BaseException, str], None] | None = None,
+    ) -> Job:
+        return self.submit(Job(name, function, on_events, on_done, on_error))
+
+    @property
+    def busy(self) -> bool:
+        return any(not j.finished for j in self._jobs.values())
+
+    def stop_all(self) -> None:
+        for job in list(self._jobs.values()):
+            job.stop()
+
+    def shutdown(self, timeout_s: float = 5.0) -> bool:
+        """Stop every job and end the worker; True when it ended in time."""
+        self._closed = True
+        self.stop_all()
+        self._queue.put(None)
+        self._thread.join(timeout_s)
+        return not self._thread.is_alive()
+
+    # -- worker thread ----------------------------------------------------------
+
+    def _work(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            if job.cancel.is_set():
+                self._bridge.done.emit(job.id, None)
+                continue
+            self._bridge.state.emit(job.id, True)
+            try:
+                result = job.function(job.cancel)
+                if isinstance(result, Iterator):
+                    result = self._drain(job, result)
+                self._bridge.done.emit(job.id, result)
+            except BaseException as exc:  # reported to the GUI, never kills the worker
+                self._bridge.failed.emit(job.id, exc, traceback.format_exc())
+
+    def _drain(self, job: Job, events: Iterator[Any]) -> Any:
+        """Forward a generator's events in batches; returns the last event."""
+        batch: list[Any] = []
+        last: Any = None
+        deadline = time.monotonic() + self.batch_interval_s
+        for event in events:
+            last = event
+            batch.append(event)
+            now = time.monotonic()
+            if now >= deadline:
+                self._bridge.events.emit(job.id, batch)
+                batch = []
+                deadline = now + self.batch_interval_s
+        if batch:
+            self._bridge.events.emit(job.id, batch)
+        return last
+
+    # -- delivery on the GUI thread -----------------------------------------------
+
+    @Slot(int, bool)
+    def _deliver_state(self, job_id: int, started: bool) -> None:
+        job = self._jobs.get(job_id)
+        if job is not None:
+            job.started = started
+        self.busy_changed.emit(self.busy)
+
+    @Slot(int, list)
+    def _deliver_events(self, job_id: int, events: list[Any]) -> None:
+        job = self._jobs.get(job_id)
+        if job is not None and job.on_events is not None:
+            job.on_events(events)
+
+    @Slot(int, object)
+    def _deliver_done(self, job_id: int, result: Any) -> None:
+        job = self._jobs.pop(job_id, None)
+        if job is None:
+            return
+        job.finished = True
+        if job.on_done is not None:
+            job.on_done(result)
+        self.busy_changed.emit(self.busy)
+
+    @Slot(int, object, str)
+    def _deliver_error(self, job_id: int, error: BaseException, trace: str) -> None:
+        job = self._jobs.pop(job_id, None)
+        if job is None:
+            return
+        job.finished = True
+        if job.on_error is not None:
+            job.on_error(error, trace)
+        self.busy_changed.emit(self.busy)
