@@ -249,61 +249,52 @@ def _print_stats(stats, model: str) -> None:
     print(" · ".join(parts), file=sys.stderr)
 
 
-def _stream_to_stdout(backend, prompt, params, cancel, as_json: bool, step: str | None):
-    """Print one stream; returns the Finished event."""
-    from workbench.core.backends.base import Finished
+def _print_event(event, as_json: bool) -> None:
+    from workbench.core.backends.base import TokenEvent
+    from workbench.core.running import StepFinished, StepStarted
 
-    final = None
-    for event in backend.stream(prompt, params, cancel):
-        if isinstance(event, Finished):
-            final = event
-            if as_json:
-                print(
-                    json.dumps(
-                        {
-                            "event": "done",
-                            "step": step,
-                            "text": event.text,
-                            "stats": event.stats.model_dump(),
-                        }
-                    ),
-                    flush=True,
-                )
-            else:
-                print(flush=True)
-            break
+    if isinstance(event, StepStarted):
+        if event.name and not as_json:
+            print(f"=== step: {event.name} ===", file=sys.stderr, flush=True)
+    elif isinstance(event, TokenEvent):
+        if as_json:
+            top = [list(t) for t in event.top] if event.top else None
+            line = {
+                "event": "token",
+                "text": event.text,
+                "token_id": event.token_id,
+                "logprob": event.logprob,
+                "top": top,
+            }
+            print(json.dumps(line), flush=True)
+        else:
+            sys.stdout.write(event.text)
+            sys.stdout.flush()
+    elif isinstance(event, StepFinished):
         if as_json:
             print(
                 json.dumps(
                     {
-                        "event": "token",
-                        "step": step,
-                        "text": event.text,
-                        "token_id": event.token_id,
-                        "logprob": event.logprob,
-                        "top": [list(t) for t in event.top] if event.top else None,
+                        "event": "done",
+                        "step": event.name or None,
+                        "text": event.result.text,
+                        "stats": event.result.stats.model_dump(),
                     }
                 ),
                 flush=True,
             )
         else:
-            sys.stdout.write(event.text)
-            sys.stdout.flush()
-    return final
+            print(flush=True)
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
     import signal
     import threading
 
+    from workbench.core.backends.base import Finished
     from workbench.core.backends.registry import ModelCatalog, load_backend
-    from workbench.core.models import CoTMode, GenerationParams, Message, Prompt, RunRecord
-    from workbench.core.templates import (
-        prompt_variables,
-        render_chain_step,
-        render_messages,
-        resolve_values,
-    )
+    from workbench.core.models import GenerationParams, Message, Prompt
+    from workbench.core.running import RunFinished, StepFinished, missing_variables, run_prompt
 
     if (args.prompt is None) == (args.text is None):
         raise CliError("give either a PROMPT or --text TEXT")
@@ -314,15 +305,14 @@ def cmd_generate(args: argparse.Namespace) -> int:
         prompt = _resolve_prompt(args)
         if not Path(args.prompt).is_file():
             library = _library(args)
-        missing = [n for n in prompt_variables(prompt) if n not in resolve_values(prompt, values)]
+        missing = missing_variables(prompt, values)
         if missing:
             raise CliError(
                 f"prompt {prompt.name!r} needs values for: {', '.join(missing)} "
                 "(pass --var NAME=VALUE)"
             )
     params = _params(args, prompt.params if prompt else GenerationParams())
-    catalog = ModelCatalog()
-    spec = catalog.get(args.model or (prompt.model if prompt else None))
+    spec = ModelCatalog().get(args.model or (prompt.model if prompt else None))
     backend = load_backend(spec, args.backend, _settings(args))
 
     cancel = threading.Event()
@@ -333,51 +323,33 @@ def cmd_generate(args: argparse.Namespace) -> int:
         cancel.set()
 
     previous = signal.signal(signal.SIGINT, on_interrupt)
-    outputs: dict[str, str] = {}
-    messages: list[Message] = []
+    final = None
+    record = None
     try:
-        if prompt is not None and prompt.cot.mode is CoTMode.CHAIN:
-            final = None
-            for i, step in enumerate(prompt.cot.steps):
-                messages = render_chain_step(prompt, values, i, outputs)
-                if not args.json:
-                    print(f"=== step: {step.name} ===", file=sys.stderr)
-                final = _stream_to_stdout(backend, messages, params, cancel, args.json, step.name)
-                outputs[step.name] = final.text
-                if final.stats.finish_reason == "cancelled":
-                    break
+        if prompt is not None:
+            events = run_prompt(backend, prompt, values, params, cancel, model_id=spec.id)
         else:
-            if prompt is not None:
-                messages = render_messages(prompt, values)
-                target = messages
-            elif args.raw:
-                target = args.text
-            else:
-                messages = [Message(role="user", content=args.text)]
-                target = messages
-            final = _stream_to_stdout(backend, target, params, cancel, args.json, None)
+            target = args.text if args.raw else [Message(role="user", content=args.text)]
+            events = (
+                StepFinished("", e) if isinstance(e, Finished) else e
+                for e in backend.stream(target, params, cancel)
+            )
+        for event in events:
+            if isinstance(event, RunFinished):
+                record = event.record
+                continue
+            if isinstance(event, StepFinished):
+                final = event.result
+            _print_event(event, args.json)
     finally:
         signal.signal(signal.SIGINT, previous)
         backend.close()
     if final is None:
         return 1
     if not args.json:
-        _print_stats(final.stats, backend.description)
-    if prompt is not None and library is not None and not args.no_save:
-        library.save_run(
-            RunRecord(
-                prompt_id=prompt.id,
-                prompt_version=prompt.version,
-                model=spec.id,
-                backend=backend.name,
-                params=params,
-                variables=values,
-                messages=messages,
-                output=final.text,
-                step_outputs=outputs,
-                stats=final.stats,
-            )
-        )
+        _print_stats(record.stats if record else final.stats, backend.description)
+    if record is not None and library is not None and not args.no_save:
+        library.save_run(record)
     return 130 if final.stats.finish_reason == "cancelled" else 0
 
 
