@@ -1,60 +1,217 @@
-"""The main window, driven for real with pytest-qt (offscreen)."""
+"""The main window driven for real with pytest-qt (offscreen), on the embedded model."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QComboBox, QLineEdit, QPushButton, QTableView
 
 from workbench.core.library import Library
+from workbench.core.models import CoTMode
 from workbench.ui.app import MainWindow
-from workbench.ui.models import PromptListModel
+from workbench.ui.models import PromptListModel, RunListModel, VersionListModel
+
+MODEL_TIMEOUT_MS = 60_000
+
+
+def open_window(qtbot, library_dir: Path, load_model: bool = False) -> MainWindow:
+    window = MainWindow(Library(library_dir), load_model=load_model)
+    qtbot.addWidget(window)
+    window.resize(1400, 860)
+    window.show()
+    if load_model:
+        qtbot.waitUntil(lambda: window.run_panel.backend is not None, timeout=MODEL_TIMEOUT_MS)
+    return window
 
 
 def test_empty_library_offers_the_samples_and_loads_them(qtbot, library_dir: Path) -> None:
-    window = MainWindow(Library(library_dir))
-    qtbot.addWidget(window)
-    window.show()
-    assert window.empty_banner.isVisible()
-    assert window.prompt_model.rowCount() == 0
-    qtbot.mouseClick(window.seed_button, Qt.MouseButton.LeftButton)
-    assert not window.empty_banner.isVisible()
-    names = [window.prompt_model.prompt_at(r).name for r in range(window.prompt_model.rowCount())]
+    window = open_window(qtbot, library_dir)
+    panel = window.library_panel
+    assert panel.empty_banner.isVisible()
+    qtbot.mouseClick(panel.seed_button, Qt.MouseButton.LeftButton)
+    assert not panel.empty_banner.isVisible()
+    names = [panel.model.prompt_at(r).name for r in range(panel.model.rowCount())]
     assert "Review sentiment" in names
-    # the samples are on disk, not only in the window
-    assert "Review sentiment" in [p.name for p in Library(library_dir).prompts.values()]
+    assert "Review sentiment" in [s.name for s in Library(library_dir).search()]
 
 
-def test_selecting_a_prompt_shows_what_the_model_will_see(qtbot, library_dir: Path) -> None:
+def test_create_a_prompt_type_a_template_and_see_form_and_preview(qtbot, library_dir) -> None:
+    window = open_window(qtbot, library_dir)
+    qtbot.mouseClick(window.library_panel.new_button, Qt.MouseButton.LeftButton)
+    assert window.working is not None and window.working.name == "Untitled prompt"
+    editor = window.editor
+    qtbot.keyClicks(editor.system, "You are terse.")
+    qtbot.keyClicks(editor.template, "Translate {{ text }} into {{ language }}")
+    assert list(editor.var_fields) == ["text", "language"]
+    field = window.findChild(QLineEdit, "var_language")
+    qtbot.keyClicks(field, "French")
+    qtbot.waitUntil(lambda: "into French" in editor.preview.toPlainText())
+    assert "You are terse." in editor.preview.toPlainText()
+    assert window.working.sample_values == {"language": "French"}
+    assert "unsaved draft" in window.windowTitle()
+
+
+def test_template_error_is_shown_and_underlined(qtbot, library_dir) -> None:
+    window = open_window(qtbot, library_dir)
+    window.library_panel.new_prompt("Broken")
+    qtbot.keyClicks(window.editor.template, "Hello")
+    qtbot.keyClick(window.editor.template, Qt.Key.Key_Return)
+    qtbot.keyClicks(window.editor.template, "{{ name ")
+    qtbot.waitUntil(lambda: window.editor.error.isVisible())
+    assert "user_template, line 2" in window.editor.error.text()
+    assert window.editor.template.has_error_underline()
+
+
+def test_few_shot_examples_and_cot_modes_follow_into_the_preview(qtbot, library_dir) -> None:
+    window = open_window(qtbot, library_dir)
+    window.library_panel.new_prompt("Labels")
+    qtbot.keyClicks(window.editor.template, "Review: {{ review }}")
+    window.tabs.setCurrentWidget(window.few_shot)
+    add = window.few_shot.findChild(QPushButton, "addExample")
+    qtbot.mouseClick(add, Qt.MouseButton.LeftButton)
+    model = window.few_shot.findChild(QTableView, "fewShotTable").model()
+    model.setData(model.index(0, 0), "Great kettle")
+    model.setData(model.index(0, model.columnCount() - 1), "positive")
+    assert window.working.few_shot.examples[0].output == "positive"
+    qtbot.waitUntil(lambda: "Review: Great kettle" in window.editor.preview.toPlainText())
+
+    window.tabs.setCurrentWidget(window.cot)
+    mode = window.cot.findChild(QComboBox, "cotMode")
+    mode.setCurrentIndex(mode.findData(CoTMode.ZERO_SHOT))
+    assert window.working.cot.mode is CoTMode.ZERO_SHOT
+    qtbot.waitUntil(lambda: window.working.cot.trigger in window.editor.preview.toPlainText())
+
+
+@pytest.mark.integration
+def test_run_streams_text_keeps_a_record_and_stop_works(qtbot, library_dir) -> None:
+    window = open_window(qtbot, library_dir, load_model=True)
+    window.library_panel.new_prompt("Capital")
+    qtbot.keyClicks(window.editor.template, "What is the capital of {{ country }}? Answer in one sentence.")
+    qtbot.keyClicks(window.findChild(QLineEdit, "var_country"), "France")
+    qtbot.waitUntil(lambda: "tokens with" in window.editor.token_count.text())
+    run = window.run_panel
+    run.max_tokens.setValue(24)
+    run.temperature.setValue(0.0)
+    run.probabilities.setChecked(True)
+    window.run_action.trigger()  # Ctrl+Enter
+    qtbot.waitUntil(lambda: not run.running, timeout=MODEL_TIMEOUT_MS)
+    output = run.output.toPlainText()
+    assert "Paris" in output
+    assert "tokens/s" in run.stats.text()
+    assert run.history_model.rowCount() == 1
+    stored = Library(library_dir).runs_for(window.working.id)
+    assert [r.output for r in stored] == [output]
+    # a coloured token explains itself on hover
+    cursor_rect = run.output.cursorRect(run.output.document().find("Paris"))
+    assert "p = " in run.output.token_tooltip(cursor_rect.center())
+
+    # stop a long run mid-way
+    run.max_tokens.setValue(400)
+    qtbot.keyClicks(window.editor.template, " Write a long essay about it.")
+    window.run_action.trigger()
+    qtbot.waitUntil(lambda: len(run.output.toPlainText()) > 20, timeout=MODEL_TIMEOUT_MS)
+    window.stop_action.trigger()  # Esc
+    qtbot.waitUntil(lambda: not run.running, timeout=MODEL_TIMEOUT_MS)
+    assert "stopped" in run.stats.text()
+    latest = Library(library_dir).runs_for(window.working.id)[0]
+    assert latest.stats.finish_reason == "cancelled"
+    assert latest.stats.completion_tokens < 400
+
+
+def test_restart_finds_everything_as_it_was(qtbot, library_dir, tmp_path) -> None:
+    window = open_window(qtbot, library_dir)
+    prompt_id = window.library_panel.new_prompt("Persistent")
+    qtbot.keyClicks(window.editor.template, "Hi {{ name }}")
+    qtbot.keyClicks(window.findChild(QLineEdit, "var_name"), "Ada")
+    mode = window.cot.findChild(QComboBox, "cotMode")
+    mode.setCurrentIndex(mode.findData(CoTMode.ZERO_SHOT))
+    window.close()  # autosaves the draft
+
+    again = open_window(qtbot, library_dir)
+    again.library_panel.select(prompt_id)
+    assert again.working.user_template == "Hi {{ name }}"
+    assert again.working.sample_values == {"name": "Ada"}
+    assert again.working.cot.mode is CoTMode.ZERO_SHOT
+    assert again.editor.template.toPlainText() == "Hi {{ name }}"
+    assert again.findChild(QLineEdit, "var_name").text() == "Ada"
+
+
+def test_autosave_writes_a_draft_within_a_second(qtbot, library_dir) -> None:
+    window = open_window(qtbot, library_dir)
+    prompt_id = window.library_panel.new_prompt("Typing")
+    qtbot.keyClicks(window.editor.system, "Be brief.")
+    qtbot.waitUntil(lambda: Library(library_dir).draft(prompt_id) is not None, timeout=1500)
+    assert Library(library_dir).draft(prompt_id).system == "Be brief."
+
+
+def test_save_version_history_diff_and_restore(qtbot, library_dir) -> None:
+    window = open_window(qtbot, library_dir)
+    prompt_id = window.library_panel.new_prompt("Versioned")
+    qtbot.keyClicks(window.editor.system, "First.")
+    window.save_action.trigger()  # Ctrl+S
+    qtbot.keyClicks(window.editor.system, " Second.")
+    window.save_action.trigger()
+    panel = window.library_panel
+    assert panel.versions.rowCount() == 3
+    assert "v3" in panel.versions.data(panel.versions.index(0))
+    assert "unsaved draft" not in window.windowTitle()
+    panel.version_list.setCurrentIndex(panel.versions.index(1))  # v2
+    assert '+  "system": "First. Second."' in panel.diff.toPlainText()
+    qtbot.mouseClick(panel.restore_button, Qt.MouseButton.LeftButton)
+    assert window.working.system == "First."
+    assert window.editor.system.toPlainText() == "First."
+    assert Library(library_dir).get_prompt(prompt_id).version == 4
+
+
+def test_delete_and_undo(qtbot, library_dir) -> None:
+    window = open_window(qtbot, library_dir)
+    panel = window.library_panel
+    keep = panel.new_prompt("Keep")
+    doomed = panel.new_prompt("Doomed")
+    qtbot.mouseClick(panel.delete_button, Qt.MouseButton.LeftButton)
+    assert doomed not in Library(library_dir).prompts
+    assert panel.undo_button.isVisible()
+    qtbot.mouseClick(panel.undo_button, Qt.MouseButton.LeftButton)
+    assert doomed in Library(library_dir).prompts and keep in Library(library_dir).prompts
+    assert panel.current_id() == doomed
+
+
+def test_search_and_tag_filter(qtbot, library_dir) -> None:
     library = Library(library_dir)
-    library.new_prompt("Alpha", system="Be kind.", user_template="Hello {{ who }}")
-    library.new_prompt("Beta", user_template="Broken {{ x ")
-    window = MainWindow(library)
-    qtbot.addWidget(window)
-    window.prompt_list.setCurrentIndex(window.prompt_model.index(0))
-    assert "Alpha" in window.title.text()
-    assert window.preview.toPlainText() == "[system]\nBe kind.\n\n[user]\nHello {{ who }}\n"
-    window.prompt_list.setCurrentIndex(window.prompt_model.index(1))
-    assert window.preview.toPlainText().startswith("Template error — user_template, line 1")
+    library.new_prompt("Sentiment", tags=["classification"])
+    library.new_prompt("Summary", tags=["writing"])
+    window = open_window(qtbot, library_dir)
+    panel = window.library_panel
+    qtbot.keyClicks(panel.search, "senti")
+    assert panel.model.rowCount() == 1 and panel.model.prompt_at(0).name == "Sentiment"
+    panel.search.clear()
+    panel.tag_filter.setCurrentText("writing")
+    assert [panel.model.prompt_at(r).name for r in range(panel.model.rowCount())] == ["Summary"]
 
 
-def test_search_filters_the_list(qtbot, library_dir: Path) -> None:
-    library = Library(library_dir)
-    library.new_prompt("Sentiment")
-    library.new_prompt("Summary")
-    window = MainWindow(library)
-    qtbot.addWidget(window)
-    qtbot.keyClicks(window.search_box, "senti")
-    assert window.prompt_model.rowCount() == 1
-    assert window.prompt_model.prompt_at(0).name == "Sentiment"
-
-
-def test_prompt_list_model_passes_the_model_tester(qtmodeltester, library_dir: Path) -> None:
+def test_item_models_pass_the_model_tester(qtmodeltester, library_dir: Path) -> None:
     library = Library(library_dir)
     for name in ("a", "b", "c"):
         library.new_prompt(name, tags=[name])
-    model = PromptListModel(library)
-    qtmodeltester.check(model)
-    model.set_filter("b")
-    qtmodeltester.check(model)
-    assert model.data(model.index(0), PromptListModel.TagsRole) == ["b"]
+    prompts = PromptListModel(library)
+    qtmodeltester.check(prompts)
+    prompts.set_filter("b")
+    qtmodeltester.check(prompts)
+    assert prompts.data(prompts.index(0), PromptListModel.TagsRole) == ["b"]
+
+    from workbench.core.models import RunRecord
+
+    runs = RunListModel()
+    runs.set_runs([RunRecord(model="m", backend="b", output="one\ntwo")])
+    runs.add_run(RunRecord(model="m", backend="b", output=""))
+    qtmodeltester.check(runs)
+    assert "(empty)" in runs.data(runs.index(0))
+
+    p = library.find_prompt("a")
+    library.save_prompt(p.model_copy(update={"system": "changed"}))
+    versions = VersionListModel()
+    versions.set_versions(library.history(p.id))
+    qtmodeltester.check(versions)
+    assert versions.data(versions.index(0), Qt.ItemDataRole.UserRole) == 2

@@ -1,114 +1,143 @@
-"""QApplication set-up, the main window and its wiring, shutdown."""
+"""QApplication set-up, the main window and its wiring, autosave and shutdown.
+
+The main window owns the *working copy* of the selected prompt. Every panel emits
+field updates; the window validates them into a new working copy, refreshes the
+preview and autosaves it as a draft (debounced, atomic). Ctrl+S turns the draft
+into a new version in the library's history.
+"""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
-from PySide6.QtCore import QByteArray, QSettings, Qt
+from pydantic import ValidationError
+from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
-    QHBoxLayout,
-    QLabel,
-    QLineEdit,
-    QListView,
+    QDockWidget,
     QMainWindow,
     QMessageBox,
-    QPlainTextEdit,
-    QPushButton,
-    QSplitter,
-    QVBoxLayout,
-    QWidget,
+    QTabWidget,
 )
 
 from workbench import __version__
+from workbench.core.backends.base import Backend
 from workbench.core.library import Library, LibraryError, default_library_dir, seed_library
-from workbench.core.models import Prompt
+from workbench.core.models import GenerationParams, Prompt
 from workbench.core.resources import resource_path
-from workbench.core.templates import TemplateError, prompt_variables, render_preview, resolve_values
-from workbench.ui.models import PromptListModel
+from workbench.ui.cot import CoTPanel
+from workbench.ui.editor import PromptEditor
+from workbench.ui.fewshot import FewShotPanel
+from workbench.ui.jobs import JobRunner
+from workbench.ui.library_panel import LibraryPanel
+from workbench.ui.run import RunPanel
 
 APP_NAME = "Prompt Workbench"
+AUTOSAVE_MS = 700  # a crash loses at most this much typing (plus the write itself)
 
 
 class MainWindow(QMainWindow):
-    """The main window: library sidebar and the selected prompt's preview."""
-
-    def __init__(self, library: Library) -> None:
+    def __init__(self, library: Library, load_model: bool = True) -> None:
         super().__init__()
         self.library = library
-        self.setWindowTitle(f"{APP_NAME} — {library.root}")
+        self.working: Prompt | None = None
+        self.saved: Prompt | None = None
         self.setObjectName("MainWindow")
+        self.jobs = JobRunner(self)
 
-        self.prompt_model = PromptListModel(library, self)
-        self.search_box = QLineEdit(placeholderText="Search prompts (Ctrl+F)")
-        self.search_box.setClearButtonEnabled(True)
-        self.search_box.textChanged.connect(self._apply_search)
-        self.prompt_list = QListView()
-        self.prompt_list.setObjectName("promptList")
-        self.prompt_list.setModel(self.prompt_model)
-        self.prompt_list.selectionModel().currentChanged.connect(self._show_current)
+        self.library_panel = LibraryPanel(library)
+        self.editor = PromptEditor()
+        self.few_shot = FewShotPanel()
+        self.cot = CoTPanel()
+        self.run_panel = RunPanel(library, self.jobs, lambda: self.working, self._params_edited)
 
-        self.empty_banner = QWidget()
-        banner_layout = QVBoxLayout(self.empty_banner)
-        banner_layout.addWidget(QLabel("Your library is empty."))
-        self.seed_button = QPushButton("Load the sample library")
-        self.seed_button.clicked.connect(self.load_sample_library)
-        banner_layout.addWidget(self.seed_button)
+        self.tabs = QTabWidget(objectName="editorTabs")
+        self.tabs.addTab(self.editor, "Prompt")
+        self.tabs.addTab(self.few_shot, "Few-shot examples")
+        self.tabs.addTab(self.cot, "Chain of thought")
+        self.setCentralWidget(self.tabs)
+        self.library_dock = self._dock(
+            "Library", "libraryDock", self.library_panel, Qt.DockWidgetArea.LeftDockWidgetArea
+        )
+        self.run_dock = self._dock(
+            "Run", "runDock", self.run_panel, Qt.DockWidgetArea.RightDockWidgetArea
+        )
 
-        sidebar = QWidget()
-        side_layout = QVBoxLayout(sidebar)
-        side_layout.setContentsMargins(6, 6, 6, 6)
-        side_layout.addWidget(self.search_box)
-        side_layout.addWidget(self.empty_banner)
-        side_layout.addWidget(self.prompt_list)
+        self.autosave_timer = QTimer(self, singleShot=True, interval=AUTOSAVE_MS)
+        self.autosave_timer.timeout.connect(self.autosave)
 
-        self.title = QLabel()
-        self.title.setObjectName("promptTitle")
-        self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.preview = QPlainTextEdit(readOnly=True)
-        self.preview.setObjectName("preview")
-        detail = QWidget()
-        detail_layout = QVBoxLayout(detail)
-        detail_layout.addWidget(self.title)
-        detail_layout.addWidget(self.preview)
+        self.library_panel.prompt_selected.connect(self.select_prompt)
+        self.library_panel.version_restored.connect(self._reload_current)
+        self.library_panel.message.connect(self.statusBar().showMessage)
+        self.library_panel.seed_button.clicked.connect(self.load_sample_library)
+        self.editor.edited.connect(self.apply_update)
+        self.few_shot.changed.connect(lambda block: self.apply_update({"few_shot": block}))
+        self.cot.changed.connect(lambda block: self.apply_update({"cot": block}))
+        self.run_panel.model_ready.connect(self._model_ready)
 
-        splitter = QSplitter()
-        splitter.addWidget(sidebar)
-        splitter.addWidget(detail)
-        splitter.setStretchFactor(1, 3)
-        splitter.setSizes([280, 820])
-        central = QWidget()
-        layout = QHBoxLayout(central)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(splitter)
-        self.setCentralWidget(central)
-
-        find = QAction("Find", self, shortcut=QKeySequence.StandardKey.Find)
-        find.triggered.connect(lambda: self.search_box.setFocus())
-        self.addAction(find)
-        self._build_menus()
-        self._refresh_banner()
+        self._build_actions()
         self._report_problems()
-        if self.prompt_model.rowCount() > 0:
-            self.prompt_list.setCurrentIndex(self.prompt_model.index(0))
+        self.select_prompt(self.library_panel.current_id())
+        if load_model:
+            # after the window exists: the model loads on the worker thread
+            QTimer.singleShot(0, self.run_panel.load_selected_model)
 
-    def _build_menus(self) -> None:
+    def _dock(self, title: str, name: str, widget: Any, area: Qt.DockWidgetArea) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(name)
+        dock.setWidget(widget)
+        dock.setFeatures(
+            QDockWidget.DockWidgetFeature.DockWidgetMovable
+            | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+        )
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _build_actions(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
+        self.save_action = QAction("Save version", self, shortcut=QKeySequence.StandardKey.Save)
+        self.save_action.triggered.connect(self.save_version)
+        new = QAction("New prompt", self, shortcut=QKeySequence.StandardKey.New)
+        new.triggered.connect(lambda: self.library_panel.new_prompt())
         seed = QAction("Load the sample library", self)
         seed.triggered.connect(self.load_sample_library)
-        file_menu.addAction(seed)
-        file_menu.addSeparator()
         quit_action = QAction("Quit", self, shortcut=QKeySequence.StandardKey.Quit)
         quit_action.triggered.connect(self.close)
+        for action in (new, self.save_action, seed):
+            file_menu.addAction(action)
+        file_menu.addSeparator()
         file_menu.addAction(quit_action)
+
+        run_menu = self.menuBar().addMenu("&Run")
+        self.run_action = QAction("Run", self, shortcut=QKeySequence("Ctrl+Return"))
+        self.run_action.triggered.connect(self.run_panel.run)
+        self.stop_action = QAction("Stop", self, shortcut=QKeySequence(Qt.Key.Key_Escape))
+        self.stop_action.triggered.connect(self.run_panel.stop)
+        find = QAction("Find prompt", self, shortcut=QKeySequence.StandardKey.Find)
+        find.triggered.connect(self._focus_search)
+        for action in (self.run_action, self.stop_action):
+            run_menu.addAction(action)
+        self.addAction(find)
+        for action in (self.run_action, self.stop_action, self.save_action):
+            action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+
+        view = self.menuBar().addMenu("&View")
+        view.addAction(self.library_dock.toggleViewAction())
+        view.addAction(self.run_dock.toggleViewAction())
         help_menu = self.menuBar().addMenu("&Help")
         about = QAction("About", self)
         about.triggered.connect(
             lambda: QMessageBox.about(self, APP_NAME, f"{APP_NAME} {__version__}")
         )
         help_menu.addAction(about)
+
+    def _focus_search(self) -> None:
+        self.library_dock.show()
+        self.library_panel.search.setFocus()
+        self.library_panel.search.selectAll()
 
     def _report_problems(self) -> None:
         if self.library.problems:
@@ -118,31 +147,120 @@ class MainWindow(QMainWindow):
                 f"{self.library.problems[0]}"
             )
 
-    def _refresh_banner(self) -> None:
-        self.empty_banner.setVisible(self.library.is_empty())
+    # -- the working copy ------------------------------------------------------
 
-    def _apply_search(self, text: str) -> None:
-        self.prompt_model.set_filter(text)
-
-    def selected_prompt(self) -> Prompt | None:
-        index = self.prompt_list.currentIndex()
-        summary = self.prompt_model.prompt_at(index.row()) if index.isValid() else None
-        if summary is None:
-            return None
-        try:
-            return self.library.get_prompt(summary.id)
-        except LibraryError as exc:
-            self.statusBar().showMessage(str(exc))
-            return None
-
-    def _show_current(self) -> None:
-        prompt = self.selected_prompt()
-        if prompt is None:
-            self.title.clear()
-            self.preview.clear()
+    def select_prompt(self, prompt_id: str | None) -> None:
+        if self.working is not None and prompt_id == self.working.id:
             return
-        self.title.setText(f"<b>{prompt.name}</b> &nbsp; v{prompt.version}")
-        self.preview.setPlainText(preview_text(prompt))
+        self.autosave()  # never lose the previous prompt's last edits
+        if prompt_id is None:
+            self.working = self.saved = None
+        else:
+            try:
+                self.saved = self.library.get_prompt(prompt_id)
+            except LibraryError as exc:
+                self.statusBar().showMessage(str(exc))
+                self.working = self.saved = None
+            else:
+                self.working = self.library.draft(prompt_id) or self.saved
+        self._show_working()
+
+    def _reload_current(self, prompt_id: str) -> None:
+        self.working = None
+        self.select_prompt(prompt_id)
+
+    def _show_working(self) -> None:
+        prompt = self.working
+        self.editor.set_prompt(prompt)
+        if prompt is not None:
+            self.few_shot.set_prompt(prompt)
+            self.cot.set_prompt(prompt)
+        self.few_shot.setEnabled(prompt is not None)
+        self.cot.setEnabled(prompt is not None)
+        self.run_panel.set_prompt(prompt)
+        self._update_title()
+
+    def apply_update(self, update: dict[str, Any]) -> None:
+        """Validate a panel's field updates into a new working copy; autosave soon."""
+        if self.working is None:
+            return
+        data = self.working.model_dump()
+        for key, value in update.items():
+            data[key] = value.model_dump() if hasattr(value, "model_dump") else value
+        try:
+            self.working = Prompt.model_validate(data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            self.statusBar().showMessage(f"Not applied — {where}: {first['msg']}")
+            return
+        self.editor.update_prompt(self.working)
+        if "user_template" in update:
+            self.few_shot.set_prompt(self.working)  # its columns follow the variables
+        self.autosave_timer.start()
+        self._update_title()
+
+    def _params_edited(self, params: GenerationParams) -> None:
+        self.apply_update({"params": params})
+
+    def has_draft(self) -> bool:
+        return (
+            self.working is not None
+            and self.saved is not None
+            and not self.working.content_equal(self.saved)
+        )
+
+    def autosave(self) -> None:
+        self.autosave_timer.stop()
+        if self.working is None or self.saved is None:
+            return
+        try:
+            if self.has_draft():
+                self.library.save_draft(self.working)
+            else:
+                self.library.discard_draft(self.working.id)
+        except (LibraryError, OSError) as exc:
+            self.statusBar().showMessage(f"Autosave failed: {exc}")
+
+    def save_version(self) -> None:
+        """Ctrl+S: the working copy becomes a new version in the history."""
+        if self.working is None:
+            return
+        self.autosave_timer.stop()
+        try:
+            saved = self.library.commit_draft(self.working)
+        except (LibraryError, OSError) as exc:
+            QMessageBox.warning(self, APP_NAME, f"Could not save:\n{exc}")
+            return
+        changed = self.saved is None or saved.version != self.saved.version
+        self.working = self.saved = saved
+        self.library_panel.refresh(select=saved.id)
+        self.library_panel.refresh_history()
+        self._update_title()
+        self.statusBar().showMessage(
+            f"Saved version {saved.version}" if changed else "No changes since the last version"
+        )
+
+    def _update_title(self) -> None:
+        if self.working is None:
+            self.setWindowTitle(f"{APP_NAME} — {self.library.root}")
+            return
+        draft = " • unsaved draft (Ctrl+S saves a version)" if self.has_draft() else ""
+        self.setWindowTitle(f"{self.working.name} v{self.working.version}{draft} — {APP_NAME}")
+
+    # -- models --------------------------------------------------------------------
+
+    def _model_ready(self, backend: Backend | None) -> None:
+        if backend is None:
+            self.editor.set_model_hooks(None, None)
+        else:
+            self.editor.set_model_hooks(
+                lambda messages: backend.apply_chat_template(messages),
+                backend.count_tokens,
+                backend.spec.name,
+            )
+
+    # -- library ---------------------------------------------------------------------
 
     def load_sample_library(self) -> None:
         try:
@@ -150,18 +268,20 @@ class MainWindow(QMainWindow):
         except (LibraryError, OSError) as exc:
             QMessageBox.warning(self, APP_NAME, f"Could not load the sample library:\n{exc}")
             return
-        self.prompt_model.reload()
-        self._refresh_banner()
+        self.library_panel.refresh()
         self.statusBar().showMessage(
             f"Added {len(added)} sample item(s)" if added else "The samples are already here"
         )
-        if self.prompt_model.rowCount() > 0 and not self.prompt_list.currentIndex().isValid():
-            self.prompt_list.setCurrentIndex(self.prompt_model.index(0))
+
+    # -- window state -------------------------------------------------------------------
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        self.autosave()
         settings = QSettings()
         settings.setValue("main/geometry", self.saveGeometry())
         settings.setValue("main/state", self.saveState())
+        self.jobs.shutdown()
+        self.library.close()
         super().closeEvent(event)
 
     def restore_layout(self) -> None:
@@ -170,28 +290,10 @@ class MainWindow(QMainWindow):
         if isinstance(geometry, QByteArray):
             self.restoreGeometry(geometry)
         else:
-            self.resize(1100, 720)
+            self.resize(1400, 860)
         state = settings.value("main/state")
         if isinstance(state, QByteArray):
             self.restoreState(state)
-
-
-def preview_text(prompt: Prompt) -> str:
-    """What the model will see, with variables left as {{ name }} where no default exists."""
-    try:
-        names = prompt_variables(prompt)
-        values = resolve_values(prompt, {})
-        values = {n: values.get(n, "{{ " + n + " }}") for n in names}
-        steps = render_preview(prompt, values)
-    except TemplateError as exc:
-        return f"Template error — {exc}"
-    out: list[str] = []
-    for step in steps:
-        if step.name:
-            out.append(f"=== step: {step.name} ===")
-        for message in step.messages:
-            out.append(f"[{message.role}]\n{message.content}\n")
-    return "\n".join(out)
 
 
 def create_application(argv: list[str] | None = None) -> QApplication:
@@ -219,7 +321,4 @@ def run_app(library_dir: Path | None = None) -> int:
     window = MainWindow(library)
     window.restore_layout()
     window.show()
-    try:
-        return int(app.exec())
-    finally:
-        library.close()
+    return int(app.exec())

@@ -13,6 +13,7 @@ from PySide6.QtCore import (
 )
 
 from workbench.core.library import Library, PromptSummary
+from workbench.core.models import Prompt, RunRecord
 
 _Index = QModelIndex | QPersistentModelIndex
 
@@ -69,3 +70,74 @@ class PromptListModel(QAbstractListModel):
         self.beginResetModel()
         self._rows = self._library.search(self._text, self._tags)
         self.endResetModel()
+
+
+class RunListModel(QAbstractListModel):
+    """A prompt's stored runs, newest first."""
+
+    RunIdRole = Qt.ItemDataRole.UserRole + 1
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._runs: list[RunRecord] = []
+
+    def set_runs(self, runs: list[RunRecord]) -> None:
+        self.beginResetModel()
+        self._runs = list(runs)
+        self.endResetModel()
+
+    def add_run(self, run: RunRecord) -> None:
+        self.beginInsertRows(QModelIndex(), 0, 0)
+        self._runs.insert(0, run)
+        self.endInsertRows()
+
+    def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self._runs)
+
+    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or not 0 <= index.row() < len(self._runs):
+            return None
+        run = self._runs[index.row()]
+        if role == Qt.ItemDataRole.DisplayRole:
+            when = run.created.astimezone().strftime("%d %b %H:%M:%S")
+            first_line = run.output.strip().splitlines()[0] if run.output.strip() else "(empty)"
+            return f"{when} · {run.model} · {first_line[:60]}"
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return run.output[:2000]
+        if role == self.RunIdRole:
+            return run.id
+        return None
+
+    def run_at(self, row: int) -> RunRecord | None:
+        return self._runs[row] if 0 <= row < len(self._runs) else None
+
+
+class VersionListModel(QAbstractListModel):
+    """A prompt's versions, newest first."""
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._versions: list[Prompt] = []
+
+    def set_versions(self, versions: list[Prompt]) -> None:
+        self.beginResetModel()
+        self._versions = list(reversed(versions))
+        self.endResetModel()
+
+    def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self._versions)
+
+    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or not 0 <= index.row() < len(self._versions):
+            return None
+        version = self._versions[index.row()]
+        if role == Qt.ItemDataRole.DisplayRole:
+            when = version.updated.astimezone().strftime("%d %b %Y %H:%M")
+            current = "  (current)" if index.row() == 0 else ""
+            return f"v{version.version} · {when}{current}"
+        if role == Qt.ItemDataRole.UserRole:
+            return version.version
+        return None
+
+    def version_at(self, row: int) -> Prompt | None:
+        return self._versions[row] if 0 <= row < len(self._versions) else None

@@ -1,0 +1,277 @@
+"""The library sidebar: search and tag filter, new/duplicate/rename/delete (with undo),
+and the selected prompt's version history with a diff view and restore."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QItemSelectionModel, Qt, Signal
+from PySide6.QtGui import QColor, QSyntaxHighlighter, QTextCharFormat, QTextDocument
+from PySide6.QtWidgets import (
+    QComboBox,
+    QHBoxLayout,
+    QInputDialog,
+    QLabel,
+    QLineEdit,
+    QListView,
+    QPlainTextEdit,
+    QPushButton,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from workbench.core.library import Library, LibraryError
+from workbench.ui.editor import monospace
+from workbench.ui.models import PromptListModel, VersionListModel
+
+ALL_TAGS = "All tags"
+
+
+class DiffHighlighter(QSyntaxHighlighter):
+    def __init__(self, document: QTextDocument) -> None:
+        super().__init__(document)
+        self.added = QTextCharFormat()
+        self.added.setBackground(QColor("#e6f4ea"))
+        self.removed = QTextCharFormat()
+        self.removed.setBackground(QColor("#fce8e6"))
+        self.header = QTextCharFormat()
+        self.header.setForeground(QColor("#777"))
+
+    def highlightBlock(self, text: str) -> None:
+        if text.startswith(("+++", "---", "@@")):
+            self.setFormat(0, len(text), self.header)
+        elif text.startswith("+"):
+            self.setFormat(0, len(text), self.added)
+        elif text.startswith("-"):
+            self.setFormat(0, len(text), self.removed)
+
+
+class LibraryPanel(QWidget):
+    """Browses the library; the main window reacts to `prompt_selected`."""
+
+    prompt_selected = Signal(object)  # prompt id, or None
+    version_restored = Signal(str)
+    message = Signal(str)  # for the status bar
+
+    def __init__(self, library: Library) -> None:
+        super().__init__()
+        self.library = library
+        self.last_deleted: str | None = None
+
+        self.search = QLineEdit(objectName="searchBox", placeholderText="Search prompts (Ctrl+F)")
+        self.search.setClearButtonEnabled(True)
+        self.tag_filter = QComboBox(objectName="tagFilter")
+        self.model = PromptListModel(library, self)
+        self.list = QListView(objectName="promptList")
+        self.list.setModel(self.model)
+        self.list.selectionModel().currentChanged.connect(self._current_changed)
+
+        self.new_button = QPushButton("New", objectName="newPrompt")
+        self.duplicate_button = QPushButton("Duplicate", objectName="duplicatePrompt")
+        self.rename_button = QPushButton("Rename", objectName="renamePrompt")
+        self.delete_button = QPushButton("Delete", objectName="deletePrompt")
+        self.undo_button = QPushButton("Undo delete", objectName="undoDelete")
+        self.undo_button.hide()
+        buttons = QHBoxLayout()
+        for button in (
+            self.new_button,
+            self.duplicate_button,
+            self.rename_button,
+            self.delete_button,
+        ):
+            buttons.addWidget(button)
+
+        self.empty_banner = QWidget(objectName="emptyBanner")
+        banner = QVBoxLayout(self.empty_banner)
+        banner.addWidget(QLabel("Your library is empty."))
+        self.seed_button = QPushButton("Load the sample library", objectName="seedButton")
+        banner.addWidget(self.seed_button)
+
+        self.versions = VersionListModel(self)
+        self.version_list = QListView(objectName="versionList")
+        self.version_list.setModel(self.versions)
+        self.version_list.selectionModel().currentChanged.connect(self._show_diff)
+        self.diff = QPlainTextEdit(objectName="diffView", readOnly=True)
+        self.diff.setFont(monospace())
+        self.diff.setPlaceholderText("Select an older version to see what changed since.")
+        self.diff_highlighter = DiffHighlighter(self.diff.document())
+        self.restore_button = QPushButton("Restore this version", objectName="restoreVersion")
+        self.restore_button.setEnabled(False)
+        self.restore_button.clicked.connect(self.restore_selected)
+
+        top = QWidget()
+        top_layout = QVBoxLayout(top)
+        top_layout.setContentsMargins(0, 0, 0, 0)
+        top_layout.addWidget(self.search)
+        top_layout.addWidget(self.tag_filter)
+        top_layout.addWidget(self.empty_banner)
+        top_layout.addWidget(self.list, 1)
+        top_layout.addLayout(buttons)
+        top_layout.addWidget(self.undo_button)
+        bottom = QWidget()
+        bottom_layout = QVBoxLayout(bottom)
+        bottom_layout.setContentsMargins(0, 0, 0, 0)
+        bottom_layout.addWidget(QLabel("History"))
+        bottom_layout.addWidget(self.version_list, 1)
+        bottom_layout.addWidget(self.diff, 2)
+        bottom_layout.addWidget(self.restore_button)
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        splitter.addWidget(top)
+        splitter.addWidget(bottom)
+        splitter.setStretchFactor(0, 3)
+        splitter.setStretchFactor(1, 2)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(splitter)
+
+        self.search.textChanged.connect(self._filter)
+        self.tag_filter.currentIndexChanged.connect(self._filter)
+        self.new_button.clicked.connect(lambda: self.new_prompt())
+        self.duplicate_button.clicked.connect(self.duplicate_current)
+        self.rename_button.clicked.connect(lambda: self.rename_current())
+        self.delete_button.clicked.connect(self.delete_current)
+        self.undo_button.clicked.connect(self.undo_delete)
+        self.refresh()
+
+    # -- list ---------------------------------------------------------------------
+
+    def refresh(self, select: str | None = None) -> None:
+        """Reload from the library, keeping (or setting) the selection."""
+        keep = select or self.current_id()
+        current_tag = self.tag_filter.currentText()
+        self.tag_filter.blockSignals(True)
+        self.tag_filter.clear()
+        self.tag_filter.addItem(ALL_TAGS)
+        self.tag_filter.addItems(self.library.tags())
+        index = self.tag_filter.findText(current_tag)
+        self.tag_filter.setCurrentIndex(max(index, 0))
+        self.tag_filter.blockSignals(False)
+        self._filter()
+        self.empty_banner.setVisible(self.library.is_empty())
+        if keep:
+            self.select(keep)
+
+    def _filter(self) -> None:
+        keep = self.current_id()
+        tag = self.tag_filter.currentText()
+        self.model.set_filter(self.search.text(), [] if tag in ("", ALL_TAGS) else [tag])
+        if keep and self.model.row_of(keep) >= 0:
+            self.select(keep)
+        elif self.model.rowCount() > 0:
+            self.list.setCurrentIndex(self.model.index(0))
+        else:
+            self.prompt_selected.emit(None)
+
+    def select(self, prompt_id: str) -> None:
+        row = self.model.row_of(prompt_id)
+        if row < 0:
+            return
+        index = self.model.index(row)
+        self.list.selectionModel().setCurrentIndex(
+            index, QItemSelectionModel.SelectionFlag.ClearAndSelect
+        )
+
+    def current_id(self) -> str | None:
+        index = self.list.currentIndex()
+        summary = self.model.prompt_at(index.row()) if index.isValid() else None
+        return summary.id if summary else None
+
+    def _current_changed(self) -> None:
+        prompt_id = self.current_id()
+        self.refresh_history()
+        self.prompt_selected.emit(prompt_id)
+
+    # -- actions ---------------------------------------------------------------------
+
+    def new_prompt(self, name: str | None = None) -> str:
+        base = name or "Untitled prompt"
+        taken = {s.name for s in self.library.search()}
+        candidate, n = base, 2
+        while candidate in taken:
+            candidate, n = f"{base} {n}", n + 1
+        prompt = self.library.new_prompt(candidate)
+        self.search.clear()
+        self.refresh(select=prompt.id)
+        self.message.emit(f"Created {candidate!r}")
+        return prompt.id
+
+    def duplicate_current(self) -> None:
+        prompt_id = self.current_id()
+        if prompt_id:
+            copy = self.library.duplicate_prompt(prompt_id)
+            self.refresh(select=copy.id)
+            self.message.emit(f"Created {copy.name!r}")
+
+    def rename_current(self, name: str | None = None) -> None:
+        prompt_id = self.current_id()
+        if not prompt_id:
+            return
+        if name is None:
+            current = self.library.get_prompt(prompt_id).name
+            name, ok = QInputDialog.getText(self, "Rename prompt", "New name:", text=current)
+            if not ok:
+                return
+        try:
+            self.library.rename_prompt(prompt_id, name)
+        except LibraryError as exc:
+            self.message.emit(str(exc))
+            return
+        self.refresh(select=prompt_id)
+
+    def delete_current(self) -> None:
+        """Delete to the trash; 'Undo delete' brings it back."""
+        prompt_id = self.current_id()
+        if not prompt_id:
+            return
+        name = self.library.get_prompt(prompt_id).name
+        self.library.delete_prompt(prompt_id)
+        self.last_deleted = prompt_id
+        self.undo_button.setText(f"Undo delete of {name!r}")
+        self.undo_button.show()
+        self.refresh()
+        self.message.emit(f"Deleted {name!r} (Undo delete brings it back)")
+
+    def undo_delete(self) -> None:
+        if self.last_deleted is None:
+            return
+        try:
+            prompt = self.library.undelete_prompt(self.last_deleted)
+        except LibraryError as exc:
+            self.message.emit(str(exc))
+            return
+        self.last_deleted = None
+        self.undo_button.hide()
+        self.refresh(select=prompt.id)
+        self.message.emit(f"Restored {prompt.name!r}")
+
+    # -- history ------------------------------------------------------------------------
+
+    def refresh_history(self) -> None:
+        prompt_id = self.current_id()
+        self.versions.set_versions(self.library.history(prompt_id) if prompt_id else [])
+        self.diff.clear()
+        self.restore_button.setEnabled(False)
+
+    def _show_diff(self) -> None:
+        prompt_id = self.current_id()
+        row = self.version_list.currentIndex().row()
+        version = self.versions.version_at(row)
+        if prompt_id is None or version is None:
+            return
+        if row == 0:
+            self.diff.setPlainText("This is the current version.")
+            self.restore_button.setEnabled(False)
+            return
+        text = self.library.diff(prompt_id, version.version)
+        self.diff.setPlainText(text or "(no differences in content)")
+        self.restore_button.setEnabled(True)
+
+    def restore_selected(self) -> None:
+        prompt_id = self.current_id()
+        version = self.versions.version_at(self.version_list.currentIndex().row())
+        if prompt_id is None or version is None:
+            return
+        restored = self.library.restore_version(prompt_id, version.version)
+        self.library.discard_draft(prompt_id)
+        self.refresh_history()
+        self.version_restored.emit(prompt_id)
+        self.message.emit(f"Restored version {version.version} as version {restored.version}")
