@@ -30,8 +30,8 @@ run: $(STAMP)
 	$(BIN)/workbench gui
 
 lint: $(STAMP)
-	$(BIN)/ruff check workbench tests bench
-	$(BIN)/ruff format --check workbench tests bench
+	$(BIN)/ruff check workbench tests bench scripts
+	$(BIN)/ruff format --check workbench tests bench scripts
 	$(BIN)/mypy workbench/core
 	$(BIN)/lint-imports
 

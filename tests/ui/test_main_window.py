@@ -88,7 +88,9 @@ def test_few_shot_examples_and_cot_modes_follow_into_the_preview(qtbot, library_
 def test_run_streams_text_keeps_a_record_and_stop_works(qtbot, library_dir) -> None:
     window = open_window(qtbot, library_dir, load_model=True)
     window.library_panel.new_prompt("Capital")
-    qtbot.keyClicks(window.editor.template, "What is the capital of {{ country }}? Answer in one sentence.")
+    qtbot.keyClicks(
+        window.editor.template, "What is the capital of {{ country }}? Answer in one sentence."
+    )
     qtbot.keyClicks(window.findChild(QLineEdit, "var_country"), "France")
     qtbot.waitUntil(lambda: "tokens with" in window.editor.token_count.text())
     run = window.run_panel

@@ -95,7 +95,7 @@ class FewShotExample(_Model):
 
 class FewShotStyle(StrEnum):
     CHAT = "chat"  # each example as a user turn and an assistant turn
-    INLINE = "inline"  # all examples as one block inside the system message
+    INLINE = "inline"  # all examples as one block at the start of the final user turn
 
 
 class FewShotOrder(StrEnum):
