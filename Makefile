@@ -11,7 +11,7 @@ SMOLLM2 ?= 0.1.2
 BIN   := $(VENV)/bin
 STAMP := $(VENV)/.workbench-installed
 
-.PHONY: run test lint unit bench setup clean package
+.PHONY: run test lint bench setup clean screenshots
 
 setup: $(STAMP)
 
@@ -40,6 +40,9 @@ test: lint
 
 bench: $(STAMP)
 	for f in bench/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+
+screenshots: $(STAMP)
+	xvfb-run -a -s "-screen 0 1600x1000x24" $(BIN)/python scripts/screenshots.py docs/img
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache

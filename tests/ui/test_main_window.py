@@ -217,3 +217,58 @@ def test_item_models_pass_the_model_tester(qtmodeltester, library_dir: Path) -> 
     versions.set_versions(library.history(p.id))
     qtmodeltester.check(versions)
     assert versions.data(versions.index(0), Qt.ItemDataRole.UserRole) == 2
+
+
+def test_the_window_module_imports_no_heavy_library() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\nimport workbench.ui.app\n"
+        "print(','.join(m for m in ('torch', 'transformers', 'llama_cpp', 'peft')"
+        " if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == ""
+
+
+def test_adding_a_missing_model_shows_an_actionable_message(qtbot, library_dir, tmp_path) -> None:
+    window = open_window(qtbot, library_dir)
+    window.run_panel.add_model_location(str(tmp_path / "missing.gguf"))
+    assert "Could not add the model" in window.run_panel.model_status.text()
+    assert "does not exist" in window.run_panel.model_status.text()
+
+
+def test_window_layout_is_remembered(qtbot, library_dir) -> None:
+    window = open_window(qtbot, library_dir)
+    window.run_dock.hide()
+    window.close()
+    again = MainWindow(Library(library_dir), load_model=False)
+    qtbot.addWidget(again)
+    again.restore_layout()
+    again.show()
+    assert not again.run_dock.isVisible()
+    assert again.library_dock.isVisible()
+
+
+@pytest.mark.integration
+def test_two_runs_compare_side_by_side(qtbot, library_dir) -> None:
+    window = open_window(qtbot, library_dir, load_model=True)
+    window.library_panel.new_prompt("Twice")
+    qtbot.keyClicks(window.editor.template, "Name a colour.")
+    run = window.run_panel
+    run.max_tokens.setValue(6)
+    for seed in (1, 2):
+        run.temperature.setValue(1.0)
+        run.seed.setValue(seed)
+        run.run()
+        qtbot.waitUntil(lambda: not run.running, timeout=MODEL_TIMEOUT_MS)
+    assert run.history_model.rowCount() == 2
+    run.history.selectAll()
+    dialog = run.compare_selected()
+    assert dialog is not None
+    qtbot.addWidget(dialog)
+    older, newer = run.history_model.run_at(1), run.history_model.run_at(0)
+    assert [p.toPlainText() for p in dialog.panes] == [older.output, newer.output]
