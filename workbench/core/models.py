@@ -246,6 +246,9 @@ class TestRow(_Model):
     vars: dict[str, str] = Field(default_factory=dict)
     expected: str = ""
     group: str | None = None
+    split: Literal["train", "validation", "test"] | None = Field(
+        default=None, description="set by TestSet splitting; None = not split"
+    )
 
 
 class TestSet(_Model):

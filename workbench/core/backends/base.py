@@ -248,6 +248,16 @@ class Backend(ABC):
                 + (" or raise the context size setting" if self.name == "llama.cpp" else "")
             )
 
+    def score_continuations(self, prompt: Prompt, continuations: Sequence[str]) -> list[float]:
+        """Log-likelihood of each continuation right after the prompt (summed over its
+        tokens): how evaluation scores a fixed label set without sampling noise."""
+        text = self.prompt_text(prompt)
+        with MODEL_JOB_LOCK, self.lock:
+            return self._score(text, list(continuations))
+
+    def _score(self, text: str, continuations: list[str]) -> list[float]:
+        raise BackendError(f"the {self.name} backend cannot score labels by likelihood")
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Free the model's memory."""
 

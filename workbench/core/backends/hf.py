@@ -208,6 +208,79 @@ class TransformersBackend(Backend):
                 processors.append(TopPLogitsWarper(params.top_p))
         return processors
 
+    # -- scoring ---------------------------------------------------------------
+
+    def _score(self, text: str, continuations: list[str]) -> list[float]:
+        return self._score_batch([(text, continuations)])[0]
+
+    def score_batch(
+        self, items: Sequence[tuple[Sequence[Message] | str, Sequence[str]]]
+    ) -> list[list[float]]:
+        """Score several prompts' continuations in one forward pass (padded batch)."""
+        texts = [(self.prompt_text(prompt), list(conts)) for prompt, conts in items]
+        from workbench.core.backends.base import MODEL_JOB_LOCK
+
+        with MODEL_JOB_LOCK, self.lock:
+            return self._score_batch(texts)
+
+    def _score_batch(self, items: list[tuple[str, list[str]]]) -> list[list[float]]:
+        """Padded batch of sequences; the LM head runs only at positions that predict a
+        continuation token (no full-vocabulary logits elsewhere). A case's prompt is one
+        sequence serving every continuation's first token; only continuations longer than
+        one token need a sequence of their own for the rest."""
+        torch = self._torch
+        sequences: list[list[int]] = []
+        picks: list[tuple[int, int, int, int]] = []  # (sequence, position, token, score slot)
+        slots = 0
+        for text, continuations in items:
+            prompt = self.tokenize(text)
+            base = len(sequences)
+            sequences.append(prompt)
+            for continuation in continuations:
+                ids = list(self.tokenizer(continuation, add_special_tokens=False)["input_ids"])
+                self.check_fits(len(prompt) + len(ids), GenerationParams())
+                if ids:
+                    picks.append((base, len(prompt) - 1, ids[0], slots))
+                if len(ids) > 1:
+                    sequences.append(prompt + ids[:-1])
+                    for k in range(1, len(ids)):
+                        picks.append((len(sequences) - 1, len(prompt) + k - 1, ids[k], slots))
+                slots += 1
+        width = max(len(s) for s in sequences)
+        pad = self.tokenizer.pad_token_id or 0
+        input_ids = torch.full((len(sequences), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(sequences), width), dtype=torch.long)
+        for row, seq in enumerate(sequences):
+            input_ids[row, : len(seq)] = torch.tensor(seq)
+            mask[row, : len(seq)] = 1  # right padding: causal attention never sees it
+        totals = [0.0] * slots
+        if picks:
+            rows = torch.tensor([p[0] for p in picks])
+            positions = torch.tensor([p[1] for p in picks])
+            targets = torch.tensor([p[2] for p in picks])
+            try:
+                with torch.inference_mode():
+                    hidden = self.model.get_decoder()(
+                        input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device)
+                    ).last_hidden_state
+                    picked = hidden[rows.to(self.device), positions.to(self.device)]
+                    logits = self.model.get_output_embeddings()(picked).float()
+                    logprobs = torch.log_softmax(logits, dim=-1)
+                    chosen = logprobs[torch.arange(len(picks)), targets.to(self.device)].cpu()
+            except (torch.OutOfMemoryError, MemoryError):
+                raise OutOfMemoryError(
+                    f"out of memory scoring {len(sequences)} sequences of up to {width} "
+                    f"tokens with model {self.spec.name!r}; evaluate with a smaller batch"
+                ) from None
+            for index, pick in enumerate(picks):
+                totals[pick[3]] += float(chosen[index])
+        out: list[list[float]] = []
+        cursor = 0
+        for _, continuations in items:
+            out.append(totals[cursor : cursor + len(continuations)])
+            cursor += len(continuations)
+        return out
+
     def _stream(
         self, text: str, params: GenerationParams, cancel: threading.Event
     ) -> Iterator[StreamEvent]:

@@ -124,6 +124,42 @@ class LlamaCppBackend(Backend):
             raise ValueError(f"invalid grammar or JSON schema: {exc}") from None
         return None
 
+    # -- scoring ------------------------------------------------------------
+
+    def _score(self, text: str, continuations: list[str]) -> list[float]:
+        prompt = self.tokenize(text)
+        pieces = [
+            list(self.llm.tokenize(c.encode("utf-8"), add_bos=False, special=False))
+            for c in continuations
+        ]
+        longest = max((len(p) for p in pieces), default=0)
+        self.check_fits(len(prompt) + longest, GenerationParams())
+        # Reuse the KV cache of the prefix shared with the last call: across a test set
+        # the system message and few-shot examples are the same for every case.
+        cached = self.llm.input_ids[: self.llm.n_tokens].tolist()
+        common = 0
+        for a, b in zip(cached, prompt, strict=False):
+            if a != b:
+                break
+            common += 1
+        common = min(common, len(prompt) - 1)  # re-decode at least one token for its logits
+        self.llm.n_tokens = common
+        self.llm.eval(prompt[common:])
+        after_prompt = self._logprobs()
+        n_prompt = self.llm.n_tokens
+        scores: list[float] = []
+        for ids in pieces:
+            row = after_prompt
+            total = 0.0
+            for i, token in enumerate(ids):
+                total += float(row[token])
+                if i < len(ids) - 1:
+                    self.llm.eval([token])
+                    row = self._logprobs()
+            scores.append(total)
+            self.llm.n_tokens = n_prompt  # the next eval drops the continuation's KV
+        return scores
+
     # -- generation ---------------------------------------------------------
 
     def _stream(
