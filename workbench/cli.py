@@ -353,6 +353,195 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 130 if final.stats.finish_reason == "cancelled" else 0
 
 
+# -- evaluation ----------------------------------------------------------------
+
+
+def _parse_variant(text: str):  # -> VariantSpec
+    """NAME[:key=value,...] with keys prompt, version, model, backend, few_shot, cot."""
+    from workbench.core.models import VariantSpec, validate_as
+
+    name, _, rest = text.partition(":")
+    fields: dict[str, object] = {"name": name.strip()}
+    keys = {
+        "prompt": "prompt_id",
+        "version": "prompt_version",
+        "model": "model",
+        "backend": "backend",
+        "few_shot": "few_shot_count",
+        "cot": "cot_mode",
+    }
+    for item in filter(None, (p.strip() for p in rest.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or key not in keys:
+            raise CliError(f"--variant {text!r}: expected key=value with keys {', '.join(keys)}")
+        fields[keys[key]] = value
+    return validate_as(VariantSpec, fields, f"--variant {text!r}")
+
+
+def _load_test_set(args: argparse.Namespace, library, prompt):  # -> TestSet
+    from workbench.core.library import read_document
+    from workbench.core.models import TestSet
+    from workbench.core.testsets_io import parse_test_set_csv, parse_test_set_jsonl
+
+    ref = args.test_set
+    if ref is None:
+        found = library.test_sets_for(prompt.id) if library else []
+        if not found:
+            raise CliError(f"prompt {prompt.name!r} has no test set; pass --test-set FILE")
+        return found[0]
+    path = Path(ref)
+    if path.is_file():
+        text = path.read_text("utf-8")
+        if path.suffix == ".csv":
+            return TestSet(name=path.stem, rows=parse_test_set_csv(text, str(path)))
+        if path.suffix == ".jsonl":
+            return TestSet(name=path.stem, rows=parse_test_set_jsonl(text, str(path)))
+        document = read_document(path)
+        if not isinstance(document, TestSet):
+            raise CliError(f"{path} holds a {document.kind}, not a test set")
+        return document
+    if library is not None:
+        for test_set in library.test_sets.values():
+            if ref in (test_set.id, test_set.name):
+                return test_set
+    raise CliError(f"no test set {ref!r} (give its name, id, or a .csv/.jsonl/.json file)")
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from workbench.core.backends.registry import ModelCatalog, load_backend
+    from workbench.core.evaluation import (
+        CaseDone,
+        EvalFinished,
+        Progress,
+        check_thresholds,
+        evaluate,
+        export_csv,
+        export_json,
+        format_table,
+    )
+    from workbench.core.fsutil import atomic_write_text
+    from workbench.core.models import VariantSpec
+    from workbench.core.testsets_io import rows_in_split
+
+    prompt = _resolve_prompt(args)
+    library = None if Path(args.prompt).is_file() else _library(args)
+    test_set = _load_test_set(args, library, prompt)
+    if args.labels:
+        test_set = test_set.model_copy(
+            update={"labels": [x.strip() for x in args.labels.split(",")]}
+        )
+    has_splits = any(r.split for r in test_set.rows)
+    split = args.split or ("test" if has_splits else "all")
+    rows = rows_in_split(test_set, None if split == "all" else split)
+    if args.limit:
+        rows = rows[: args.limit]
+    specs = [_parse_variant(v) for v in args.variant] or [VariantSpec(name=prompt.name)]
+    minimums = {"accuracy": args.min_accuracy} if args.min_accuracy is not None else {}
+    for item in args.min:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise CliError(f"--min expects METRIC=VALUE, got {item!r}")
+        minimums[key] = float(value)
+
+    variants = []
+    for spec in specs:
+        base = prompt
+        if spec.prompt_id is not None:
+            if library is None:
+                raise CliError("variants with prompt= need the library")
+            base = library.find_prompt(spec.prompt_id)
+        if spec.prompt_version is not None:
+            if library is None:
+                raise CliError("variants with version= need the library")
+            base = library.version(base.id, spec.prompt_version)
+        variants.append((spec, base))
+
+    catalog = ModelCatalog()
+    settings = _settings(args)
+    loaded: dict[tuple[str, str | None], object] = {}
+
+    def backend_for(spec: VariantSpec):
+        ref = spec.model or args.model or prompt.model
+        key = (catalog.get(ref).id, spec.backend or args.backend)
+        if key not in loaded:
+            for other in list(loaded.values()):
+                other.close()  # one model in memory at a time
+            loaded.clear()
+            loaded[key] = load_backend(catalog.get(ref), key[1], settings)
+        return loaded[key]
+
+    cancel = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())
+    run = None
+    try:
+        metrics = args.metric or ["exact", "normalised", "f1"]
+        events = evaluate(
+            variants,
+            test_set,
+            rows,
+            backend_for,
+            metrics,
+            args.mode,
+            cancel,
+            split=None if split == "all" else split,
+        )
+        for event in events:
+            if isinstance(event, EvalFinished):
+                run = event.run
+            elif isinstance(event, CaseDone) and args.json:
+                print(
+                    json.dumps(
+                        {
+                            "event": "case",
+                            "variant": specs[event.variant].name,
+                            **event.result.model_dump(),
+                        }
+                    ),
+                    flush=True,
+                )
+            elif isinstance(event, Progress) and not args.json and sys.stderr.isatty():
+                eta = f", ETA {event.eta_s:.0f} s" if event.eta_s is not None else ""
+                print(f"\r{event.done}/{event.total}{eta}   ", end="", file=sys.stderr, flush=True)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        for backend in loaded.values():
+            backend.close()
+    assert run is not None
+    if library is not None and not args.no_save:
+        library.save_eval_run(run)
+    if args.out:
+        out = Path(args.out)
+        atomic_write_text(
+            out, export_csv(run, test_set) if out.suffix == ".csv" else export_json(run)
+        )
+    failures = check_thresholds(run, minimums)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "event": "summary",
+                    "complete": run.complete,
+                    "mode": run.mode,
+                    "summaries": [s.model_dump() for s in run.summaries],
+                    "failures": failures,
+                }
+            )
+        )
+    else:
+        if sys.stderr.isatty():
+            print(file=sys.stderr)
+        print(f"{prompt.name} on {test_set.name} ({split})")
+        print(format_table(run))
+        for failure in failures:
+            print(f"FAILED {failure}", file=sys.stderr)
+    if not run.complete:
+        return 130
+    return 1 if failures else 0
+
+
 # -- parser ------------------------------------------------------------------
 
 
@@ -433,6 +622,63 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--json", action="store_true", help="one JSON object per token event")
     gen.add_argument("--no-save", action="store_true", help="do not keep a run record")
     gen.set_defaults(func=cmd_generate)
+
+    ev = sub.add_parser("eval", help="evaluate a prompt (and variants) on a test set")
+    ev.add_argument("prompt", metavar="PROMPT", help="name or id in the library, or a file")
+    ev.add_argument(
+        "--test-set",
+        metavar="NAME|FILE",
+        help="a test set of the library, or a .csv/.jsonl/.json file "
+        "(default: the prompt's first test set)",
+    )
+    ev.add_argument(
+        "--split",
+        choices=["train", "validation", "test", "all"],
+        help="rows to use (default: test when the set is split, else all)",
+    )
+    ev.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="NAME[:prompt=P,version=N,model=M,backend=B,few_shot=K,cot=MODE]; repeat to compare",
+    )
+    ev.add_argument("--model", metavar="M")
+    ev.add_argument("--backend", choices=["llama.cpp", "transformers", "openai"])
+    ev.add_argument(
+        "--metric",
+        action="append",
+        choices=["exact", "normalised", "contains", "regex", "f1"],
+        help="text metrics (default: exact, normalised, f1)",
+    )
+    ev.add_argument(
+        "--mode",
+        choices=["auto", "generate", "likelihood"],
+        default="auto",
+        help="likelihood scores a fixed label set (auto: when the set has labels)",
+    )
+    ev.add_argument("--labels", help="comma-separated label set (enables likelihood scoring)")
+    ev.add_argument("--limit", type=int, help="only the first N rows")
+    ev.add_argument(
+        "--min-accuracy",
+        type=float,
+        metavar="X",
+        help="exit 1 when a variant's accuracy is below X",
+    )
+    ev.add_argument(
+        "--min",
+        action="append",
+        default=[],
+        metavar="METRIC=X",
+        help="exit 1 when a variant's METRIC is below X",
+    )
+    ev.add_argument("--out", metavar="FILE", help="write the results (.csv or .json)")
+    ev.add_argument("--threads", type=int)
+    ev.add_argument("--n-ctx", type=int)
+    ev.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
+    ev.add_argument("--json", action="store_true", help="one JSON object per case, then a summary")
+    ev.add_argument("--no-save", action="store_true", help="do not keep the run in the library")
+    ev.set_defaults(func=cmd_eval)
 
     library = sub.add_parser("library", help="list, show, seed the prompt library")
     lsub = library.add_subparsers(dest="library_command", metavar="ACTION", required=True)

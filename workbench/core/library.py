@@ -8,6 +8,7 @@ Layout of a library folder (all JSON, pretty-printed so it diffs well in git):
     test_sets/<id>.json
     soft_prompts/<id>.json       metadata; the tensor sits beside it as <id>.safetensors
     runs/<prompt id>/<run id>.json
+    evals/<prompt id>/<eval id>.json   evaluation runs (variants × test cases)
     drafts/<id>.json             unsaved edits from the app (autosaved; Ctrl+S makes a version)
     trash/<id>/...               deleted prompts (with their history), restorable
 
@@ -39,6 +40,7 @@ from workbench.core.fsutil import atomic_write_bytes, remove_stale_temp_files
 from workbench.core.models import (
     SCHEMA_VERSION,
     Document,
+    EvalRun,
     Prompt,
     RunRecord,
     SchemaError,
@@ -53,7 +55,7 @@ from workbench.core.paths import cache_dir
 MANIFEST = "workbench-library.json"
 ENV_LIBRARY = "WORKBENCH_LIBRARY"
 
-_D = TypeVar("_D", Prompt, TestSet, SoftPrompt, RunRecord)
+_D = TypeVar("_D", Prompt, TestSet, SoftPrompt, RunRecord, EvalRun)
 
 
 class LibraryError(Exception):
@@ -653,6 +655,27 @@ class Library:
                     self.problems.append(LoadProblem(path, str(exc)))
                     continue
                 if isinstance(document, RunRecord):
+                    runs.append(document)
+        runs.sort(key=lambda r: (r.created, r.id), reverse=True)
+        return runs
+
+    # -- evaluation runs ---------------------------------------------------
+
+    def save_eval_run(self, run: EvalRun) -> EvalRun:
+        folder = self.root / "evals" / (run.prompt_id or "_adhoc")
+        with self._lock:
+            self._write(folder / f"{run.id}.json", run)
+        return run
+
+    def eval_runs_for(self, prompt_id: str) -> list[EvalRun]:
+        """The prompt's stored evaluations, newest first."""
+        folder = self.root / "evals" / prompt_id
+        runs: list[EvalRun] = []
+        if folder.exists():
+            for path in folder.glob("*.json"):
+                document, problems, _ = load_one(path, EvalRun)
+                self.problems.extend(problems)
+                if document is not None:
                     runs.append(document)
         runs.sort(key=lambda r: (r.created, r.id), reverse=True)
         return runs

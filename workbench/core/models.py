@@ -341,6 +341,58 @@ class RunRecord(_Model):
     created: datetime = Field(default_factory=utc_now)
 
 
+class VariantSpec(_Model):
+    """One column of an evaluation: a prompt (version), a model, and optional overrides."""
+
+    name: str
+    prompt_id: Id | None = Field(default=None, description="None = the evaluated prompt")
+    prompt_version: int | None = Field(default=None, description="None = the current one")
+    model: str | None = Field(default=None, description="model id; None = the default")
+    backend: Literal["llama.cpp", "transformers", "openai"] | None = None
+    few_shot_count: int | None = Field(default=None, ge=0, description="0 = zero-shot")
+    cot_mode: CoTMode | None = None
+
+
+class CaseResult(_Model):
+    """One test case under one variant."""
+
+    row: int
+    output: str = ""
+    answer: str = ""
+    scores: dict[str, float] = Field(default_factory=dict)
+    label_scores: dict[str, float] | None = None
+    latency_s: float = 0.0
+    context_tokens: int | None = None
+    completion_tokens: int | None = None
+    error: str | None = None
+
+
+class VariantSummary(_Model):
+    name: str
+    cases: int = 0
+    metrics: dict[str, float] = Field(default_factory=dict)
+    groups: dict[str, dict[str, float]] = Field(default_factory=dict)
+
+
+class EvalRun(_Model):
+    """A stored evaluation: variants × test cases, with per-variant aggregates."""
+
+    schema_version: int = SCHEMA_VERSION
+    kind: Literal["eval_run"] = "eval_run"
+    id: Id = Field(default_factory=new_id)
+    prompt_id: Id | None = None
+    test_set_id: Id | None = None
+    test_set_name: str = ""
+    split: Literal["train", "validation", "test"] | None = None
+    mode: Literal["generate", "likelihood"] = "generate"
+    metrics: list[str] = Field(default_factory=list)
+    variants: list[VariantSpec] = Field(default_factory=list)
+    results: list[list[CaseResult]] = Field(default_factory=list)
+    summaries: list[VariantSummary] = Field(default_factory=list)
+    complete: bool = True
+    created: datetime = Field(default_factory=utc_now)
+
+
 class ModelSpec(_Model):
     """A model the workbench can run: a GGUF file, a Hugging Face folder, or a server."""
 
@@ -367,7 +419,7 @@ class ModelSpec(_Model):
         return {"gguf": "llama.cpp", "hf": "transformers", "openai": "openai"}[self.source]
 
 
-Document = Prompt | TestSet | SoftPrompt | RunRecord | ModelSpec
+Document = Prompt | TestSet | SoftPrompt | RunRecord | ModelSpec | EvalRun
 
 _KINDS: dict[str, type[Document]] = {
     "prompt": Prompt,
@@ -375,6 +427,7 @@ _KINDS: dict[str, type[Document]] = {
     "soft_prompt": SoftPrompt,
     "run": RunRecord,
     "model": ModelSpec,
+    "eval_run": EvalRun,
 }
 
 
@@ -407,6 +460,7 @@ _MIGRATIONS: dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] =
     ("soft_prompt", 1): _unchanged,
     ("run", 1): _unchanged,
     ("model", 1): _unchanged,
+    ("eval_run", 1): _unchanged,
 }
 
 
