@@ -103,8 +103,12 @@ COST_METRICS = ("latency_s", "context_tokens", "completion_tokens")
 
 
 def primary_metric(run: EvalRun) -> str:
-    """The metric reported as 'accuracy'."""
-    return "label" if run.mode == "likelihood" else "normalised"
+    """The metric reported as 'accuracy': label choice, else normalised match if measured."""
+    if run.mode == "likelihood":
+        return "label"
+    if "normalised" in run.metrics or not run.metrics:
+        return "normalised"
+    return run.metrics[0]
 
 
 # ---------------------------------------------------------------------------
