@@ -70,7 +70,6 @@ class JobRunner(QObject):
         self._bridge.failed.connect(self._deliver_error)
         self._bridge.state.connect(self._deliver_state)
         self._closed = False
-        self._current: Job | None = None
         self._thread = threading.Thread(target=self._work, name="workbench-jobs", daemon=True)
         self._thread.start()
 
