@@ -272,3 +272,14 @@ def test_two_runs_compare_side_by_side(qtbot, library_dir) -> None:
     qtbot.addWidget(dialog)
     older, newer = run.history_model.run_at(1), run.history_model.run_at(0)
     assert [p.toPlainText() for p in dialog.panes] == [older.output, newer.output]
+
+
+def test_test_sets_tab_shows_the_prompts_test_set(qtbot, library_dir) -> None:
+    window = open_window(qtbot, library_dir)
+    window.load_sample_library()
+    prompt = Library(library_dir).find_prompt("Review sentiment")
+    window.library_panel.select(prompt.id)
+    window.tabs.setCurrentWidget(window.test_sets)
+    current = window.test_sets.current_test_set()
+    assert current is not None and len(current.rows) == 240
+    assert window.test_sets.findChild(QTableView, "testRowsTable").model().rowCount() == 240

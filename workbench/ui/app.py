@@ -34,6 +34,7 @@ from workbench.ui.fewshot import FewShotPanel
 from workbench.ui.jobs import JobRunner
 from workbench.ui.library_panel import LibraryPanel
 from workbench.ui.run import RunPanel
+from workbench.ui.testsets import TestSetPanel
 
 APP_NAME = "Prompt Workbench"
 AUTOSAVE_MS = 700  # a crash loses at most this much typing (plus the write itself)
@@ -52,12 +53,14 @@ class MainWindow(QMainWindow):
         self.editor = PromptEditor()
         self.few_shot = FewShotPanel()
         self.cot = CoTPanel()
+        self.test_sets = TestSetPanel(library)
         self.run_panel = RunPanel(library, self.jobs, lambda: self.working, self._params_edited)
 
         self.tabs = QTabWidget(objectName="editorTabs")
         self.tabs.addTab(self.editor, "Prompt")
         self.tabs.addTab(self.few_shot, "Few-shot examples")
         self.tabs.addTab(self.cot, "Chain of thought")
+        self.tabs.addTab(self.test_sets, "Test sets")
         self.setCentralWidget(self.tabs)
         self.library_dock = self._dock(
             "Library", "libraryDock", self.library_panel, Qt.DockWidgetArea.LeftDockWidgetArea
@@ -175,8 +178,10 @@ class MainWindow(QMainWindow):
         if prompt is not None:
             self.few_shot.set_prompt(prompt)
             self.cot.set_prompt(prompt)
+        self.test_sets.set_prompt(prompt)
         self.few_shot.setEnabled(prompt is not None)
         self.cot.setEnabled(prompt is not None)
+        self.test_sets.setEnabled(prompt is not None)
         self.run_panel.set_prompt(prompt)
         self._update_title()
 
