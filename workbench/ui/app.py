@@ -30,6 +30,7 @@ from workbench.core.models import GenerationParams, Prompt
 from workbench.core.resources import resource_path
 from workbench.ui.cot import CoTPanel
 from workbench.ui.editor import PromptEditor
+from workbench.ui.evaluate import EvaluatePanel
 from workbench.ui.fewshot import FewShotPanel
 from workbench.ui.jobs import JobRunner
 from workbench.ui.library_panel import LibraryPanel
@@ -61,6 +62,8 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.few_shot, "Few-shot examples")
         self.tabs.addTab(self.cot, "Chain of thought")
         self.tabs.addTab(self.test_sets, "Test sets")
+        self.evaluate = EvaluatePanel(library, self.jobs, self.run_panel)
+        self.tabs.addTab(self.evaluate, "Evaluate")
         self.setCentralWidget(self.tabs)
         self.library_dock = self._dock(
             "Library", "libraryDock", self.library_panel, Qt.DockWidgetArea.LeftDockWidgetArea
@@ -80,6 +83,7 @@ class MainWindow(QMainWindow):
         self.few_shot.changed.connect(lambda block: self.apply_update({"few_shot": block}))
         self.cot.changed.connect(lambda block: self.apply_update({"cot": block}))
         self.run_panel.model_ready.connect(self._model_ready)
+        self.test_sets.test_set_changed.connect(lambda _: self.evaluate.refresh_test_sets())
 
         self._build_actions()
         self._report_problems()
@@ -179,6 +183,7 @@ class MainWindow(QMainWindow):
             self.few_shot.set_prompt(prompt)
             self.cot.set_prompt(prompt)
         self.test_sets.set_prompt(prompt)
+        self.evaluate.set_prompt(prompt)
         self.few_shot.setEnabled(prompt is not None)
         self.cot.setEnabled(prompt is not None)
         self.test_sets.setEnabled(prompt is not None)
@@ -200,6 +205,7 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"Not applied — {where}: {first['msg']}")
             return
         self.editor.update_prompt(self.working)
+        self.evaluate.set_prompt(self.working)
         if "user_template" in update:
             self.few_shot.set_prompt(self.working)  # its columns follow the variables
         self.autosave_timer.start()
