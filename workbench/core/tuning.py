@@ -1,0 +1,630 @@
+"""Soft-prompt training (prompt tuning, Lester et al. 2021) as a generator of events.
+
+The base model is frozen; the only trainable tensor is the [N, d_model] prompt
+embedding, kept in fp32 even when the model runs in bf16. The loss covers only the
+target tokens, and the LM head runs only at the positions that predict them: no
+full-vocabulary logits for virtual or prompt positions (the waste that makes PEFT's
+step slower). All data is tokenised and padded once and moved to the device once, so
+a step makes no host→device copies. The loop runs on Hugging Face Accelerate's
+`Accelerator`, so `workbench tune` also runs under `accelerate launch` on several GPUs
+(each process takes its slice of the batch; gradients are averaged by DDP).
+
+`train_soft_prompt` checks its cancel event once per optimiser step, and a pause event
+between steps. NaN/inf loss stops the run with a message and keeps the best (or last
+good) prompt; out of memory raises `TrainingError` suggesting a smaller batch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from workbench.core.models import FewShotExample, Message, Prompt, TestRow, TestSet, TrainConfig
+from workbench.core.templates import render_messages
+
+StopReason = Literal["done", "early_stop", "cancelled", "nan"]
+
+
+class TrainingError(Exception):
+    """Training cannot start or continue; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class TrainingExample:
+    messages: list[Message]
+    target: str
+
+
+@dataclass(frozen=True)
+class StepEvent:
+    step: int
+    total_steps: int
+    loss: float
+    steps_per_s: float
+    eta_s: float
+    memory_mb: float | None
+
+
+@dataclass(frozen=True)
+class ValidationEvent:
+    step: int
+    loss: float
+    accuracy: float | None
+    best: bool
+
+
+@dataclass
+class TuningResult:
+    """What a finished (or stopped) run produced."""
+
+    embeddings: Any  # numpy float32 [N, d]: the best prompt (by validation), else the last
+    reason: StopReason
+    message: str
+    steps: int
+    best_step: int
+    metrics: dict[str, float] = field(default_factory=dict)
+    curves: dict[str, list[float]] = field(default_factory=dict)
+    checkpoint: TrainingState | None = None
+
+
+@dataclass(frozen=True)
+class TuningFinished:
+    result: TuningResult
+
+
+TuneEvent = StepEvent | ValidationEvent | TuningFinished
+
+
+@dataclass
+class TrainingState:
+    """Enough to resume: the prompt, the optimiser's moments and the step."""
+
+    embeddings: Any  # numpy float32 [N, d]
+    exp_avg: Any | None
+    exp_avg_sq: Any | None
+    step: int
+
+    def save(self, path: Path) -> None:
+        from safetensors.numpy import save
+
+        from workbench.core.fsutil import atomic_write_bytes
+
+        tensors = {"prompt_embeddings": self.embeddings}
+        if self.exp_avg is not None and self.exp_avg_sq is not None:
+            tensors["adam.exp_avg"] = self.exp_avg
+            tensors["adam.exp_avg_sq"] = self.exp_avg_sq
+        atomic_write_bytes(path, save(tensors, metadata={"step": str(self.step)}))
+
+    @classmethod
+    def load(cls, path: Path) -> TrainingState:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="numpy") as handle:
+            meta = handle.metadata() or {}
+            keys = set(handle.keys())
+            if "prompt_embeddings" not in keys:
+                raise TrainingError(f"{path} is not a soft-prompt checkpoint")
+            get = handle.get_tensor
+            return cls(
+                embeddings=get("prompt_embeddings"),
+                exp_avg=get("adam.exp_avg") if "adam.exp_avg" in keys else None,
+                exp_avg_sq=get("adam.exp_avg_sq") if "adam.exp_avg_sq" in keys else None,
+                step=int(meta.get("step", "0")),
+            )
+
+
+# ---------------------------------------------------------------------------
+# Data
+
+
+def _zero_shot(prompt: Prompt) -> Prompt:
+    """The prompt without its examples: the soft prompt learns the task from data."""
+    return prompt.model_copy(update={"few_shot": prompt.few_shot.model_copy(update={"count": 0})})
+
+
+def example_messages(prompt: Prompt, example: FewShotExample | TestRow) -> list[Message]:
+    plain = _zero_shot(prompt)
+    values = dict(example.vars)
+    if isinstance(example, FewShotExample) and not values:
+        # a plain-input example: its text is the whole user turn
+        return [
+            *render_messages(
+                plain.model_copy(update={"user_template": "{{ input }}"}), {"input": example.input}
+            )
+        ]
+    return render_messages(plain, values)
+
+
+def training_data(
+    prompt: Prompt, test_set: TestSet | None
+) -> tuple[list[TrainingExample], list[TrainingExample]]:
+    """Training data = the prompt's few-shot examples + the test set's train split;
+    validation = its validation split (the test split stays held out)."""
+    train = [
+        TrainingExample(example_messages(prompt, e), e.output) for e in prompt.few_shot.examples
+    ]
+    validation: list[TrainingExample] = []
+    if test_set is not None:
+        for row in test_set.rows:
+            example = TrainingExample(example_messages(prompt, row), row.expected)
+            if row.split == "train":
+                train.append(example)
+            elif row.split == "validation":
+                validation.append(example)
+    return train, validation
+
+
+def data_hash(train: Sequence[TrainingExample], validation: Sequence[TrainingExample]) -> str:
+    digest = hashlib.sha256()
+    for part, examples in (("train", train), ("validation", validation)):
+        for example in examples:
+            record = [part, [m.model_dump() for m in example.messages], example.target]
+            digest.update(json.dumps(record, sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+def init_text(prompt: Prompt) -> str:
+    """Lester et al.'s text init: the prompt's own instruction."""
+    text = " ".join(t for t in (prompt.system.strip(), prompt.description.strip()) if t)
+    return text or prompt.name
+
+
+# ---------------------------------------------------------------------------
+# Devices and precision
+
+
+def pick_device(preference: str) -> str:
+    from workbench.core.backends.hf import pick_device as pick
+
+    try:
+        return pick(preference)
+    except Exception as exc:
+        raise TrainingError(str(exc)) from None
+
+
+def pick_precision(device: str, preference: str) -> str:
+    """bf16 on a GPU that supports it (fp16 where only that is supported); fp32 on CPU."""
+    import torch
+
+    if preference != "auto":
+        if preference == "bf16" and device == "cuda" and not torch.cuda.is_bf16_supported():
+            raise TrainingError("this GPU does not support bf16; choose fp16 or fp32")
+        if preference in ("bf16", "fp16") and device == "cpu":
+            raise TrainingError(f"{preference} training needs a GPU; use fp32 on the CPU")
+        return preference
+    if device == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "fp32"
+
+
+def device_description(device: str) -> str:
+    """What was picked, with its memory, for the Graduate panel."""
+    import torch
+
+    if device == "cuda":
+        props = torch.cuda.get_device_properties(0)
+        return f"CUDA: {props.name}, {props.total_memory / 2**30:.0f} GiB"
+    if device == "mps":
+        return "Apple MPS"
+    import os
+
+    try:
+        pages = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        return f"CPU, {torch.get_num_threads()} threads, {pages / 2**30:.0f} GiB RAM"
+    except (ValueError, OSError, AttributeError):
+        return f"CPU, {torch.get_num_threads()} threads"
+
+
+# ---------------------------------------------------------------------------
+# The trainable module
+
+
+def _make_module(base: Any, init: Any) -> Any:
+    import torch
+    from torch import nn
+
+    class PromptTuning(nn.Module):  # type: ignore[misc]
+        """A frozen causal LM behind a trainable [N, d] prefix."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.prompt = nn.Parameter(init.clone().float())  # fp32 master copy
+            self.base = base
+
+        def hidden(self, input_ids: Any, attention_mask: Any) -> Any:
+            embed = self.base.get_input_embeddings()
+            tokens = embed(input_ids)
+            prefix = self.prompt.to(tokens.dtype).unsqueeze(0).expand(tokens.shape[0], -1, -1)
+            ones = attention_mask.new_ones((tokens.shape[0], self.prompt.shape[0]))
+            return self.base.get_decoder()(
+                inputs_embeds=torch.cat([prefix, tokens], dim=1),
+                attention_mask=torch.cat([ones, attention_mask], dim=1),
+            ).last_hidden_state
+
+        def forward(
+            self, input_ids: Any, attention_mask: Any, rows: Any, positions: Any, targets: Any
+        ) -> Any:
+            hidden = self.hidden(input_ids, attention_mask)
+            picked = hidden[rows, positions + self.prompt.shape[0]]
+            logits = self.base.get_output_embeddings()(picked).float()
+            return torch.nn.functional.cross_entropy(logits, targets)
+
+    return PromptTuning()
+
+
+@dataclass
+class _Encoded:
+    """A dataset tokenised, padded and placed on the device once."""
+
+    input_ids: Any  # [n, T] long
+    attention_mask: Any  # [n, T] long
+    target_pos: Any  # [n, L] long: positions (in the token sequence) predicting targets
+    target_ids: Any  # [n, L] long
+    target_mask: Any  # [n, L] bool
+    prompt_len: list[int]
+
+
+def _encode(
+    tokenizer: Any, examples: Sequence[TrainingExample], max_length: int, device: str, chat: bool
+) -> _Encoded:
+    import torch
+
+    sequences: list[list[int]] = []
+    targets: list[list[int]] = []
+    prompt_lengths: list[int] = []
+    eos = tokenizer.eos_token or ""
+    for example in examples:
+        if chat and getattr(tokenizer, "chat_template", None):
+            text = tokenizer.apply_chat_template(
+                [m.model_dump() for m in example.messages],
+                tokenize=False,
+                add_generation_prompt=True,
+            )
+        else:
+            text = "\n".join(m.content for m in example.messages) + "\n"
+        prompt_ids = list(tokenizer(text, add_special_tokens=True)["input_ids"])
+        target_ids = list(tokenizer(example.target + eos, add_special_tokens=False)["input_ids"])
+        if not target_ids:
+            raise TrainingError(f"an example has an empty target: {example.messages[-1].content!r}")
+        if len(prompt_ids) + len(target_ids) > max_length:
+            prompt_ids = prompt_ids[-(max_length - len(target_ids)) :]  # keep the question end
+        sequences.append(prompt_ids + target_ids)
+        targets.append(target_ids)
+        prompt_lengths.append(len(prompt_ids))
+    width = max(len(s) for s in sequences)
+    label_width = max(len(t) for t in targets)
+    n = len(sequences)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    input_ids = torch.full((n, width), pad, dtype=torch.long)
+    mask = torch.zeros((n, width), dtype=torch.long)
+    target_pos = torch.zeros((n, label_width), dtype=torch.long)
+    target_tok = torch.zeros((n, label_width), dtype=torch.long)
+    target_mask = torch.zeros((n, label_width), dtype=torch.bool)
+    for i, (seq, tgt, plen) in enumerate(zip(sequences, targets, prompt_lengths, strict=True)):
+        input_ids[i, : len(seq)] = torch.tensor(seq)
+        mask[i, : len(seq)] = 1
+        for k, token in enumerate(tgt):
+            target_pos[i, k] = plen + k - 1
+            target_tok[i, k] = token
+            target_mask[i, k] = True
+    return _Encoded(
+        input_ids.to(device),
+        mask.to(device),
+        target_pos.to(device),
+        target_tok.to(device),
+        target_mask.to(device),
+        prompt_lengths,
+    )
+
+
+def _label_token_ids(tokenizer: Any, labels: Sequence[str]) -> list[list[int]]:
+    return [list(tokenizer(label, add_special_tokens=False)["input_ids"]) for label in labels]
+
+
+# ---------------------------------------------------------------------------
+# Initialisation
+
+
+def initial_embeddings(base: Any, tokenizer: Any, config: TrainConfig, text: str) -> Any:
+    """[N, d] fp32: text init (the text's token embeddings, repeated to fill N), sampled
+    vocabulary (from the 5,000 most frequent ids, as Lester et al.), or random."""
+    import torch
+
+    weight = base.get_input_embeddings().weight.detach().float().cpu()
+    n = config.num_virtual_tokens
+    generator = torch.Generator().manual_seed(config.seed)
+    if config.init == "text":
+        ids = list(tokenizer(config.init_text or text, add_special_tokens=False)["input_ids"])
+        if not ids:
+            raise TrainingError("the initialisation text has no tokens")
+        ids = (ids * math.ceil(n / len(ids)))[:n]
+        return weight[torch.tensor(ids)].clone()
+    if config.init == "vocab":
+        top = min(5000, weight.shape[0])
+        ids_t = torch.randint(0, top, (n,), generator=generator)
+        return weight[ids_t].clone()
+    std = float(weight.std())
+    return torch.randn((n, weight.shape[1]), generator=generator) * std
+
+
+# ---------------------------------------------------------------------------
+# Training
+
+
+def load_base_model(model_dir: Path, device: str, precision: str) -> tuple[Any, Any]:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(model_dir), trust_remote_code=False)
+        model = AutoModelForCausalLM.from_pretrained(
+            str(model_dir), dtype=dtype, trust_remote_code=False, use_safetensors=True
+        )
+    except (OSError, ValueError) as exc:
+        raise TrainingError(f"cannot load the base model from {model_dir}: {exc}") from None
+    model.requires_grad_(False)
+    model.eval()  # no dropout: the base is frozen
+    return model, tokenizer
+
+
+def train_soft_prompt(
+    base: Any,
+    tokenizer: Any,
+    train: Sequence[TrainingExample],
+    validation: Sequence[TrainingExample],
+    config: TrainConfig,
+    labels: Sequence[str] | None = None,
+    cancel: threading.Event | None = None,
+    pause: threading.Event | None = None,
+    resume: TrainingState | None = None,
+    init_from: str = "",
+    accelerator: Any = None,
+) -> Iterator[TuneEvent]:
+    """Train; yields a StepEvent per optimiser step, a ValidationEvent per evaluation,
+    and ends with TuningFinished (also when cancelled, or stopped by NaN)."""
+    import numpy as np
+    import torch
+
+    cancel = cancel or threading.Event()
+    if not train:
+        raise TrainingError("no training examples: add few-shot examples or split the test set")
+    if accelerator is None:
+        from accelerate import Accelerator
+
+        device = pick_device(config.device)
+        precision = pick_precision(device, config.precision)
+        accelerator = Accelerator(
+            cpu=device == "cpu", mixed_precision="no" if precision == "fp32" else precision
+        )
+    device = str(accelerator.device)
+    torch.manual_seed(config.seed)
+    base.to(accelerator.device)
+    chat = True
+    train_data = _encode(tokenizer, train, config.max_length, device, chat)
+    val_data = (
+        _encode(tokenizer, validation, config.max_length, device, chat) if validation else None
+    )
+    label_ids = _label_token_ids(tokenizer, labels) if labels else None
+
+    start_embeddings = (
+        torch.from_numpy(np.asarray(resume.embeddings))
+        if resume is not None
+        else initial_embeddings(base, tokenizer, config, init_from)
+    )
+    module = _make_module(base, start_embeddings.to(accelerator.device))
+    optimizer = torch.optim.AdamW(
+        [module.prompt], lr=config.learning_rate, weight_decay=config.weight_decay
+    )
+    module, optimizer = accelerator.prepare(module, optimizer)
+    inner = accelerator.unwrap_model(module)
+    first_step = 0
+    if resume is not None:
+        first_step = resume.step
+        if resume.exp_avg is not None:
+            state = optimizer.state[inner.prompt] if hasattr(optimizer, "state") else {}
+            state["step"] = torch.tensor(float(resume.step))
+            state["exp_avg"] = torch.from_numpy(resume.exp_avg).to(inner.prompt.device)
+            state["exp_avg_sq"] = torch.from_numpy(resume.exp_avg_sq).to(inner.prompt.device)
+
+    n_train = train_data.input_ids.shape[0]
+    world, rank = accelerator.num_processes, accelerator.process_index
+    per_step = config.batch_size * world
+    generator = torch.Generator(device="cpu").manual_seed(config.seed)
+    order = torch.randperm(n_train, generator=generator)
+    # the permutations for every epoch this run can need, built once on the device
+    epochs = math.ceil((config.steps * per_step) / n_train) + 1
+    schedule = torch.cat([torch.randperm(n_train, generator=generator) for _ in range(epochs)])
+    schedule = torch.cat([order, schedule]).to(accelerator.device)
+
+    curves: dict[str, list[float]] = {
+        "train_loss": [],
+        "val_loss": [],
+        "val_accuracy": [],
+        "val_step": [],
+    }
+    best_score = -math.inf
+    best_step = first_step
+    best = inner.prompt.detach().float().cpu().numpy().copy()
+    last_good = best.copy()
+    bad_evals = 0
+    reason: StopReason = "done"
+    message = "finished"
+    started = time.perf_counter()
+    step = first_step
+    measured = 0
+
+    def state_now() -> TrainingState:
+        opt_state = optimizer.state.get(inner.prompt, {}) if hasattr(optimizer, "state") else {}
+        avg = opt_state.get("exp_avg")
+        avg_sq = opt_state.get("exp_avg_sq")
+        return TrainingState(
+            embeddings=inner.prompt.detach().float().cpu().numpy().copy(),
+            exp_avg=avg.detach().cpu().numpy().copy() if avg is not None else None,
+            exp_avg_sq=avg_sq.detach().cpu().numpy().copy() if avg_sq is not None else None,
+            step=step,
+        )
+
+    try:
+        while step < config.steps:
+            if pause is not None:
+                while pause.is_set() and not cancel.is_set():
+                    cancel.wait(0.1)  # paused: the worker idles until resume or stop
+            if cancel.is_set():
+                reason, message = "cancelled", f"stopped at step {step}"
+                break
+            offset = (step * per_step) % (schedule.shape[0] - per_step)
+            idx = schedule[
+                offset + rank * config.batch_size : offset + (rank + 1) * config.batch_size
+            ]
+            width = int(train_data.attention_mask[idx].sum(dim=1).max())
+            ids = train_data.input_ids[idx, :width]
+            mask = train_data.attention_mask[idx, :width]
+            tmask = train_data.target_mask[idx]
+            rows = torch.arange(idx.shape[0], device=ids.device).unsqueeze(1).expand_as(tmask)
+            with accelerator.autocast():
+                loss = module(
+                    ids,
+                    mask,
+                    rows[tmask],
+                    train_data.target_pos[idx][tmask],
+                    train_data.target_ids[idx][tmask],
+                )
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                reason = "nan"
+                message = (
+                    f"the loss became {value} at step {step + 1}; stopped and kept the "
+                    f"prompt from step {best_step} (try a lower learning rate)"
+                )
+                break
+            optimizer.zero_grad(set_to_none=True)
+            accelerator.backward(loss)
+            optimizer.step()
+            step += 1
+            measured += 1
+            last_good = inner.prompt.detach().float().cpu().numpy().copy()
+            curves["train_loss"].append(value)
+            elapsed = time.perf_counter() - started
+            rate = measured / elapsed if elapsed > 0 else 0.0
+            memory = (
+                torch.cuda.max_memory_allocated() / 2**20
+                if torch.cuda.is_available() and device.startswith("cuda")
+                else None
+            )
+            yield StepEvent(
+                step,
+                config.steps,
+                value,
+                rate,
+                (config.steps - step) / rate if rate else 0.0,
+                memory,
+            )
+
+            if val_data is not None and (step % config.eval_every == 0 or step == config.steps):
+                val_loss, accuracy = _validate(module, inner, val_data, label_ids, config)
+                score = accuracy if accuracy is not None else -val_loss
+                improved = score > best_score + 1e-9
+                if improved:
+                    best_score, best_step = score, step
+                    best = last_good.copy()
+                    bad_evals = 0
+                else:
+                    bad_evals += 1
+                curves["val_loss"].append(val_loss)
+                curves["val_step"].append(float(step))
+                if accuracy is not None:
+                    curves["val_accuracy"].append(accuracy)
+                yield ValidationEvent(step, val_loss, accuracy, improved)
+                if (
+                    config.early_stopping_patience is not None
+                    and bad_evals >= config.early_stopping_patience
+                ):
+                    reason = "early_stop"
+                    message = f"validation stopped improving; kept the prompt from step {best_step}"
+                    break
+    except torch.OutOfMemoryError:
+        if device.startswith("cuda"):
+            torch.cuda.empty_cache()
+        raise TrainingError(
+            f"out of memory at batch size {config.batch_size} on {device}; try a batch size "
+            f"of {max(1, config.batch_size // 2)} or fewer virtual tokens"
+        ) from None
+    if val_data is None or best_score == -math.inf:
+        best, best_step = last_good, step
+    metrics: dict[str, float] = {"steps": float(step), "best_step": float(best_step)}
+    if curves["train_loss"]:
+        metrics["final_train_loss"] = curves["train_loss"][-1]
+    if curves["val_loss"]:
+        metrics["best_val_loss"] = min(curves["val_loss"])
+    if curves["val_accuracy"]:
+        metrics["best_val_accuracy"] = max(curves["val_accuracy"])
+    if reason == "done":
+        message = f"finished {step} steps; kept the prompt from step {best_step}"
+    yield TuningFinished(
+        TuningResult(best, reason, message, step, best_step, metrics, curves, state_now())
+    )
+
+
+def _validate(
+    module: Any, inner: Any, data: _Encoded, label_ids: list[list[int]] | None, config: TrainConfig
+) -> tuple[float, float | None]:
+    """Validation loss on the target tokens, and label accuracy by likelihood; one
+    forward pass per batch serves both (multi-token labels add a teacher-forced pass)."""
+    import torch
+
+    n = data.input_ids.shape[0]
+    n_virtual = inner.prompt.shape[0]
+    head = inner.base.get_output_embeddings()
+    total_loss = 0.0
+    correct = 0
+    with torch.no_grad():
+        for start in range(0, n, config.batch_size):
+            idx = torch.arange(
+                start, min(n, start + config.batch_size), device=data.input_ids.device
+            )
+            width = int(data.attention_mask[idx].sum(dim=1).max())
+            ids = data.input_ids[idx, :width]
+            mask = data.attention_mask[idx, :width]
+            hidden = inner.hidden(ids, mask)
+            tmask = data.target_mask[idx]
+            rows = torch.arange(idx.shape[0], device=ids.device).unsqueeze(1).expand_as(tmask)
+            picked = hidden[rows[tmask], data.target_pos[idx][tmask] + n_virtual]
+            logits = head(picked).float()
+            loss = torch.nn.functional.cross_entropy(logits, data.target_ids[idx][tmask])
+            total_loss += float(loss) * idx.shape[0]
+            if not label_ids:
+                continue
+            for b in range(idx.shape[0]):
+                i = int(idx[b])
+                plen = data.prompt_len[i]
+                first = torch.log_softmax(head(hidden[b, plen - 1 + n_virtual]).float(), dim=-1)
+                scores = []
+                for label in label_ids:
+                    score = float(first[label[0]])
+                    if len(label) > 1:
+                        seq = torch.cat(
+                            [data.input_ids[i, :plen], torch.tensor(label[:-1], device=ids.device)]
+                        )
+                        h = inner.hidden(seq.unsqueeze(0), torch.ones_like(seq).unsqueeze(0))[0]
+                        pos = torch.arange(plen, plen - 1 + len(label), device=ids.device)
+                        rest = torch.log_softmax(head(h[pos + n_virtual]).float(), dim=-1)
+                        score += float(
+                            rest[
+                                torch.arange(len(label) - 1),
+                                torch.tensor(label[1:], device=ids.device),
+                            ].sum()
+                        )
+                    scores.append(score)
+                target = data.target_ids[i][data.target_mask[i]].tolist()
+                best = label_ids[max(range(len(label_ids)), key=lambda k: scores[k])]
+                if target[: len(best)] == best:
+                    correct += 1
+    return total_loss / n, (correct / n if label_ids else None)
