@@ -542,6 +542,162 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+# -- graduation ------------------------------------------------------------------
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from workbench.core.backends.registry import ModelCatalog
+    from workbench.core.evaluation import EvalFinished, format_table
+    from workbench.core.graduation import (
+        ComparisonFinished,
+        ComparisonStarted,
+        SoftPromptSaved,
+        graduate,
+        prepare,
+    )
+    from workbench.core.models import TrainConfig, validate_as
+    from workbench.core.tuning import StepEvent, TuningFinished, ValidationEvent
+
+    library = _library(args)
+    prompt = library.find_prompt(args.prompt)
+    test_set = (
+        _load_test_set(args, library, prompt)
+        if (args.test_set or library.test_sets_for(prompt.id))
+        else None
+    )
+    fields = {
+        "num_virtual_tokens": args.tokens,
+        "steps": args.steps,
+        "learning_rate": args.lr,
+        "batch_size": args.batch_size,
+        "init": args.init,
+        "device": args.device,
+        "precision": args.precision,
+        "seed": args.seed,
+        "eval_every": args.eval_every,
+    }
+    config = validate_as(
+        TrainConfig, {k: v for k, v in fields.items() if v is not None}, "training options"
+    )
+    if args.patience is not None:
+        config = config.model_copy(update={"early_stopping_patience": args.patience or None})
+    spec = ModelCatalog().get(args.model or prompt.model)
+    plan = prepare(library, prompt, test_set, config.seed)
+    if not args.json:
+        print(
+            f"graduating {prompt.name!r} on {spec.name}: {plan.train_examples} training, "
+            f"{plan.validation_examples} validation, {plan.held_out_rows} held-out rows; "
+            f"{config.num_virtual_tokens} virtual tokens, {config.steps} steps",
+            file=sys.stderr,
+        )
+    cancel = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())
+    saved = None
+    comparison = None
+    finished = None
+    try:
+        for event in graduate(
+            library,
+            prompt,
+            plan.test_set,
+            spec,
+            config,
+            cancel,
+            name=args.name,
+            compare=not args.no_compare,
+            settings=_settings(args),
+        ):
+            if isinstance(event, StepEvent):
+                if args.json:
+                    print(
+                        json.dumps(
+                            {
+                                "event": "step",
+                                "step": event.step,
+                                "loss": event.loss,
+                                "steps_per_s": event.steps_per_s,
+                                "eta_s": event.eta_s,
+                                "memory_mb": event.memory_mb,
+                            }
+                        ),
+                        flush=True,
+                    )
+                else:
+                    print(
+                        f"step {event.step}/{event.total_steps}  loss {event.loss:.4f}  "
+                        f"{event.steps_per_s:.2f} steps/s  ETA {event.eta_s:.0f} s",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+            elif isinstance(event, ValidationEvent):
+                if args.json:
+                    print(
+                        json.dumps(
+                            {
+                                "event": "validation",
+                                "step": event.step,
+                                "loss": event.loss,
+                                "accuracy": event.accuracy,
+                                "best": event.best,
+                            }
+                        ),
+                        flush=True,
+                    )
+                else:
+                    acc = f"  accuracy {event.accuracy:.3f}" if event.accuracy is not None else ""
+                    print(
+                        f"validation at step {event.step}: loss {event.loss:.4f}{acc}"
+                        f"{'  (best)' if event.best else ''}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+            elif isinstance(event, TuningFinished):
+                finished = event.result
+                if not args.json:
+                    print(finished.message, file=sys.stderr)
+            elif isinstance(event, SoftPromptSaved):
+                saved = event.soft_prompt
+                if args.json:
+                    print(
+                        json.dumps({"event": "saved", "soft_prompt": saved.id, "name": saved.name}),
+                        flush=True,
+                    )
+                else:
+                    print(f"saved soft prompt {saved.id}: {saved.name}", file=sys.stderr)
+            elif isinstance(event, ComparisonStarted) and not args.json:
+                print(
+                    f"comparing {', '.join(event.variants)} on {event.rows} held-out rows…",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            elif isinstance(event, ComparisonFinished | EvalFinished):
+                comparison = event.run
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if comparison is not None:
+        if args.json:
+            print(
+                json.dumps(
+                    {
+                        "event": "comparison",
+                        "mode": comparison.mode,
+                        "summaries": [s.model_dump() for s in comparison.summaries],
+                    }
+                )
+            )
+        else:
+            print(format_table(comparison))
+    if finished is not None and finished.reason == "nan":
+        print(f"error: {finished.message}", file=sys.stderr)
+        return 1
+    if finished is not None and finished.reason == "cancelled":
+        return 130
+    return 0 if saved is not None else 1
+
+
 # -- parser ------------------------------------------------------------------
 
 
@@ -679,6 +835,38 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", action="store_true", help="one JSON object per case, then a summary")
     ev.add_argument("--no-save", action="store_true", help="do not keep the run in the library")
     ev.set_defaults(func=cmd_eval)
+
+    tune = sub.add_parser("tune", help="graduate a prompt to a soft prompt (prompt tuning)")
+    tune.add_argument("prompt", metavar="PROMPT", help="name or id in the library")
+    tune.add_argument(
+        "--test-set",
+        metavar="NAME|FILE",
+        help="training/validation/held-out data (default: the prompt's first)",
+    )
+    tune.add_argument("--tokens", type=int, help="virtual tokens (default 20)")
+    tune.add_argument("--steps", type=int, help="optimiser steps (default 225)")
+    tune.add_argument("--lr", type=float, help="learning rate (default 0.03)")
+    tune.add_argument("--batch-size", type=int, help="examples per step (default 8)")
+    tune.add_argument(
+        "--init",
+        choices=["text", "vocab", "random"],
+        help="initialise from the prompt's text (default), sampled vocabulary, or random",
+    )
+    tune.add_argument("--eval-every", type=int, help="steps between validations (default 25)")
+    tune.add_argument(
+        "--patience", type=int, help="validations without improvement before stopping (0 = never)"
+    )
+    tune.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
+    tune.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"])
+    tune.add_argument("--seed", type=int)
+    tune.add_argument("--model", metavar="M", help="base model (default: the embedded one)")
+    tune.add_argument("--name", help="name of the soft prompt in the library")
+    tune.add_argument(
+        "--no-compare", action="store_true", help="skip the zero-shot / few-shot / soft comparison"
+    )
+    tune.add_argument("--threads", type=int)
+    tune.add_argument("--json", action="store_true", help="one JSON object per event")
+    tune.set_defaults(func=cmd_tune, n_ctx=None)
 
     library = sub.add_parser("library", help="list, show, seed the prompt library")
     lsub = library.add_subparsers(dest="library_command", metavar="ACTION", required=True)

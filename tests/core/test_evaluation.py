@@ -201,3 +201,12 @@ def test_format_table_lists_metrics_variants_and_groups() -> None:
     assert "0.667" in table and "exact by group:" in table
     assert check_thresholds(run, {"accuracy": 0.5}) == ["v2: accuracy 0.333 < 0.500"]
     assert "3 cases" in table
+
+
+def test_a_soft_prompt_variant_without_its_tensor_is_refused() -> None:
+    from workbench.core.evaluation import evaluate
+
+    test_set = TestSet(name="t", rows=[TestRow(expected="a")])
+    variants = [(VariantSpec(name="soft", soft_prompt_id="abc"), Prompt(name="p"))]
+    with pytest.raises(EvaluationError, match="needs its soft prompt"):
+        list(evaluate(variants, test_set, [0], lambda spec: None))  # type: ignore[arg-type]

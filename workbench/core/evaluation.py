@@ -26,7 +26,7 @@ import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from workbench.core.backends.base import Backend
 from workbench.core.models import (
@@ -159,6 +159,7 @@ class EvalFinished:
 
 EvalEvent = CaseDone | Progress | EvalFinished
 BackendFor = Callable[[VariantSpec], Backend]
+SoftPromptFor = Callable[[str], Any]  # soft prompt id -> numpy [N, d]
 
 
 def evaluate(
@@ -171,6 +172,7 @@ def evaluate(
     cancel: threading.Event | None = None,
     batch_size: int = 8,
     split: Literal["train", "validation", "test"] | None = None,
+    soft_prompt_for: SoftPromptFor | None = None,
 ) -> Iterator[EvalEvent]:
     """Run every variant over the chosen rows of a test set."""
     cancel = cancel or threading.Event()
@@ -203,12 +205,17 @@ def evaluate(
     for index, (spec, base_prompt) in enumerate(variants):
         prompt = apply_variant(base_prompt, spec)
         backend = backend_for(spec)
+        soft = None
+        if spec.soft_prompt_id is not None:
+            if soft_prompt_for is None:
+                raise EvaluationError(f"variant {spec.name!r} needs its soft prompt loaded")
+            soft = soft_prompt_for(spec.soft_prompt_id)
         if chosen_mode == "likelihood":
             cases = _likelihood_cases(
-                backend, prompt, test_set, rows, metric_list, cancel, batch_size
+                backend, prompt, test_set, rows, metric_list, cancel, batch_size, soft
             )
         else:
-            cases = _generated_cases(backend, prompt, test_set, rows, metric_list, cancel)
+            cases = _generated_cases(backend, prompt, test_set, rows, metric_list, cancel, soft)
         for result in cases:
             run.results[index].append(result)
             done += 1
@@ -243,7 +250,9 @@ def _generated_cases(
     rows: Sequence[int],
     metrics: Sequence[str],
     cancel: threading.Event,
+    soft: Any = None,
 ) -> Iterator[CaseResult]:
+    virtual = 0 if soft is None else int(soft.shape[0])
     for row_index in rows:
         if cancel.is_set():
             return
@@ -251,7 +260,8 @@ def _generated_cases(
         start = time.perf_counter()
         try:
             record = None
-            for event in run_prompt(backend, prompt, row.vars, prompt.params, cancel):
+            events = run_prompt(backend, prompt, row.vars, prompt.params, cancel, soft_prompt=soft)
+            for event in events:
                 if isinstance(event, RunFinished):
                     record = event.record
             assert record is not None
@@ -259,6 +269,8 @@ def _generated_cases(
                 return
             answer = extract_answer(prompt, record.output)
             context = _context_tokens(backend, prompt, row.vars)
+            if context is not None:
+                context += virtual  # virtual tokens take context like real ones
             yield CaseResult(
                 row=row_index,
                 output=record.output,
@@ -287,14 +299,16 @@ def _likelihood_cases(
     metrics: Sequence[str],
     cancel: threading.Event,
     batch_size: int,
+    soft: Any = None,
 ) -> Iterator[CaseResult]:
     labels = list(test_set.labels or [])
+    virtual = 0 if soft is None else int(soft.shape[0])
     if prompt.cot.mode is CoTMode.CHAIN:
         raise EvaluationError("likelihood scoring needs a single call; this prompt is a chain")
     # Batches pay on a GPU; on a small CPU padding costs more than batching saves
     # (bench/bench_eval.py measured 0.5x on 2 cores), so there cases go one at a time.
     batch_scorer = getattr(backend, "score_batch", None)
-    if getattr(backend, "device", "cpu") == "cpu":
+    if getattr(backend, "device", "cpu") == "cpu" or soft is not None:
         batch_scorer = None
     step = batch_size if batch_scorer is not None else 1
     for offset in range(0, len(rows), step):
@@ -306,7 +320,12 @@ def _likelihood_cases(
         if batch_scorer is not None:
             all_scores = batch_scorer([(m, labels) for m in messages])
         else:
-            all_scores = [backend.score_continuations(m, labels) for m in messages]
+            all_scores = [
+                backend.score_continuations(m, labels)
+                if soft is None
+                else backend.score_continuations(m, labels, soft_prompt=soft)
+                for m in messages
+            ]
         per_case = (time.perf_counter() - start) / len(chunk)
         for row_index, message_list, scores in zip(chunk, messages, all_scores, strict=True):
             row = test_set.rows[row_index]
@@ -315,6 +334,7 @@ def _likelihood_cases(
             result_scores.update(_scores(best, row.expected, metrics))
             try:
                 context = backend.count_tokens(backend.apply_chat_template(message_list))
+                context += virtual
             except Exception:
                 context = None
             yield CaseResult(

@@ -351,6 +351,7 @@ class VariantSpec(_Model):
     backend: Literal["llama.cpp", "transformers", "openai"] | None = None
     few_shot_count: int | None = Field(default=None, ge=0, description="0 = zero-shot")
     cot_mode: CoTMode | None = None
+    soft_prompt_id: Id | None = Field(default=None, description="run with this soft prompt")
 
 
 class CaseResult(_Model):

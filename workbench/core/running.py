@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from workbench.core.backends.base import Backend, Finished, TokenEvent
 from workbench.core.models import CoTMode, GenerationParams, Message, Prompt, RunRecord, RunStats
@@ -53,8 +54,11 @@ def run_prompt(
     params: GenerationParams | None = None,
     cancel: threading.Event | None = None,
     model_id: str | None = None,
+    soft_prompt: Any = None,
+    soft_prompt_id: str | None = None,
 ) -> Iterator[RunEvent]:
-    """Run a prompt (every step, for a chain) and end with a RunFinished carrying the record."""
+    """Run a prompt (every step, for a chain) and end with a RunFinished carrying the record.
+    `soft_prompt` (numpy [N, d]) is fed as virtual tokens before each call."""
     params = params or prompt.params
     cancel = cancel or threading.Event()
     missing = missing_variables(prompt, values)
@@ -77,7 +81,12 @@ def run_prompt(
         if not first_messages:
             first_messages = messages
         yield StepStarted(name, messages)
-        for event in backend.stream(messages, params, cancel):
+        stream = (
+            backend.stream(messages, params, cancel)
+            if soft_prompt is None
+            else backend.stream(messages, params, cancel, soft_prompt=soft_prompt)
+        )
+        for event in stream:
             if isinstance(event, Finished):
                 final = event
             else:
@@ -109,6 +118,7 @@ def run_prompt(
         params=params,
         variables=dict(values),
         messages=first_messages,
+        soft_prompt_id=soft_prompt_id,
         output=final.text,
         step_outputs=outputs,
         stats=stats,

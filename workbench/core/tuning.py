@@ -222,6 +222,18 @@ def device_description(device: str) -> str:
         return f"CPU, {torch.get_num_threads()} threads"
 
 
+def make_accelerator(config: TrainConfig) -> Any:
+    """Accelerate's Accelerator for the configured device and precision. Under
+    `accelerate launch` it picks up the launcher's processes and devices."""
+    from accelerate import Accelerator
+
+    device = pick_device(config.device)
+    precision = pick_precision(device, config.precision)
+    return Accelerator(
+        cpu=device == "cpu", mixed_precision="no" if precision == "fp32" else precision
+    )
+
+
 # ---------------------------------------------------------------------------
 # The trainable module
 
@@ -397,13 +409,7 @@ def train_soft_prompt(
     if not train:
         raise TrainingError("no training examples: add few-shot examples or split the test set")
     if accelerator is None:
-        from accelerate import Accelerator
-
-        device = pick_device(config.device)
-        precision = pick_precision(device, config.precision)
-        accelerator = Accelerator(
-            cpu=device == "cpu", mixed_precision="no" if precision == "fp32" else precision
-        )
+        accelerator = make_accelerator(config)
     device = str(accelerator.device)
     torch.manual_seed(config.seed)
     base.to(accelerator.device)

@@ -1,0 +1,252 @@
+"""Graduate to soft prompt: the whole flow behind the button and `workbench tune`.
+
+1. The prompt's test set is split (seeded) if it is not already; the split is saved so
+   the held-out rows stay held out.
+2. A soft prompt is trained on the prompt's few-shot examples + the train split, with
+   the validation split for early stopping (`tuning.train_soft_prompt`).
+3. The result is saved in the library, linked to its prompt, with provenance: base
+   model and its file hash, data hash, config, curves, final metrics.
+4. Zero-shot hard prompt vs few-shot hard prompt vs soft prompt are compared on the
+   held-out test split (accuracy and context tokens per call), and the comparison is
+   saved as an evaluation run.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from workbench.core.backends.base import BackendSettings
+from workbench.core.evaluation import EvalEvent, EvalFinished, evaluate
+from workbench.core.library import Library
+from workbench.core.models import (
+    EvalRun,
+    ModelSpec,
+    Prompt,
+    SoftPrompt,
+    TestSet,
+    TrainConfig,
+    VariantSpec,
+    new_id,
+)
+from workbench.core.testsets_io import rows_in_split, split_test_set
+from workbench.core.tuning import (
+    TrainingError,
+    TuneEvent,
+    TuningFinished,
+    TuningResult,
+    data_hash,
+    init_text,
+    load_base_model,
+    make_accelerator,
+    pick_device,
+    pick_precision,
+    train_soft_prompt,
+    training_data,
+)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What training will use, for the panel to show before Start."""
+
+    test_set: TestSet | None
+    train_examples: int
+    validation_examples: int
+    held_out_rows: int
+    labels: list[str] | None
+
+
+@dataclass(frozen=True)
+class SoftPromptSaved:
+    soft_prompt: SoftPrompt
+
+
+@dataclass(frozen=True)
+class ComparisonStarted:
+    variants: list[str]
+    rows: int
+
+
+@dataclass(frozen=True)
+class ComparisonFinished:
+    run: EvalRun
+
+
+GraduationEvent = TuneEvent | SoftPromptSaved | ComparisonStarted | EvalEvent | ComparisonFinished
+
+
+def ensure_split(
+    library: Library | None, test_set: TestSet | None, seed: int = 0
+) -> TestSet | None:
+    """Split a test set 50/25/25 (train/validation/test) unless it is split already."""
+    if test_set is None or any(row.split for row in test_set.rows):
+        return test_set
+    split = split_test_set(test_set, train=0.5, validation=0.25, seed=seed)
+    if library is not None and test_set.id in library.test_sets:
+        split = library.save_test_set(split)
+    return split
+
+
+def prepare(
+    library: Library | None, prompt: Prompt, test_set: TestSet | None, seed: int = 0
+) -> Prepared:
+    test_set = ensure_split(library, test_set, seed)
+    train, validation = training_data(prompt, test_set)
+    held_out = len(rows_in_split(test_set, "test")) if test_set else 0
+    labels = list(test_set.labels) if test_set and test_set.labels else None
+    return Prepared(test_set, len(train), len(validation), held_out, labels)
+
+
+def model_folder(spec: ModelSpec) -> Path:
+    """The Hugging Face folder training loads (a GGUF is dequantised and cached once)."""
+    from workbench.core.backends.hf import gguf_as_hf_folder
+
+    if spec.source == "gguf":
+        return gguf_as_hf_folder(Path(str(spec.path)))
+    if spec.source == "hf":
+        return Path(str(spec.path))
+    raise TrainingError(f"model {spec.name!r} is served over HTTP; train on a local model")
+
+
+def model_hash(spec: ModelSpec) -> str:
+    from workbench.core.softprompt import model_hash_for_spec
+
+    return model_hash_for_spec(spec)
+
+
+def graduate(
+    library: Library,
+    prompt: Prompt,
+    test_set: TestSet | None,
+    spec: ModelSpec,
+    config: TrainConfig,
+    cancel: threading.Event | None = None,
+    pause: threading.Event | None = None,
+    name: str | None = None,
+    compare: bool = True,
+    settings: BackendSettings | None = None,
+) -> Iterator[GraduationEvent]:
+    """Train, save and compare; every step's events in order."""
+    import torch
+
+    cancel = cancel or threading.Event()
+    settings = settings or BackendSettings()
+    torch.set_num_threads(settings.threads)
+    test_set = ensure_split(library, test_set, config.seed)
+    train, validation = training_data(prompt, test_set)
+    labels = list(test_set.labels) if test_set and test_set.labels else None
+    accelerator = make_accelerator(config)
+    device = pick_device(config.device)
+    precision = pick_precision(device, config.precision)
+    base, tokenizer = load_base_model(model_folder(spec), device, precision)
+    text = config.init_text or init_text(prompt)
+    result: TuningResult | None = None
+    for event in train_soft_prompt(
+        base,
+        tokenizer,
+        train,
+        validation,
+        config.model_copy(update={"init_text": text}),
+        labels,
+        cancel,
+        pause,
+        init_from=text,
+    ):
+        if isinstance(event, TuningFinished):
+            result = event.result
+        yield event
+    assert result is not None
+    if result.steps == 0 or not accelerator.is_main_process:
+        return  # nothing worth saving, or another process of `accelerate launch` saves
+    soft = save_result(library, prompt, spec, config, text, result, train, validation, name)
+    yield SoftPromptSaved(soft)
+    del base  # free the training copy before the comparison loads its own
+    if compare and test_set is not None and not cancel.is_set():
+        yield from compare_on_held_out(library, prompt, test_set, spec, soft, cancel, settings)
+
+
+def save_result(
+    library: Library,
+    prompt: Prompt,
+    spec: ModelSpec,
+    config: TrainConfig,
+    text: str,
+    result: TuningResult,
+    train: Any,
+    validation: Any,
+    name: str | None = None,
+) -> SoftPrompt:
+    from workbench.core.softprompt import soft_prompt_bytes
+
+    embeddings = result.embeddings
+    soft_id = new_id()
+    soft = SoftPrompt(
+        id=soft_id,
+        name=name or f"{prompt.name} — soft prompt ({embeddings.shape[0]} tokens)",
+        prompt_id=prompt.id,
+        prompt_version=prompt.version,
+        base_model=spec.id,
+        base_model_hash=model_hash(spec),
+        num_virtual_tokens=int(embeddings.shape[0]),
+        hidden_size=int(embeddings.shape[1]),
+        init=config.init,
+        init_text=text if config.init == "text" else None,
+        train_config=config,
+        data_hash=data_hash(train, validation),
+        metrics={**result.metrics, "stopped": float(result.reason != "done")},
+        curves=result.curves,
+        tensor_file=f"{soft_id}.safetensors",
+    )
+    library.save_soft_prompt(soft, soft_prompt_bytes(embeddings))
+    return soft
+
+
+def compare_on_held_out(
+    library: Library,
+    prompt: Prompt,
+    test_set: TestSet,
+    spec: ModelSpec,
+    soft: SoftPrompt,
+    cancel: threading.Event,
+    settings: BackendSettings,
+) -> Iterator[GraduationEvent]:
+    """Zero-shot vs few-shot hard prompt vs soft prompt on the test split."""
+    from workbench.core.backends.registry import load_backend
+    from workbench.core.softprompt import load_soft_prompt_tensor
+
+    rows = rows_in_split(test_set, "test")
+    if not rows:
+        return
+    tensor = load_soft_prompt_tensor(library.soft_prompt_tensor_path(soft))
+    variants = [
+        (VariantSpec(name="zero-shot", few_shot_count=0), prompt),
+        (VariantSpec(name="few-shot"), prompt),
+        (VariantSpec(name="soft prompt", few_shot_count=0, soft_prompt_id=soft.id), prompt),
+    ]
+    if not prompt.few_shot.examples:
+        variants.pop(1)
+    yield ComparisonStarted([v.name for v, _ in variants], len(rows))
+    backend = load_backend(spec, "transformers", settings)
+    try:
+        run = None
+        for event in evaluate(
+            variants,
+            test_set,
+            rows,
+            lambda v: backend,
+            cancel=cancel,
+            split="test",
+            soft_prompt_for=lambda _id: tensor,
+        ):
+            if isinstance(event, EvalFinished):
+                run = event.run
+            yield event
+    finally:
+        backend.close()
+    if run is not None:
+        library.save_eval_run(run)
+        yield ComparisonFinished(run)
