@@ -516,7 +516,16 @@ def train_soft_prompt(
             optimizer.step()
             step += 1
             measured += 1
-            last_good = inner.prompt.detach().float().cpu().numpy().copy()
+            current = inner.prompt.detach().float().cpu().numpy()
+            if not np.isfinite(current).all():
+                reason = "nan"
+                message = (
+                    f"the soft prompt overflowed at step {step}; stopped and kept the "
+                    f"prompt from step {step - 1} (try a lower learning rate)"
+                )
+                step -= 1
+                break
+            last_good = current.copy()
             curves["train_loss"].append(value)
             elapsed = time.perf_counter() - started
             rate = measured / elapsed if elapsed > 0 else 0.0
