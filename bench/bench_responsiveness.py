@@ -13,10 +13,10 @@ from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from PySide6.QtCore import QElapsedTimer, QEventLoop, Qt, QTimer  # noqa: E402
+from PySide6.QtCore import QElapsedTimer, QEventLoop, Qt, QTimer
 
-from workbench.core.library import Library  # noqa: E402
-from workbench.ui.app import MainWindow, create_application  # noqa: E402
+from workbench.core.library import Library
+from workbench.ui.app import MainWindow, create_application
 
 TOKENS = 200
 

@@ -62,3 +62,30 @@ def remove_stale_temp_files(folder: Path, older_than_s: float = 3600.0) -> int:
         except OSError:
             continue
     return removed
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file, remembered by (path, size, mtime) so big files are hashed once."""
+    import hashlib
+    import json
+
+    from workbench.core.paths import cache_dir
+
+    index_path = cache_dir() / "file-hashes.json"
+    stat = path.stat()
+    key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+    try:
+        index = json.loads(index_path.read_text("utf-8"))
+        if not isinstance(index, dict):
+            index = {}
+    except (OSError, ValueError):
+        index = {}
+    if key in index:
+        return str(index[key])
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    index[key] = digest.hexdigest()
+    atomic_write_text(index_path, json.dumps(index, indent=1))
+    return digest.hexdigest()

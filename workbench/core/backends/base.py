@@ -15,6 +15,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from workbench.core.models import GenerationParams, Message, ModelSpec, RunStats
 
@@ -214,6 +215,16 @@ class Backend(ABC):
     ) -> Iterator[StreamEvent]:
         """Generate from fully rendered text; called with the locks held."""
 
+    def _stream_soft(
+        self, text: str, params: GenerationParams, cancel: threading.Event, soft_prompt: Any
+    ) -> Iterator[StreamEvent]:
+        """Generate after a soft prompt (numpy float32 [N, d], already checked against
+        `hidden_size`) fed as N virtual tokens before `text`; called with the locks held."""
+        raise BackendError(
+            f"the {self.name} backend cannot use soft prompts; run model "
+            f"{self.spec.name!r} on llama.cpp or transformers"
+        )
+
     def prompt_text(self, prompt: Prompt) -> str:
         return prompt if isinstance(prompt, str) else self.apply_chat_template(prompt)
 
@@ -222,18 +233,36 @@ class Backend(ABC):
         prompt: Prompt,
         params: GenerationParams | None = None,
         cancel: threading.Event | None = None,
+        soft_prompt: Any = None,
     ) -> Iterator[StreamEvent]:
-        """Stream tokens for chat messages (through the chat template) or raw text."""
+        """Stream tokens for chat messages (through the chat template) or raw text.
+
+        `soft_prompt`: a numpy float32 array [N, d_model] of virtual token embeddings fed
+        right before the first token of the text (they count towards the context)."""
         params = params or GenerationParams()
         cancel = cancel or threading.Event()
         text = self.prompt_text(prompt)
-        with MODEL_JOB_LOCK, self.lock:
-            yield from self._stream(text, params, cancel)
+        if soft_prompt is not None:
+            from workbench.core.softprompt import check_array_fits
 
-    def generate(self, prompt: Prompt, params: GenerationParams | None = None) -> Finished:
+            soft_prompt = check_array_fits(soft_prompt, self)
+        with MODEL_JOB_LOCK, self.lock:
+            if soft_prompt is None:
+                yield from self._stream(text, params, cancel)
+            else:
+                yield from self._stream_soft(text, params, cancel, soft_prompt)
+
+    def generate(
+        self, prompt: Prompt, params: GenerationParams | None = None, soft_prompt: Any = None
+    ) -> Finished:
         """Run to completion; the final event."""
         final: Finished | None = None
-        for event in self.stream(prompt, params):
+        events = (
+            self.stream(prompt, params)
+            if soft_prompt is None
+            else self.stream(prompt, params, soft_prompt=soft_prompt)
+        )
+        for event in events:
             if isinstance(event, Finished):
                 final = event
         assert final is not None
@@ -248,15 +277,47 @@ class Backend(ABC):
                 + (" or raise the context size setting" if self.name == "llama.cpp" else "")
             )
 
-    def score_continuations(self, prompt: Prompt, continuations: Sequence[str]) -> list[float]:
+    def score_continuations(
+        self, prompt: Prompt, continuations: Sequence[str], soft_prompt: Any = None
+    ) -> list[float]:
         """Log-likelihood of each continuation right after the prompt (summed over its
-        tokens): how evaluation scores a fixed label set without sampling noise."""
+        tokens): how evaluation scores a fixed label set without sampling noise.
+        `soft_prompt` as in `stream`."""
         text = self.prompt_text(prompt)
+        if soft_prompt is not None:
+            from workbench.core.softprompt import check_array_fits
+
+            soft_prompt = check_array_fits(soft_prompt, self)
         with MODEL_JOB_LOCK, self.lock:
-            return self._score(text, list(continuations))
+            if soft_prompt is None:
+                return self._score(text, list(continuations))
+            return self._score_soft(text, list(continuations), soft_prompt)
 
     def _score(self, text: str, continuations: list[str]) -> list[float]:
         raise BackendError(f"the {self.name} backend cannot score labels by likelihood")
+
+    def _score_soft(self, text: str, continuations: list[str], soft_prompt: Any) -> list[float]:
+        raise BackendError(
+            f"the {self.name} backend cannot score labels after a soft prompt; run model "
+            f"{self.spec.name!r} on llama.cpp or transformers"
+        )
+
+    @property
+    def hidden_size(self) -> int | None:
+        """Width of the model's input embeddings (a soft prompt's d); None if unknown."""
+        return None
+
+    @property
+    def model_hash(self) -> str:
+        """Identity of the loaded weights (see `softprompt.model_hash_for_spec`), which a
+        soft prompt's `base_model_hash` must equal; computed once per backend."""
+        cached: str | None = getattr(self, "_model_hash", None)
+        if cached is None:
+            from workbench.core.softprompt import model_hash_for_spec
+
+            cached = model_hash_for_spec(self.spec)
+            self._model_hash = cached
+        return cached
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Free the model's memory."""

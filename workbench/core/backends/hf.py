@@ -9,9 +9,7 @@ embeddings can be fed at prefill without PEFT's generation pitfalls.
 
 from __future__ import annotations
 
-import hashlib
 import inspect
-import json
 import os
 import shutil
 import threading
@@ -31,7 +29,7 @@ from workbench.core.backends.base import (
     TokenEvent,
     top_from_logprobs,
 )
-from workbench.core.fsutil import atomic_write_text
+from workbench.core.fsutil import file_sha256
 from workbench.core.models import GenerationParams, Message, ModelSpec
 from workbench.core.paths import cache_dir
 
@@ -62,28 +60,6 @@ def pick_dtype(device: str) -> Any:
     if device == "mps":
         return torch.float16
     return torch.float32
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 of a file, remembered by (path, size, mtime) so big files are hashed once."""
-    index_path = cache_dir() / "file-hashes.json"
-    stat = path.stat()
-    key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
-    try:
-        index = json.loads(index_path.read_text("utf-8"))
-        if not isinstance(index, dict):
-            index = {}
-    except (OSError, ValueError):
-        index = {}
-    if key in index:
-        return str(index[key])
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    index[key] = digest.hexdigest()
-    atomic_write_text(index_path, json.dumps(index, indent=1))
-    return digest.hexdigest()
 
 
 def gguf_as_hf_folder(gguf: Path) -> Path:
@@ -169,6 +145,10 @@ class TransformersBackend(Backend):
             if isinstance(value, int) and value > 0:
                 return value
         return 2048
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.model.get_input_embeddings().weight.shape[-1])
 
     def apply_chat_template(self, messages: Sequence[Message]) -> str:
         chat = [m.model_dump() for m in messages]
@@ -281,6 +261,79 @@ class TransformersBackend(Backend):
             cursor += len(continuations)
         return out
 
+    def _score_soft(self, text: str, continuations: list[str], soft_prompt: Any) -> list[float]:
+        """Continuation log-likelihoods after the soft prompt's virtual tokens and the
+        prompt: one right-padded sequence per continuation, fed as embeddings."""
+        torch = self._torch
+        prompt = self.tokenize(text)
+        n_virtual = int(soft_prompt.shape[0])
+        pieces = [
+            list(self.tokenizer(c, add_special_tokens=False)["input_ids"]) for c in continuations
+        ]
+        longest = max((len(p) for p in pieces), default=0)
+        self.check_fits(n_virtual + len(prompt) + longest, GenerationParams())
+        totals = [0.0] * len(pieces)
+        scored = [i for i, ids in enumerate(pieces) if ids]
+        if not scored:
+            return totals
+        if n_virtual + len(prompt) < 1:
+            raise ValueError("nothing precedes the continuations to predict them from")
+        width = len(prompt) + max(len(pieces[i]) - 1 for i in scored)
+        pad = self.tokenizer.pad_token_id or 0
+        input_ids = torch.full((len(scored), width), pad, dtype=torch.long)
+        mask = torch.ones((len(scored), n_virtual + width), dtype=torch.long)
+        rows: list[int] = []
+        positions: list[int] = []
+        targets: list[int] = []
+        for row, index in enumerate(scored):
+            ids = pieces[index]
+            seq = prompt + ids[:-1]
+            input_ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+            mask[row, n_virtual + len(seq) :] = 0  # right padding: causal attention never sees it
+            for k, token in enumerate(ids):
+                rows.append(row)
+                positions.append(n_virtual + len(prompt) - 1 + k)
+                targets.append(token)
+        try:
+            with torch.inference_mode():
+                embed = self.model.get_input_embeddings()
+                embeds = embed(input_ids.to(self.device))
+                prefix = torch.as_tensor(soft_prompt).to(device=self.device, dtype=embeds.dtype)
+                embeds = torch.cat([prefix.unsqueeze(0).expand(len(scored), -1, -1), embeds], 1)
+                hidden = self.model.get_decoder()(
+                    inputs_embeds=embeds, attention_mask=mask.to(self.device)
+                ).last_hidden_state
+                device = hidden.device
+                picked = hidden[
+                    torch.tensor(rows, device=device), torch.tensor(positions, device=device)
+                ]
+                logits = self.model.get_output_embeddings()(picked).float()
+                logprobs = torch.log_softmax(logits, dim=-1)
+                chosen = logprobs[
+                    torch.arange(len(targets), device=device),
+                    torch.tensor(targets, device=device),
+                ].cpu()
+        except (torch.OutOfMemoryError, MemoryError):
+            raise OutOfMemoryError(
+                f"out of memory scoring {len(scored)} continuations after a soft prompt "
+                f"with model {self.spec.name!r}"
+            ) from None
+        for k, row in enumerate(rows):
+            totals[scored[row]] += float(chosen[k])
+        return totals
+
+    def _stream_soft(
+        self, text: str, params: GenerationParams, cancel: threading.Event, soft_prompt: Any
+    ) -> Iterator[StreamEvent]:
+        if params.grammar or params.json_schema is not None:
+            raise ValueError(
+                "constrained output (grammar / JSON schema) runs on the llama.cpp backend"
+            )
+        ids = self.tokenize(text)
+        self.check_fits(int(soft_prompt.shape[0]) + len(ids), params)
+        prefix = self._torch.as_tensor(soft_prompt)
+        yield from self.stream_ids(ids, params, cancel, prefix_embeds=prefix)
+
     def _stream(
         self, text: str, params: GenerationParams, cancel: threading.Event
     ) -> Iterator[StreamEvent]:
@@ -336,15 +389,16 @@ class TransformersBackend(Backend):
         seed = params.seed if params.seed is not None else secrets.randbits(31)
         rng = torch.Generator(device=self.device).manual_seed(seed)
         want_logprobs = params.logprobs or params.top_logprobs > 0
-        budget = min(params.max_new_tokens, self.context_length - len(ids))
+        n_virtual = 0 if prefix_embeds is None else int(prefix_embeds.shape[0])
+        budget = min(params.max_new_tokens, self.context_length - n_virtual - len(ids))
         stops = StopMatcher(params.stop)
-        all_ids = torch.tensor([ids], device=self.device)
+        all_ids = torch.tensor([ids], dtype=torch.long, device=self.device)
         generated: list[int] = []
         pieces: list[str] = []
         prefix_offset = read_offset = 0
         finish = "length"
         if cancel.is_set():
-            yield Finished("", timer.stats(len(ids), "cancelled"))
+            yield Finished("", timer.stats(n_virtual + len(ids), "cancelled"))
             return
         with torch.inference_mode():
             cache = DynamicCache()
@@ -417,7 +471,7 @@ class TransformersBackend(Backend):
         if tail:
             pieces.append(tail)
             yield TokenEvent(tail)
-        yield Finished("".join(pieces), timer.stats(len(ids), finish), tuple(generated))
+        yield Finished("".join(pieces), timer.stats(n_virtual + len(ids), finish), tuple(generated))
 
     def close(self) -> None:
         self.model = None

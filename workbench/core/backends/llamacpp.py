@@ -17,6 +17,7 @@ from typing import Any
 
 from workbench.core.backends.base import (
     Backend,
+    BackendError,
     BackendSettings,
     Finished,
     ModelLoadError,
@@ -96,6 +97,12 @@ class LlamaCppBackend(Backend):
     def context_length(self) -> int:
         return int(self.llm.n_ctx())
 
+    @property
+    def hidden_size(self) -> int:
+        llama_cpp = self._llama_cpp
+        n_embd = getattr(llama_cpp, "llama_model_n_embd_inp", llama_cpp.llama_model_n_embd)
+        return int(n_embd(self.llm.model))
+
     def tokenize(self, text: str) -> list[int]:
         return list(self.llm.tokenize(text.encode("utf-8"), add_bos=True, special=True))
 
@@ -160,15 +167,113 @@ class LlamaCppBackend(Backend):
             self.llm.n_tokens = n_prompt  # the next eval drops the continuation's KV
         return scores
 
+    # -- soft prompts -------------------------------------------------------
+
+    def _decode_virtual(self, soft_prompt: Any, want_logits: bool) -> None:
+        """Start afresh with a soft prompt's N embeddings decoded at positions 0..N-1, so
+        the next `llm.eval` / `llm.generate(reset=False)` continues at position N. Asks for
+        logits at the last virtual token only when `want_logits` (no prompt follows)."""
+        import numpy as np
+
+        llama_cpp = self._llama_cpp
+        llm = self.llm
+        embeds = np.ascontiguousarray(soft_prompt, dtype=np.float32)
+        n_virtual, width = embeds.shape
+        if width != self.hidden_size:  # llama.cpp would read past the rows
+            raise BackendError(
+                f"soft prompt rows are {width} wide, model {self.spec.name!r} needs "
+                f"{self.hidden_size}"
+            )
+        self._forget_virtual()
+        step = max(1, int(llm.n_batch))
+        try:
+            for start in range(0, n_virtual, step):
+                chunk = embeds[start : start + step]
+                count = int(chunk.shape[0])
+                batch = llama_cpp.llama_batch_init(count, width, 1)
+                try:
+                    ctypes.memmove(batch.embd, chunk.ctypes.data, chunk.nbytes)
+                    for i in range(count):
+                        batch.pos[i] = start + i
+                        batch.n_seq_id[i] = 1
+                        batch.seq_id[i][0] = 0
+                        batch.logits[i] = 0
+                    if want_logits and start + count == n_virtual:
+                        batch.logits[count - 1] = 1
+                    batch.n_tokens = count
+                    code = llama_cpp.llama_decode(llm.ctx, batch)
+                finally:
+                    llama_cpp.llama_batch_free(batch)
+                if code != 0:
+                    raise BackendError(
+                        f"llama.cpp could not decode the soft prompt's {n_virtual} virtual "
+                        f"tokens with model {self.spec.name!r} (llama_decode returned {code})"
+                    )
+        except BaseException:
+            self._forget_virtual()
+            raise
+        # The KV cache holds embeddings, not tokens, at 0..N-1: mark them as no token so
+        # no prefix match can ever reuse them for a normal prompt.
+        llm.input_ids[:n_virtual] = -1
+        llm.n_tokens = n_virtual
+
+    def _forget_virtual(self) -> None:
+        """Empty the KV cache and the token bookkeeping (before and after soft prompts)."""
+        llama_cpp = self._llama_cpp
+        self.llm.reset()
+        memory = llama_cpp.llama_get_memory(self.llm.ctx)
+        if memory is not None:
+            llama_cpp.llama_memory_clear(memory, True)
+
+    def _stream_soft(
+        self, text: str, params: GenerationParams, cancel: threading.Event, soft_prompt: Any
+    ) -> Iterator[StreamEvent]:
+        return self._stream(text, params, cancel, soft_prompt=soft_prompt)
+
+    def _score_soft(self, text: str, continuations: list[str], soft_prompt: Any) -> list[float]:
+        prompt = self.tokenize(text)
+        pieces = [
+            list(self.llm.tokenize(c.encode("utf-8"), add_bos=False, special=False))
+            for c in continuations
+        ]
+        longest = max((len(p) for p in pieces), default=0)
+        n_virtual = int(soft_prompt.shape[0])
+        self.check_fits(n_virtual + len(prompt) + longest, GenerationParams())
+        try:
+            self._decode_virtual(soft_prompt, want_logits=not prompt)
+            if prompt:
+                self.llm.eval(prompt)
+            after_prompt = self._logprobs()
+            n_prompt = self.llm.n_tokens
+            scores: list[float] = []
+            for ids in pieces:
+                row = after_prompt
+                total = 0.0
+                for i, token in enumerate(ids):
+                    total += float(row[token])
+                    if i < len(ids) - 1:
+                        self.llm.eval([token])
+                        row = self._logprobs()
+                scores.append(total)
+                self.llm.n_tokens = n_prompt  # the next eval drops the continuation's KV
+            return scores
+        finally:
+            self._forget_virtual()
+
     # -- generation ---------------------------------------------------------
 
     def _stream(
-        self, text: str, params: GenerationParams, cancel: threading.Event
+        self,
+        text: str,
+        params: GenerationParams,
+        cancel: threading.Event,
+        soft_prompt: Any = None,
     ) -> Iterator[StreamEvent]:
         timer = Timer()
         tokens = self.tokenize(text)
-        self.check_fits(len(tokens), params)
-        budget = min(params.max_new_tokens, self.context_length - len(tokens))
+        n_virtual = 0 if soft_prompt is None else int(soft_prompt.shape[0])
+        self.check_fits(n_virtual + len(tokens), params)
+        budget = min(params.max_new_tokens, self.context_length - n_virtual - len(tokens))
         grammar = self._grammar(params)
         self.llm.set_seed(params.seed if params.seed is not None else secrets.randbits(31))
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -177,11 +282,13 @@ class LlamaCppBackend(Backend):
         pieces: list[str] = []
         finish = "length"
         if cancel.is_set():
-            yield Finished("", timer.stats(len(tokens), "cancelled"))
+            yield Finished("", timer.stats(n_virtual + len(tokens), "cancelled"))
             return
         # Evaluate the whole prompt afresh: reusing a cached prefix re-decodes its last
         # token in a smaller batch, which shifts logits slightly and breaks seeded replay.
         self.llm.reset()
+        if soft_prompt is not None:  # virtual tokens at 0..N-1, the prompt from N on
+            self._decode_virtual(soft_prompt, want_logits=not tokens)
         generator = self.llm.generate(
             tokens,
             top_k=params.top_k,
@@ -191,6 +298,7 @@ class LlamaCppBackend(Backend):
             temp=params.temperature,
             repeat_penalty=params.repetition_penalty,
             grammar=grammar,
+            reset=soft_prompt is None,
         )
         try:
             for token in generator:
@@ -221,11 +329,15 @@ class LlamaCppBackend(Backend):
                     break
         finally:
             generator.close()
+            if soft_prompt is not None:
+                self._forget_virtual()  # later calls must not see the virtual tokens
         tail = stops.flush() + ("" if stops.stopped else decoder.decode(b"", final=True))
         if tail:
             pieces.append(tail)
             yield TokenEvent(tail)
-        yield Finished("".join(pieces), timer.stats(len(tokens), finish), tuple(generated))
+        yield Finished(
+            "".join(pieces), timer.stats(n_virtual + len(tokens), finish), tuple(generated)
+        )
 
     def close(self) -> None:
         llm = getattr(self, "llm", None)

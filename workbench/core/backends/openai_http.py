@@ -124,7 +124,13 @@ class OpenAIBackend(Backend):
         prompt: Sequence[Message] | str,
         params: GenerationParams | None = None,
         cancel: threading.Event | None = None,
+        soft_prompt: Any = None,
     ) -> Iterator[StreamEvent]:
+        if soft_prompt is not None:
+            raise BackendError(
+                f"model {self.spec.name!r} is served over HTTP; soft prompts need the "
+                "llama.cpp or transformers backend"
+            )
         # keep the structured messages: the server applies the chat template itself
         self._messages = None if isinstance(prompt, str) else list(prompt)
         text = prompt if isinstance(prompt, str) else ""
