@@ -287,6 +287,24 @@ def _print_event(event, as_json: bool) -> None:
             print(flush=True)
 
 
+def _soft_prompt(args: argparse.Namespace, library, backend):  # -> (SoftPrompt, array) | Nones
+    """The --soft NAME soft prompt, checked against the loaded model."""
+    if not getattr(args, "soft", None):
+        return None, None
+    if getattr(args, "soft", None) and library is None:
+        raise CliError("--soft needs the library the soft prompt is in")
+    from workbench.core.softprompt import check_compatible, load_soft_prompt_tensor
+
+    matches = [s for s in library.soft_prompts.values() if args.soft in (s.id, s.name)]
+    if len(matches) != 1:
+        known = ", ".join(f"{s.id} ({s.name})" for s in library.soft_prompts.values()) or "none"
+        raise CliError(f"no single soft prompt {args.soft!r} in the library (known: {known})")
+    meta = matches[0]
+    tensor = load_soft_prompt_tensor(library.soft_prompt_tensor_path(meta))
+    check_compatible(meta, backend, tensor)
+    return meta, tensor
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     import signal
     import threading
@@ -322,18 +340,34 @@ def cmd_generate(args: argparse.Namespace) -> int:
             raise KeyboardInterrupt
         cancel.set()
 
+    try:
+        soft_meta, soft = _soft_prompt(args, library or _library(args), backend)
+    except BaseException:
+        backend.close()
+        raise
     previous = signal.signal(signal.SIGINT, on_interrupt)
     final = None
     record = None
     try:
         if prompt is not None:
-            events = run_prompt(backend, prompt, values, params, cancel, model_id=spec.id)
+            events = run_prompt(
+                backend,
+                prompt,
+                values,
+                params,
+                cancel,
+                model_id=spec.id,
+                soft_prompt=soft,
+                soft_prompt_id=soft_meta.id if soft_meta else None,
+            )
         else:
             target = args.text if args.raw else [Message(role="user", content=args.text)]
-            events = (
-                StepFinished("", e) if isinstance(e, Finished) else e
-                for e in backend.stream(target, params, cancel)
+            stream = (
+                backend.stream(target, params, cancel)
+                if soft is None
+                else backend.stream(target, params, cancel, soft_prompt=soft)
             )
+            events = (StepFinished("", e) if isinstance(e, Finished) else e for e in stream)
         for event in events:
             if isinstance(event, RunFinished):
                 record = event.record
@@ -775,6 +809,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--threads", type=int, help="CPU threads (default: physical cores)")
     gen.add_argument("--n-ctx", type=int, help="llama.cpp context size (multiple of 256)")
     gen.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
+    gen.add_argument("--soft", metavar="NAME", help="run with this soft prompt (name or id)")
     gen.add_argument("--json", action="store_true", help="one JSON object per token event")
     gen.add_argument("--no-save", action="store_true", help="do not keep a run record")
     gen.set_defaults(func=cmd_generate)

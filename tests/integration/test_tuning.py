@@ -254,3 +254,39 @@ def test_workbench_tune_on_the_embedded_model(library_dir: Path) -> None:
     # the split was made once and saved, so the held-out rows stay held out
     splits = {r.split for r in reloaded.test_sets_for(prompt.id)[0].rows}
     assert splits == {"train", "validation", "test"}
+    # the new soft prompt runs on both backends from the command line
+    for backend in ("llama.cpp", "transformers"):
+        generated = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "workbench",
+                "generate",
+                "Polarity",
+                "--var",
+                "text=lovely",
+                "--soft",
+                soft.id,
+                "--backend",
+                backend,
+                "--max-tokens",
+                "3",
+                "--json",
+                "--no-save",
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=600,
+        )
+        assert generated.returncode == 0, generated.stderr[-2000:]
+        done = json.loads(generated.stdout.splitlines()[-1])
+        assert done["event"] == "done" and done["stats"]["completion_tokens"] >= 1
+    refused = subprocess.run(
+        [sys.executable, "-m", "workbench", "generate", "--text", "hi", "--soft", "missing"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert refused.returncode == 2 and "no single soft prompt" in refused.stderr
