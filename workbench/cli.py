@@ -732,6 +732,98 @@ def cmd_tune(args: argparse.Namespace) -> int:
     return 0 if saved is not None else 1
 
 
+# -- soft prompts -------------------------------------------------------------------
+
+
+def _find_soft(library, ref: str):  # -> SoftPrompt
+    matches = [s for s in library.soft_prompts.values() if ref in (s.id, s.name)]
+    if len(matches) != 1:
+        known = ", ".join(f"{s.id} ({s.name})" for s in library.soft_prompts.values()) or "none"
+        raise CliError(f"no single soft prompt {ref!r} in the library (known: {known})")
+    return matches[0]
+
+
+def cmd_soft_list(args: argparse.Namespace) -> int:
+    library = _library(args)
+    for soft in sorted(library.soft_prompts.values(), key=lambda s: s.created):
+        accuracy = soft.metrics.get("best_val_accuracy")
+        extra = f"  val accuracy {accuracy:.3f}" if accuracy is not None else ""
+        print(
+            f"{soft.id}  {soft.name}  ({soft.num_virtual_tokens} tokens on {soft.base_model})"
+            f"{extra}"
+        )
+    return 0
+
+
+def cmd_soft_export(args: argparse.Namespace) -> int:
+    from workbench.core.backends.registry import ModelCatalog
+    from workbench.core.graduation import model_folder
+    from workbench.core.peft_io import export_peft_adapter
+    from workbench.core.softprompt import load_soft_prompt_tensor
+
+    library = _library(args)
+    soft = _find_soft(library, args.soft)
+    tensor = load_soft_prompt_tensor(library.soft_prompt_tensor_path(soft))
+    base = model_folder(ModelCatalog().get(soft.base_model))
+    out = export_peft_adapter(tensor, soft, str(base), Path(args.out), overwrite=args.overwrite)
+    print(f"wrote a PEFT prompt-tuning adapter to {out}")
+    return 0
+
+
+def cmd_soft_import(args: argparse.Namespace) -> int:
+    from workbench.core.backends.registry import ModelCatalog
+    from workbench.core.models import SoftPrompt, new_id
+    from workbench.core.peft_io import import_peft_adapter
+    from workbench.core.softprompt import model_hash_for_spec, soft_prompt_bytes
+
+    library = _library(args)
+    prompt = library.find_prompt(args.prompt) if args.prompt else None
+    tensor, config = import_peft_adapter(Path(args.folder))
+    spec = ModelCatalog().get(args.model)
+    soft_id = new_id()
+    soft = SoftPrompt(
+        id=soft_id,
+        name=args.name or f"{Path(args.folder).name} (PEFT adapter)",
+        prompt_id=prompt.id if prompt else None,
+        base_model=spec.id,
+        base_model_hash=model_hash_for_spec(spec),
+        num_virtual_tokens=int(tensor.shape[0]),
+        hidden_size=int(tensor.shape[1]),
+        init="text" if config.get("prompt_tuning_init") == "TEXT" else "random",
+        init_text=config.get("prompt_tuning_init_text"),
+        tensor_file=f"{soft_id}.safetensors",
+    )
+    library.save_soft_prompt(soft, soft_prompt_bytes(tensor))
+    print(
+        f"imported soft prompt {soft.id}: {soft.name} ({soft.num_virtual_tokens} tokens, "
+        f"for {spec.name})"
+    )
+    return 0
+
+
+def cmd_soft_nearest(args: argparse.Namespace) -> int:
+    from transformers import AutoTokenizer
+
+    from workbench.core.backends.registry import ModelCatalog
+    from workbench.core.graduation import model_folder
+    from workbench.core.peft_io import nearest_tokens
+    from workbench.core.softprompt import load_soft_prompt_tensor
+    from workbench.core.tuning import load_base_model
+
+    library = _library(args)
+    soft = _find_soft(library, args.soft)
+    tensor = load_soft_prompt_tensor(library.soft_prompt_tensor_path(soft))
+    folder = model_folder(ModelCatalog().get(soft.base_model))
+    base, _ = load_base_model(folder, "cpu", "fp32")
+    tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    matrix = base.get_input_embeddings().weight.detach().float().numpy()
+    rows = nearest_tokens(tensor, matrix, lambda i: tokenizer.decode([i]), k=args.k)
+    for index, row in enumerate(rows):
+        words = "  ".join(f"{text!r} {cos:.2f}" for text, cos in row)
+        print(f"{index:3d}  {words}")
+    return 0
+
+
 # -- parser ------------------------------------------------------------------
 
 
@@ -902,6 +994,28 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--threads", type=int)
     tune.add_argument("--json", action="store_true", help="one JSON object per event")
     tune.set_defaults(func=cmd_tune, n_ctx=None)
+
+    soft = sub.add_parser(
+        "soft", help="soft prompts: list, export/import PEFT adapters, nearest tokens"
+    )
+    ssub = soft.add_subparsers(dest="soft_command", metavar="ACTION", required=True)
+    slist = ssub.add_parser("list", help="the library's soft prompts")
+    slist.set_defaults(func=cmd_soft_list)
+    sexp = ssub.add_parser("export", help="write a PEFT prompt-tuning adapter folder")
+    sexp.add_argument("soft", metavar="NAME")
+    sexp.add_argument("--out", required=True, metavar="DIR")
+    sexp.add_argument("--overwrite", action="store_true")
+    sexp.set_defaults(func=cmd_soft_export)
+    simp = ssub.add_parser("import", help="add a PEFT prompt-tuning adapter to the library")
+    simp.add_argument("folder", metavar="DIR")
+    simp.add_argument("--prompt", help="link it to this prompt")
+    simp.add_argument("--model", help="the base model it was trained on (default: embedded)")
+    simp.add_argument("--name")
+    simp.set_defaults(func=cmd_soft_import)
+    snear = ssub.add_parser("nearest", help="nearest vocabulary tokens of each virtual token")
+    snear.add_argument("soft", metavar="NAME")
+    snear.add_argument("-k", type=int, default=5)
+    snear.set_defaults(func=cmd_soft_nearest)
 
     library = sub.add_parser("library", help="list, show, seed the prompt library")
     lsub = library.add_subparsers(dest="library_command", metavar="ACTION", required=True)

@@ -290,3 +290,57 @@ def test_workbench_tune_on_the_embedded_model(library_dir: Path) -> None:
         timeout=300,
     )
     assert refused.returncode == 2 and "no single soft prompt" in refused.stderr
+
+
+def test_soft_prompt_export_import_and_nearest_from_the_command_line(
+    library_dir: Path, tmp_path: Path, hf_backend
+) -> None:
+    from workbench.core.backends.registry import embedded_spec
+    from workbench.core.models import SoftPrompt
+    from workbench.core.softprompt import (
+        load_soft_prompt_tensor,
+        model_hash_for_spec,
+        soft_prompt_bytes,
+    )
+
+    weight = hf_backend.model.get_input_embeddings().weight.detach().float().numpy()
+    tokens = hf_backend.tokenizer("yes or no", add_special_tokens=False)["input_ids"]
+    tensor = weight[tokens].copy()
+    library = Library(library_dir)
+    spec = embedded_spec()
+    soft = SoftPrompt(
+        name="yn",
+        base_model=spec.id,
+        base_model_hash=model_hash_for_spec(spec),
+        num_virtual_tokens=len(tokens),
+        hidden_size=576,
+        init="text",
+        init_text="yes or no",
+        tensor_file="yn.safetensors",
+    )
+    library.save_soft_prompt(soft, soft_prompt_bytes(tensor))
+    env = {**os.environ, "WORKBENCH_LIBRARY": str(library_dir)}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "workbench", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=600,
+        )
+
+    out = tmp_path / "adapter"
+    exported = cli("soft", "export", "yn", "--out", str(out))
+    assert exported.returncode == 0, exported.stderr
+    assert json.loads((out / "adapter_config.json").read_text())["peft_type"] == "PROMPT_TUNING"
+    imported = cli("soft", "import", str(out), "--name", "back")
+    assert imported.returncode == 0, imported.stderr
+    back = next(s for s in Library(library_dir).soft_prompts.values() if s.name == "back")
+    again = load_soft_prompt_tensor(Library(library_dir).soft_prompt_tensor_path(back))
+    np.testing.assert_array_equal(again, tensor)
+    nearest = cli("soft", "nearest", "back", "-k", "1")
+    assert nearest.returncode == 0, nearest.stderr
+    assert [line.split(None, 1)[1].rsplit(" ", 1)[0] for line in nearest.stdout.splitlines()] == [
+        repr(hf_backend.tokenizer.decode([t])) for t in tokens
+    ]

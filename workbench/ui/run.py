@@ -207,6 +207,7 @@ class RunPanel(QWidget):
         params.addRow("Repetition penalty", self.repetition)
         params.addRow("Seed", self.seed)
         params.addRow("Stop strings", self.stops)
+        params.addRow("Soft prompt", self.soft_prompt)
         for spin in (self.temperature, self.top_p, self.repetition):
             spin.valueChanged.connect(self._params_edited)
         for spin in (self.top_k, self.max_tokens, self.seed):
@@ -218,6 +219,11 @@ class RunPanel(QWidget):
         self.stop_button = QPushButton("Stop", objectName="stopButton", enabled=False)
         self.stop_button.setToolTip("Stop generation (Esc)")
         self.probabilities = QCheckBox("Colour tokens by probability", objectName="probToggle")
+        self.soft_prompt = QComboBox(objectName="softPromptPicker")
+        self.soft_prompt.setToolTip(
+            "Run with one of this prompt's soft prompts (graduated "
+            "from it): virtual tokens before the prompt"
+        )
         self.run_button.clicked.connect(self.run)
         self.stop_button.clicked.connect(self.stop)
         buttons = QHBoxLayout()
@@ -380,8 +386,19 @@ class RunPanel(QWidget):
         finally:
             self._loading_params = False
         self.history_model.set_runs(self.library.runs_for(prompt.id) if prompt else [])
+        self.refresh_soft_prompts(prompt)
         self.output.clear()
         self.stats.clear()
+
+    def refresh_soft_prompts(self, prompt: Prompt | None = None, select: str | None = None) -> None:
+        prompt = prompt or self.current_prompt()
+        keep = select or self.soft_prompt.currentData()
+        self.soft_prompt.clear()
+        self.soft_prompt.addItem("none", None)
+        for soft in self.library.soft_prompts_for(prompt.id) if prompt else []:
+            self.soft_prompt.addItem(f"{soft.name}", soft.id)
+        index = self.soft_prompt.findData(keep) if keep else 0
+        self.soft_prompt.setCurrentIndex(max(index, 0))
 
     def params(self) -> GenerationParams:
         prompt = self.current_prompt()
@@ -422,6 +439,8 @@ class RunPanel(QWidget):
         if with_probs:
             params = params.model_copy(update={"logprobs": True, "top_logprobs": 5})
         values = dict(prompt.sample_values)
+        soft_id = self.soft_prompt.currentData()
+        library = self.library
         self.output.clear()
         self.stats.setText("Running…")
         self._step_text = ""
@@ -430,7 +449,23 @@ class RunPanel(QWidget):
         spec_id = self._backend_key[0] if self._backend_key else None
 
         def work(cancel: Any) -> Any:
-            return run_prompt(backend, prompt, values, params, cancel, model_id=spec_id)
+            tensor = None
+            if soft_id is not None:
+                from workbench.core.softprompt import check_compatible, load_soft_prompt_tensor
+
+                meta = library.soft_prompts[soft_id]
+                tensor = load_soft_prompt_tensor(library.soft_prompt_tensor_path(meta))
+                check_compatible(meta, backend, tensor)  # refuses another base model
+            return run_prompt(
+                backend,
+                prompt,
+                values,
+                params,
+                cancel,
+                model_id=spec_id,
+                soft_prompt=tensor,
+                soft_prompt_id=soft_id,
+            )
 
         def on_events(events: list[Any]) -> None:
             for event in events:
