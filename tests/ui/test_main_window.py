@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QComboBox, QLineEdit, QPushButton, QTableView
+from PySide6.QtWidgets import QComboBox, QLabel, QLineEdit, QPushButton, QTableView
 
 from workbench.core.library import Library
 from workbench.core.models import CoTMode
@@ -283,3 +283,15 @@ def test_test_sets_tab_shows_the_prompts_test_set(qtbot, library_dir) -> None:
     current = window.test_sets.current_test_set()
     assert current is not None and len(current.rows) == 240
     assert window.test_sets.findChild(QTableView, "testRowsTable").model().rowCount() == 240
+
+
+def test_graduate_button_opens_the_graduate_tab_prefilled(qtbot, library_dir) -> None:
+    window = open_window(qtbot, library_dir)
+    window.load_sample_library()
+    prompt = Library(library_dir).find_prompt("Review sentiment")
+    window.library_panel.select(prompt.id)
+    qtbot.mouseClick(window.editor.graduate_button, Qt.MouseButton.LeftButton)
+    assert window.tabs.currentWidget() is window.graduate
+    summary = window.graduate.findChild(QLabel, "gradData").text()
+    assert summary.startswith("126 training examples (6 few-shot + 120 from the train split)")
+    assert "60 held-out rows" in summary

@@ -32,6 +32,7 @@ from workbench.ui.cot import CoTPanel
 from workbench.ui.editor import PromptEditor
 from workbench.ui.evaluate import EvaluatePanel
 from workbench.ui.fewshot import FewShotPanel
+from workbench.ui.graduate import GraduatePanel
 from workbench.ui.jobs import JobRunner
 from workbench.ui.library_panel import LibraryPanel
 from workbench.ui.run import RunPanel
@@ -64,6 +65,8 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.test_sets, "Test sets")
         self.evaluate = EvaluatePanel(library, self.jobs, self.run_panel)
         self.tabs.addTab(self.evaluate, "Evaluate")
+        self.graduate = GraduatePanel(library, self.jobs, self.run_panel)
+        self.tabs.addTab(self.graduate, "Graduate")
         self.setCentralWidget(self.tabs)
         self.library_dock = self._dock(
             "Library", "libraryDock", self.library_panel, Qt.DockWidgetArea.LeftDockWidgetArea
@@ -84,6 +87,10 @@ class MainWindow(QMainWindow):
         self.cot.changed.connect(lambda block: self.apply_update({"cot": block}))
         self.run_panel.model_ready.connect(self._model_ready)
         self.test_sets.test_set_changed.connect(lambda _: self.evaluate.refresh_test_sets())
+        self.editor.graduate_requested.connect(lambda: self.tabs.setCurrentWidget(self.graduate))
+        self.graduate.soft_prompt_saved.connect(
+            lambda soft: self.run_panel.refresh_soft_prompts(select=soft.id)
+        )
 
         self._build_actions()
         self._report_problems()
@@ -184,6 +191,7 @@ class MainWindow(QMainWindow):
             self.cot.set_prompt(prompt)
         self.test_sets.set_prompt(prompt)
         self.evaluate.set_prompt(prompt)
+        self.graduate.set_prompt(prompt)
         self.few_shot.setEnabled(prompt is not None)
         self.cot.setEnabled(prompt is not None)
         self.test_sets.setEnabled(prompt is not None)
@@ -206,6 +214,7 @@ class MainWindow(QMainWindow):
             return
         self.editor.update_prompt(self.working)
         self.evaluate.set_prompt(self.working)
+        self.graduate.set_prompt(self.working)
         if "user_template" in update:
             self.few_shot.set_prompt(self.working)  # its columns follow the variables
         self.autosave_timer.start()

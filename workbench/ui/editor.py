@@ -20,9 +20,11 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import (
     QFormLayout,
     QGroupBox,
+    QHBoxLayout,
     QLabel,
     QLineEdit,
     QPlainTextEdit,
+    QPushButton,
     QSplitter,
     QTextEdit,
     QVBoxLayout,
@@ -108,6 +110,7 @@ class PromptEditor(QWidget):
     """Edits the text parts of a prompt; the main window owns the working copy."""
 
     edited = Signal(dict)  # field updates for the working prompt
+    graduate_requested = Signal()
 
     def __init__(self) -> None:
         super().__init__()
@@ -117,6 +120,12 @@ class PromptEditor(QWidget):
         self.count_tokens: TokenCounter | None = None
         self.model_label = ""
 
+        self.graduate_button = QPushButton("Graduate to soft prompt…", objectName="graduateButton")
+        self.graduate_button.setToolTip(
+            "When a better prompt is not enough: train a soft prompt for this task on its "
+            "examples and test set, and compare it with the hard prompt"
+        )
+        self.graduate_button.clicked.connect(self.graduate_requested)
         self.description = QLineEdit(objectName="descriptionEdit")
         self.description.setPlaceholderText("What this prompt is for")
         self.tags = QLineEdit(objectName="tagsEdit")
@@ -155,6 +164,10 @@ class PromptEditor(QWidget):
         meta.addRow("Description", self.description)
         meta.addRow("Tags", self.tags)
         top_layout.addLayout(meta)
+        graduate_row = QHBoxLayout()
+        graduate_row.addStretch(1)
+        graduate_row.addWidget(self.graduate_button)
+        top_layout.addLayout(graduate_row)
         top_layout.addWidget(QLabel("System message"))
         top_layout.addWidget(self.system, 1)
         top_layout.addWidget(QLabel("User template"))

@@ -133,16 +133,19 @@ class JobRunner(QObject):
         batch: list[Any] = []
         last: Any = None
         deadline = time.monotonic() + self.batch_interval_s
-        for event in events:
-            last = event
-            batch.append(event)
-            now = time.monotonic()
-            if now >= deadline:
+        try:
+            for event in events:
+                last = event
+                batch.append(event)
+                now = time.monotonic()
+                if now >= deadline:
+                    self._bridge.events.emit(job.id, batch)
+                    batch = []
+                    deadline = now + self.batch_interval_s
+        finally:
+            # deliver what was produced before an error too (e.g. "soft prompt saved")
+            if batch:
                 self._bridge.events.emit(job.id, batch)
-                batch = []
-                deadline = now + self.batch_interval_s
-        if batch:
-            self._bridge.events.emit(job.id, batch)
         return last
 
     # -- delivery on the GUI thread -----------------------------------------------

@@ -196,6 +196,11 @@ class RunPanel(QWidget):
         )
         self.seed = QSpinBox(objectName="seed", minimum=-1, maximum=2**31 - 1)
         self.seed.setSpecialValueText("random")
+        self.soft_prompt = QComboBox(objectName="softPromptPicker")
+        self.soft_prompt.setToolTip(
+            "Run with one of this prompt's soft prompts (graduated "
+            "from it): virtual tokens before the prompt"
+        )
         self.stops = QPlainTextEdit(objectName="stopStrings")
         self.stops.setPlaceholderText("one stop string per line (\\n for a newline)")
         self.stops.setFixedHeight(48)
@@ -219,11 +224,6 @@ class RunPanel(QWidget):
         self.stop_button = QPushButton("Stop", objectName="stopButton", enabled=False)
         self.stop_button.setToolTip("Stop generation (Esc)")
         self.probabilities = QCheckBox("Colour tokens by probability", objectName="probToggle")
-        self.soft_prompt = QComboBox(objectName="softPromptPicker")
-        self.soft_prompt.setToolTip(
-            "Run with one of this prompt's soft prompts (graduated "
-            "from it): virtual tokens before the prompt"
-        )
         self.run_button.clicked.connect(self.run)
         self.stop_button.clicked.connect(self.stop)
         buttons = QHBoxLayout()
