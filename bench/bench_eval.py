@@ -31,8 +31,10 @@ def main() -> None:
     labels = list(test_set.labels or [])
     cases = [render_messages(prompt, row.vars) for row in test_set.rows[:CASES]]
     settings = BackendSettings(device="cpu")
-    print(f"{CASES} cases x {len(labels)} labels, sentiment prompt with 6 few-shot examples, "
-          f"threads {settings.threads}")
+    print(
+        f"{CASES} cases x {len(labels)} labels, sentiment prompt with 6 few-shot examples, "
+        f"threads {settings.threads}"
+    )
 
     hf = TransformersBackend(embedded_spec(), settings)
     hf.score_continuations(cases[0], labels)  # warm-up
@@ -58,8 +60,10 @@ def main() -> None:
     llama.close()
 
     print(f"transformers one at a time: {CASES / t_single:6.2f} cases/s")
-    print(f"transformers batched ({BATCH}):  {CASES / t_batched:6.2f} cases/s"
-          f"  ratio {t_single / t_batched:.2f}x  (same scores: {same})")
+    print(
+        f"transformers batched ({BATCH}):  {CASES / t_batched:6.2f} cases/s"
+        f"  ratio {t_single / t_batched:.2f}x  (same scores: {same})"
+    )
     print(f"llama.cpp one at a time:    {CASES / t_llama:6.2f} cases/s (prefix KV reused)")
 
 

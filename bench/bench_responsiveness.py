@@ -67,8 +67,10 @@ def wait_until(app, condition, timeout_s: float = 120.0) -> None:
 def summary(values: list[float]) -> str:
     ordered = sorted(values)
     p99 = ordered[int(0.99 * (len(ordered) - 1))]
-    return (f"beats {len(values):5d}  median {statistics.median(values):5.2f} ms  "
-            f"p99 {p99:6.2f} ms  max {ordered[-1]:6.2f} ms")
+    return (
+        f"beats {len(values):5d}  median {statistics.median(values):5.2f} ms  "
+        f"p99 {p99:6.2f} ms  max {ordered[-1]:6.2f} ms"
+    )
 
 
 def main() -> None:

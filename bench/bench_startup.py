@@ -31,8 +31,13 @@ app.exec()
 
 def timed(args: list[str], marker: str | None) -> tuple[float, str]:
     start = time.perf_counter()
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                            env={**__import__("os").environ, "QT_QPA_PLATFORM": "offscreen"})
+    proc = subprocess.Popen(
+        args,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**__import__("os").environ, "QT_QPA_PLATFORM": "offscreen"},
+    )
     line = ""
     if marker:
         assert proc.stdout is not None
@@ -50,8 +55,11 @@ def timed(args: list[str], marker: str | None) -> tuple[float, str]:
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         library = str(Path(tmp) / "lib")
-        subprocess.run([sys.executable, "-m", "workbench", "--library", library, "library",
-                        "seed"], check=True, capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "workbench", "--library", library, "library", "seed"],
+            check=True,
+            capture_output=True,
+        )
         floor_runs, app_runs = [], []
         last = ""
         for _ in range(ROUNDS):
@@ -62,10 +70,14 @@ def main() -> None:
     app = statistics.median(app_runs)
     _, torch_loaded, transformers_loaded = last.split()
     print(f"python -c 'import PySide6.QtWidgets' (floor): {floor * 1000:6.0f} ms")
-    print(f"process start -> main window shown:          {app * 1000:6.0f} ms"
-          f"  (target < 1500 ms; {app / floor:.2f}x floor)")
-    print(f"torch imported before the window showed: {torch_loaded}; "
-          f"transformers: {transformers_loaded}")
+    print(
+        f"process start -> main window shown:          {app * 1000:6.0f} ms"
+        f"  (target < 1500 ms; {app / floor:.2f}x floor)"
+    )
+    print(
+        f"torch imported before the window showed: {torch_loaded}; "
+        f"transformers: {transformers_loaded}"
+    )
 
 
 if __name__ == "__main__":

@@ -152,6 +152,11 @@ class LlamaCppBackend(Backend):
         common = min(common, len(prompt) - 1)  # re-decode at least one token for its logits
         self.llm.n_tokens = common
         self.llm.eval(prompt[common:])
+        return self._score_pieces(pieces)
+
+    def _score_pieces(self, pieces: list[list[int]]) -> list[float]:
+        """Summed log-probs of each token sequence after what is decoded now; the KV of
+        each continuation is dropped before the next."""
         after_prompt = self._logprobs()
         n_prompt = self.llm.n_tokens
         scores: list[float] = []
@@ -243,20 +248,7 @@ class LlamaCppBackend(Backend):
             self._decode_virtual(soft_prompt, want_logits=not prompt)
             if prompt:
                 self.llm.eval(prompt)
-            after_prompt = self._logprobs()
-            n_prompt = self.llm.n_tokens
-            scores: list[float] = []
-            for ids in pieces:
-                row = after_prompt
-                total = 0.0
-                for i, token in enumerate(ids):
-                    total += float(row[token])
-                    if i < len(ids) - 1:
-                        self.llm.eval([token])
-                        row = self._logprobs()
-                scores.append(total)
-                self.llm.n_tokens = n_prompt  # the next eval drops the continuation's KV
-            return scores
+            return self._score_pieces(pieces)
         finally:
             self._forget_virtual()
 
