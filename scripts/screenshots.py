@@ -1,9 +1,11 @@
 """Take the README/docs screenshots: the real app on a virtual X screen (Xvfb).
 
-    xvfb-run -s "-screen 0 1600x1000x24" .venv/bin/python scripts/screenshots.py docs/img
+    xvfb-run -s "-screen 0 1600x1000x24" .venv/bin/python scripts/screenshots.py docs/img [LIBRARY]
 
-Opens a fresh library seeded with the samples, selects the sentiment prompt, runs it
-on the embedded model with token probabilities, and grabs the whole screen.
+Opens a library (a fresh copy of the samples, or LIBRARY, e.g. one where `workbench tune`
+graduated the sentiment prompt), selects the sentiment prompt, runs it on the embedded
+model with token probabilities, and grabs the whole screen; then the few-shot, chain,
+and — when the library has them — the evaluation and graduation tabs.
 """
 
 from __future__ import annotations
@@ -20,11 +22,11 @@ from workbench.core.resources import resource_path
 from workbench.ui.app import MainWindow, create_application
 
 
-def main(out_dir: Path) -> int:
+def main(out_dir: Path, library_dir: Path | None) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     app = create_application()
     tmp = tempfile.TemporaryDirectory()
-    library = Library(Path(tmp.name) / "library")
+    library = Library(library_dir or Path(tmp.name) / "library")
     seed_library(library, resource_path("sample_library"))
     window = MainWindow(library)
     window.resize(1580, 960)
@@ -74,6 +76,31 @@ def main(out_dir: Path) -> int:
 
     def chain_shot() -> None:
         shoot("chain-of-thought")
+        window.library_panel.select(prompt.id)
+        if library.eval_runs_for(prompt.id):
+            window.tabs.setCurrentWidget(window.evaluate)
+            window.evaluate.show_history_row(0)
+            QTimer.singleShot(500, evaluate_shot)
+        else:
+            finish()
+
+    def evaluate_shot() -> None:
+        shoot("evaluate")
+        if library.soft_prompts_for(prompt.id):
+            window.tabs.setCurrentWidget(window.graduate)
+            QTimer.singleShot(800, graduate_select)
+        else:
+            finish()
+
+    def graduate_select() -> None:
+        window.graduate.show_soft_prompt_row(0)
+        QTimer.singleShot(1500, graduate_shot)
+
+    def graduate_shot() -> None:
+        shoot("graduate")
+        finish()
+
+    def finish() -> None:
         window.close()
         app.quit()
 
@@ -81,8 +108,9 @@ def main(out_dir: Path) -> int:
     app.exec()
     tmp.cleanup()
     print("\n".join(steps))
-    return 0 if len(steps) == 3 else 1
+    return 0 if len(steps) >= 3 else 1
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(Path(sys.argv[1] if len(sys.argv) > 1 else "docs/img")))
+    out = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/img")
+    raise SystemExit(main(out, Path(sys.argv[2]) if len(sys.argv) > 2 else None))
