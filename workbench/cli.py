@@ -140,7 +140,10 @@ def cmd_library_seed(args: argparse.Namespace) -> int:
 
 
 def _settings(args: argparse.Namespace):  # -> BackendSettings
-    from workbench.core.backends.base import BackendSettings
+    """The saved settings (the app's Threads box), with this command's flags on top."""
+    import dataclasses
+
+    from workbench.core.backends.base import load_settings
 
     kwargs = {}
     if getattr(args, "threads", None):
@@ -149,7 +152,7 @@ def _settings(args: argparse.Namespace):  # -> BackendSettings
         kwargs["n_ctx"] = args.n_ctx
     if getattr(args, "device", None):
         kwargs["device"] = args.device
-    return BackendSettings(**kwargs)
+    return dataclasses.replace(load_settings(), **kwargs)
 
 
 def cmd_models(args: argparse.Namespace) -> int:

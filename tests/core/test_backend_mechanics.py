@@ -114,3 +114,14 @@ def test_unreadable_models_file_is_reported_not_fatal(tmp_path: Path) -> None:
     (tmp_path / "models.json").write_text("{broken")
     catalog = ModelCatalog(tmp_path)
     assert catalog.user_models == [] and "unreadable" in catalog.problems[0]
+
+
+def test_settings_persist_and_a_damaged_file_falls_back_to_defaults(tmp_path: Path) -> None:
+    from workbench.core.backends.base import load_settings, save_settings
+
+    assert load_settings(tmp_path).threads == physical_cores()
+    save_settings(BackendSettings(threads=1, n_ctx=1000), tmp_path)
+    loaded = load_settings(tmp_path)
+    assert (loaded.threads, loaded.n_ctx) == (1, 1024)
+    (tmp_path / "settings.json").write_text("{oops")
+    assert load_settings(tmp_path) == BackendSettings()

@@ -295,3 +295,13 @@ def test_graduate_button_opens_the_graduate_tab_prefilled(qtbot, library_dir) ->
     summary = window.graduate.findChild(QLabel, "gradData").text()
     assert summary.startswith("126 training examples (6 few-shot + 120 from the train split)")
     assert "60 held-out rows" in summary
+
+
+def test_threads_setting_is_saved_for_the_cli_and_next_start(qtbot, library_dir) -> None:
+    from workbench.core.backends.base import load_settings
+
+    window = open_window(qtbot, library_dir)
+    window.run_panel.threads.setValue(1)
+    assert load_settings().threads == 1
+    again = open_window(qtbot, library_dir)
+    assert again.run_panel.threads.value() == 1

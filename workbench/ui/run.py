@@ -37,7 +37,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from workbench.core.backends.base import Backend, BackendError, BackendSettings, TokenEvent
+from workbench.core.backends.base import (
+    Backend,
+    BackendError,
+    BackendSettings,
+    TokenEvent,
+    load_settings,
+    save_settings,
+)
 from workbench.core.backends.registry import ModelCatalog, backends_for, spec_for
 from workbench.core.library import Library
 from workbench.core.models import GenerationParams, ModelSpec, Prompt, RunRecord
@@ -163,7 +170,7 @@ class RunPanel(QWidget):
         self.jobs = jobs
         self.current_prompt = current_prompt
         self.params_changed = params_changed
-        self.settings = settings or BackendSettings()
+        self.settings = settings or load_settings()
         self.catalog = ModelCatalog()
         self.backend: Backend | None = None
         self._backend_key: tuple[str, str] | None = None
@@ -194,6 +201,13 @@ class RunPanel(QWidget):
         self.repetition = QDoubleSpinBox(
             objectName="repetitionPenalty", minimum=0.1, maximum=5.0, singleStep=0.05, decimals=2
         )
+        self.threads = QSpinBox(objectName="threads", minimum=1, maximum=256)
+        self.threads.setValue(self.settings.threads)
+        self.threads.setToolTip(
+            "CPU threads for the model (default: physical cores; more oversubscribes the "
+            "CPU). Applies when a model is loaded; saved for next time."
+        )
+        self.threads.valueChanged.connect(self._threads_changed)
         self.seed = QSpinBox(objectName="seed", minimum=-1, maximum=2**31 - 1)
         self.seed.setSpecialValueText("random")
         self.soft_prompt = QComboBox(objectName="softPromptPicker")
@@ -213,6 +227,7 @@ class RunPanel(QWidget):
         params.addRow("Seed", self.seed)
         params.addRow("Stop strings", self.stops)
         params.addRow("Soft prompt", self.soft_prompt)
+        params.addRow("CPU threads", self.threads)
         for spin in (self.temperature, self.top_p, self.repetition):
             spin.valueChanged.connect(self._params_edited)
         for spin in (self.top_k, self.max_tokens, self.seed):
@@ -367,6 +382,18 @@ class RunPanel(QWidget):
         )
         if ok and url:
             self._add(url)
+
+    def _threads_changed(self, value: int) -> None:
+        import dataclasses
+
+        self.settings = dataclasses.replace(self.settings, threads=value)
+        try:
+            save_settings(self.settings)
+        except OSError as exc:
+            self.model_status.setText(f"Could not save the setting: {exc}")
+            return
+        self._backend_key = None  # reload with the new thread count
+        self.load_selected_model()
 
     # -- parameters -------------------------------------------------------------
 

@@ -100,6 +100,38 @@ class BackendSettings:
         self.n_ctx = normalise_n_ctx(self.n_ctx)
 
 
+SETTINGS_FILE = "settings.json"
+
+
+def load_settings(folder: Path | None = None) -> BackendSettings:
+    """The user's saved settings (config folder's settings.json); defaults where unset or
+    unreadable (a damaged file never stops the app)."""
+    import json
+
+    from workbench.core.paths import config_dir
+
+    path = (folder or config_dir()) / SETTINGS_FILE
+    try:
+        raw = json.loads(path.read_text("utf-8"))
+        saved = raw.get("backend", {}) if isinstance(raw, dict) else {}
+        kwargs = {k: saved[k] for k in ("threads", "device", "n_ctx") if k in saved}
+        return BackendSettings(**kwargs)
+    except (OSError, ValueError, TypeError, AttributeError):
+        return BackendSettings()
+
+
+def save_settings(settings: BackendSettings, folder: Path | None = None) -> None:
+    import json
+
+    from workbench.core.fsutil import atomic_write_text
+    from workbench.core.paths import config_dir
+
+    body = {
+        "backend": {"threads": settings.threads, "device": settings.device, "n_ctx": settings.n_ctx}
+    }
+    atomic_write_text((folder or config_dir()) / SETTINGS_FILE, json.dumps(body, indent=2))
+
+
 def normalise_n_ctx(n_ctx: int) -> int:
     """llama.cpp crashes on long prompts with n_ctx < 256 or not a multiple of 256."""
     return max(256, -(-int(n_ctx) // 256) * 256)
