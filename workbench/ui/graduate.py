@@ -748,6 +748,10 @@ class GraduatePanel(QWidget):
         right.addWidget(lower)
         right.setStretchFactor(0, 3)
         right.setStretchFactor(2, 2)
+        # the plot is built on first show; reserve its room so the splitter does not
+        # collapse the empty placeholder
+        self.plot_holder.setMinimumHeight(260)
+        right.setSizes([420, 160, 300])
         main = QSplitter(Qt.Orientation.Horizontal)
         main.addWidget(left_scroll)
         main.addWidget(right)
