@@ -15,7 +15,7 @@ import csv
 import io
 import json
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from workbench.core.models import FewShotExample
@@ -97,7 +97,7 @@ def _example_from_cells(
     return FewShotExample(input=text, vars=values, output=output)
 
 
-class _BrokenCsv(Exception):
+class BrokenCsv(Exception):
     """The CSV reader stopped at `line`; nothing after it can be read."""
 
     def __init__(self, line: int, message: str) -> None:
@@ -105,23 +105,30 @@ class _BrokenCsv(Exception):
         super().__init__(message)
 
 
-def _csv_rows(text: str, delimiter: str) -> Iterator[tuple[int, list[str]]]:
-    """Non-blank CSV records with the line each starts on (quoted cells may span lines)."""
+def _blank_cells(record: list[str]) -> bool:
+    return not any(cell.strip() for cell in record)
+
+
+def csv_records(
+    text: str, delimiter: str, blank: Callable[[list[str]], bool] = _blank_cells
+) -> Iterator[tuple[int, list[str]]]:
+    """CSV records with the line each starts on (quoted cells may span lines); records
+    for which `blank` holds are skipped. Shared by the test-set parser."""
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     start = 1
     while True:
         try:
-            row = next(reader)
+            record = next(reader)
         except StopIteration:
             return
         except csv.Error as exc:
-            raise _BrokenCsv(start, f"not valid CSV: {exc}") from None
-        if any(cell.strip() for cell in row):
-            yield start, row
+            raise BrokenCsv(start, f"not valid CSV: {exc}") from None
+        if not blank(record):
+            yield start, record
         start = reader.line_num + 1
 
 
-def _strip_bom(text: str) -> str:
+def strip_bom(text: str) -> str:
     return text[1:] if text.startswith("\ufeff") else text
 
 
@@ -142,7 +149,7 @@ def parse_examples_csv(
     examples: list[FewShotExample] = []
     names: list[str] | None = None
     try:
-        for line, row in _csv_rows(_strip_bom(text), delimiter):
+        for line, row in csv_records(strip_bom(text), delimiter):
             if names is None:
                 try:
                     names = _column_names(row, variables)
@@ -154,7 +161,7 @@ def parse_examples_csv(
                 )
             else:
                 examples.append(_example_from_cells(names, row, variables))
-    except _BrokenCsv as exc:
+    except BrokenCsv as exc:
         problems.append((exc.line, str(exc)))
     if names is None and not problems:
         problems.append((0, "empty: expected a header row naming the columns"))
@@ -271,7 +278,7 @@ def parse_examples_jsonl(
     problems: list[tuple[int, str]] = []
     examples: list[FewShotExample] = []
     # split on "\n" only: str.splitlines would also split on U+2028, valid inside JSON strings
-    for line, raw in enumerate(_strip_bom(text).split("\n"), start=1):
+    for line, raw in enumerate(strip_bom(text).split("\n"), start=1):
         if not raw.strip():
             continue
         try:
@@ -316,7 +323,7 @@ def parse_pasted(
     examples: list[FewShotExample] = []
     first = True
     try:
-        for line, row in _csv_rows(_strip_bom(text), delimiter):
+        for line, row in csv_records(strip_bom(text), delimiter):
             is_header = first and [c.strip().lower() for c in row] == [n.lower() for n in names]
             first = False
             if is_header:
@@ -328,7 +335,7 @@ def parse_pasted(
                 problems.append((line, f"expected {expected}, got {len(row)}{hint}"))
             else:
                 examples.append(_example_from_cells(names, row, variables))
-    except _BrokenCsv as exc:
+    except BrokenCsv as exc:
         problems.append((exc.line, str(exc)))
     if not examples and not problems:
         problems.append((0, "nothing to paste"))

@@ -22,9 +22,10 @@ import io
 import json
 import random
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Final, Literal, get_args
 
+from workbench.core.examples_io import BrokenCsv, csv_records, strip_bom
 from workbench.core.models import TestRow, TestSet
 
 Split = Literal["train", "validation", "test"]
@@ -62,10 +63,6 @@ class _Problem(Exception):
     """One problem with one line; the caller adds the line number."""
 
 
-def _strip_bom(text: str) -> str:
-    return text[1:] if text.startswith("\ufeff") else text
-
-
 def _split_value(value: str | None) -> Split | None:
     """A split name from a cell or JSON value; empty or null means not split."""
     if value is None or not value.strip():
@@ -80,34 +77,11 @@ def _split_value(value: str | None) -> Split | None:
 # CSV
 
 
-class _BrokenCsv(Exception):
-    """The CSV reader stopped at `line`; nothing after it can be read."""
-
-    def __init__(self, line: int, message: str) -> None:
-        self.line = line
-        super().__init__(message)
-
-
-def _csv_records(text: str, delimiter: str) -> Iterator[tuple[int, list[str]]]:
-    """CSV records with the line each starts on (quoted cells may span lines).
-
-    Blank lines, lines of spaces and records whose cells are all empty (a spreadsheet's
-    trailing rows) are skipped. Otherwise cells of spaces are content: an expected
-    answer may be one, and the exporter always writes several cells a record.
-    """
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
-    start = 1
-    while True:
-        try:
-            record = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            raise _BrokenCsv(start, f"not valid CSV: {exc}") from None
-        blank = not any(record) or (len(record) == 1 and not record[0].strip())
-        if not blank:
-            yield start, record
-        start = reader.line_num + 1
+def _blank_record(record: list[str]) -> bool:
+    """Blank lines, lines of spaces and records whose cells are all empty (a spreadsheet's
+    trailing rows) are skipped. Otherwise cells of spaces are content: an expected answer
+    may be one, and the exporter always writes several cells a record."""
+    return not any(record) or (len(record) == 1 and not record[0].strip())
 
 
 def _header(cells: Sequence[str], variables: Sequence[str] | None) -> list[str]:
@@ -166,7 +140,7 @@ def parse_test_set_csv(
     rows: list[TestRow] = []
     names: list[str] | None = None
     try:
-        for line, record in _csv_records(_strip_bom(text), delimiter):
+        for line, record in csv_records(strip_bom(text), delimiter, _blank_record):
             if names is None:
                 try:
                     names = _header(record, variables)
@@ -182,7 +156,7 @@ def parse_test_set_csv(
                     rows.append(_row_from_cells(names, record))
                 except _Problem as exc:
                     problems.append((line, str(exc)))
-    except _BrokenCsv as exc:
+    except BrokenCsv as exc:
         problems.append((exc.line, str(exc)))
     if names is None and not problems:
         problems.append((0, "empty: expected a header row naming the columns"))
@@ -331,7 +305,7 @@ def parse_test_set_jsonl(text: str, source: str = "JSONL") -> list[TestRow]:
     problems: list[tuple[int, str]] = []
     rows: list[TestRow] = []
     # split on "\n" only: str.splitlines would also split on U+2028, valid inside JSON strings
-    for line, raw in enumerate(_strip_bom(text).split("\n"), start=1):
+    for line, raw in enumerate(strip_bom(text).split("\n"), start=1):
         if not raw.strip():
             continue
         try:
