@@ -30,6 +30,7 @@ import os
 import shutil
 import threading
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -176,6 +177,8 @@ class Library:
         self.problems: list[LoadProblem] = []
         self._bad_paths: set[Path] = set()
         self._lock = threading.RLock()
+        # path -> its bytes before the running transaction (None: it did not exist)
+        self._journal: dict[Path, bytes | None] | None = None
         self._open()
 
     # -- folders ---------------------------------------------------------
@@ -373,7 +376,37 @@ class Library:
                 f"{path} could not be read when the library was loaded; "
                 "it is left untouched (fix or move it, then reload)"
             )
-        atomic_write_bytes(path, document_bytes(document))
+        self._put(path, document_bytes(document))
+
+    def _put(self, path: Path, data: bytes) -> None:
+        """Write one file atomically, remembering its old bytes inside a transaction."""
+        if self._journal is not None and path not in self._journal:
+            try:
+                self._journal[path] = path.read_bytes()
+            except FileNotFoundError:
+                self._journal[path] = None
+        atomic_write_bytes(path, data)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All writes inside either land together or, on any exception, are undone: every
+        file written goes back to its old bytes (or away), and memory is re-read."""
+        with self._lock:
+            if self._journal is not None:
+                raise LibraryError("a library transaction is already running")
+            self._journal = {}
+            try:
+                yield
+            except BaseException:
+                journal, self._journal = self._journal, None
+                for path, before in reversed(list(journal.items())):
+                    if before is None:
+                        path.unlink(missing_ok=True)
+                    else:
+                        atomic_write_bytes(path, before)
+                self.reload()
+                raise
+            self._journal = None
 
     # -- prompts ---------------------------------------------------------
 
@@ -419,15 +452,26 @@ class Library:
                     }
                 )
                 # history first: a crash between the two writes duplicates, never loses
-                atomic_write_bytes(
-                    self._history_path(prompt.id, current.version), document_bytes(current)
-                )
+                self._put(self._history_path(prompt.id, current.version), document_bytes(current))
             else:
                 saved = prompt.model_copy(update={"updated": utc_now()})
             saved = Prompt.model_validate(saved.model_dump())
             self._write(self.prompt_path(saved.id), saved)
             self._remember(saved)
             return saved
+
+    def add_prompt_verbatim(self, prompt: Prompt, history: Iterable[Prompt] = ()) -> None:
+        """Add a prompt exactly as given (version, timestamps) with its earlier versions,
+        as an import does; refused when the id is taken."""
+        with self._lock:
+            if prompt.id in self._summaries:
+                raise LibraryError(f"a prompt with id {prompt.id!r} exists already")
+            for old in history:
+                if old.id != prompt.id or old.version >= prompt.version:
+                    raise LibraryError(f"history of {prompt.id!r} holds a misfiled version")
+                self._put(self._history_path(prompt.id, old.version), document_bytes(old))
+            self._write(self.prompt_path(prompt.id), prompt)
+            self._remember(prompt)
 
     def new_prompt(self, name: str, **fields: Any) -> Prompt:
         return self.save_prompt(Prompt(name=name, **fields))
@@ -603,6 +647,14 @@ class Library:
             self.test_sets[saved.id] = saved
             return saved
 
+    def add_test_set_verbatim(self, test_set: TestSet) -> None:
+        """Add a test set exactly as given (an import); refused when the id is taken."""
+        with self._lock:
+            if test_set.id in self.test_sets:
+                raise LibraryError(f"a test set with id {test_set.id!r} exists already")
+            self._write(self.test_sets_dir / f"{test_set.id}.json", test_set)
+            self.test_sets[test_set.id] = test_set
+
     def test_sets_for(self, prompt_id: str) -> list[TestSet]:
         return sorted(
             (t for t in self.test_sets.values() if t.prompt_id == prompt_id),
@@ -628,7 +680,7 @@ class Library:
             raise LibraryError(f"tensor file name {soft_prompt.tensor_file!r} must be a plain name")
         with self._lock:
             if tensor_bytes is not None:
-                atomic_write_bytes(self.soft_prompt_tensor_path(soft_prompt), tensor_bytes)
+                self._put(self.soft_prompt_tensor_path(soft_prompt), tensor_bytes)
             self._write(self.soft_prompts_dir / f"{soft_prompt.id}.json", soft_prompt)
             self.soft_prompts[soft_prompt.id] = soft_prompt
 

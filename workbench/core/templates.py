@@ -204,7 +204,7 @@ def select_examples(few_shot: FewShot) -> list[int]:
     return indices
 
 
-def _example_user_text(prompt: Prompt, index: int) -> str:
+def example_user_text(prompt: Prompt, index: int) -> str:
     example = prompt.few_shot.examples[index]
     if example.vars:
         return render_template(
@@ -237,7 +237,7 @@ def render_messages(prompt: Prompt, values: Mapping[str, str]) -> list[Message]:
     inline_block = ""
     if chosen and few_shot.style is FewShotStyle.CHAT:
         for i in chosen:
-            messages.append(Message(role="user", content=_example_user_text(prompt, i)))
+            messages.append(Message(role="user", content=example_user_text(prompt, i)))
             messages.append(Message(role="assistant", content=few_shot.examples[i].output))
     elif chosen:
         rendered = []
@@ -245,7 +245,7 @@ def render_messages(prompt: Prompt, values: Mapping[str, str]) -> list[Message]:
             example = few_shot.examples[i]
             example_values = {
                 **example.vars,
-                "input": _example_user_text(prompt, i),
+                "input": example_user_text(prompt, i),
                 "output": example.output,
             }
             rendered.append(

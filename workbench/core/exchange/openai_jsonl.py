@@ -1,0 +1,148 @@
+"""OpenAI chat JSONL, the fine-tuning format: one `{"messages": [...]}` object per line.
+
+Export writes, for every prompt of the selection, one line per few-shot example and one
+per test-set row: the system message, the user turn (the template filled with the row's
+values) and the expected answer as the assistant turn. That is rendered text: templates,
+variables and settings do not survive the trip.
+
+Import makes one prompt per file: the system message shared by the lines (the first one
+if they differ), the user template `{{ input }}`, and a test set with one row per line
+(`input` = the last user turn, expected = the final assistant turn). Earlier turns of a
+multi-turn line are dropped, and the import says so.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from workbench.core.exchange.base import (
+    Collector,
+    ExportFailed,
+    ExportSet,
+    ImportedPrompt,
+    Package,
+    decode_text,
+)
+from workbench.core.models import Prompt, TestRow, TestSet
+from workbench.core.templates import (
+    TemplateError,
+    example_user_text,
+    render_template,
+    resolve_values,
+)
+
+NAME = "openai-jsonl"
+LABEL = "OpenAI chat JSONL (.jsonl)"
+EXTENSIONS: tuple[str, ...] = (".jsonl",)
+ONE_PROMPT_PER_FILE = False
+LOSSLESS = False
+CAN_IMPORT = True
+EXPORT_LOSSES: tuple[str, ...] = (
+    "everything but the rendered conversations: templates, variables, parameters, history",
+    "chain of thought and the few-shot settings (each example is its own line)",
+)
+IMPORT_LOSSES: tuple[str, ...] = (
+    "earlier turns of multi-turn lines, tool calls, weights and function definitions",
+)
+
+
+def _line(system: str, user: str, assistant: str) -> bytes:
+    messages = [{"role": "system", "content": system}] if system else []
+    messages += [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}]
+    return (json.dumps({"messages": messages}, ensure_ascii=False) + "\n").encode()
+
+
+def _render(prompt: Prompt, source: str, values: dict[str, str]) -> tuple[str, str]:
+    merged = resolve_values(prompt, values)
+    try:
+        system = render_template(prompt.system, merged, "system")
+        return system, render_template(prompt.user_template, merged, "user_template")
+    except TemplateError as exc:
+        raise ExportFailed(f"prompt {prompt.name!r}, {source}: {exc}") from None
+
+
+def export_bytes(items: ExportSet) -> dict[str, bytes]:
+    lines: list[bytes] = []
+    for prompt in items.prompts:
+        for i, example in enumerate(prompt.few_shot.examples):
+            system, _ = _render(prompt, f"few-shot example {i + 1}", dict(example.vars))
+            try:
+                user = example_user_text(prompt, i)
+            except TemplateError as exc:
+                raise ExportFailed(f"prompt {prompt.name!r}, example {i + 1}: {exc}") from None
+            lines.append(_line(system, user, example.output))
+        for test_set in items.test_sets_of(prompt.id):
+            for n, row in enumerate(test_set.rows, start=1):
+                system, user = _render(prompt, f"test set {test_set.name!r} row {n}", row.vars)
+                lines.append(_line(system, user, row.expected))
+    return {"conversations.jsonl": b"".join(lines)}
+
+
+def _messages(data: Any, where: str, problems: Collector) -> list[tuple[str, str]] | None:
+    if not isinstance(data, dict) or not isinstance(data.get("messages"), list):
+        problems.add(where, 'expected an object with a "messages" list')
+        return None
+    out: list[tuple[str, str]] = []
+    for i, message in enumerate(data["messages"]):
+        path = f"{where}: messages[{i}]"
+        if not isinstance(message, dict):
+            problems.add(path, "a message must be an object")
+            return None
+        role, content = message.get("role"), message.get("content")
+        if role not in ("system", "user", "assistant"):
+            problems.add(path, f"role {role!r} is not supported (system, user, assistant)")
+            return None
+        if isinstance(content, list):  # content parts: keep the text ones
+            texts = [p.get("text") for p in content if isinstance(p, dict)]
+            if not all(isinstance(t, str) for t in texts) or len(texts) != len(content):
+                problems.add(f"{path}.content", "only text content is supported")
+                return None
+            content = "".join(t for t in texts if isinstance(t, str))
+        if not isinstance(content, str):
+            problems.add(f"{path}.content", "must be text")
+            return None
+        out.append((role, content))
+    return out
+
+
+def parse(data: bytes, source: str) -> Package:
+    text = decode_text(data, source)
+    problems = Collector(source)
+    rows: list[TestRow] = []
+    systems: list[str] = []
+    multi_turn = False
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"line {number}"
+        try:
+            record = json.loads(line)
+        except (json.JSONDecodeError, RecursionError) as exc:
+            problems.add(where, f"not valid JSON: {getattr(exc, 'msg', exc)}")
+            continue
+        messages = _messages(record, where, problems)
+        if messages is None:
+            continue
+        if not messages or messages[-1][0] != "assistant":
+            problems.add(where, "the last message must be the assistant's answer")
+            continue
+        users = [c for r, c in messages if r == "user"]
+        if not users:
+            problems.add(where, "has no user message")
+            continue
+        multi_turn |= len(users) > 1
+        systems.append("\n\n".join(c for r, c in messages if r == "system"))
+        rows.append(TestRow(vars={"input": users[-1]}, expected=messages[-1][1]))
+    if not rows and not problems.problems:
+        problems.add("", "no conversations in the file")
+    problems.check()
+    name = source.rsplit("/", 1)[-1].removesuffix(".jsonl") or "Imported conversations"
+    notes = list(IMPORT_LOSSES)
+    if len(set(systems)) > 1:
+        notes.append("the lines have different system messages; the first one is kept")
+    if multi_turn:
+        notes.append("earlier turns of multi-turn conversations were dropped")
+    prompt = Prompt(name=name, system=systems[0], user_template="{{ input }}")
+    test_set = TestSet(name=f"{name} conversations", prompt_id=prompt.id, rows=rows)
+    return Package(prompts=[ImportedPrompt(prompt)], test_sets=[test_set], notes=notes)

@@ -1,0 +1,315 @@
+"""Import plans: what an import will add, what clashes with the library and how each clash
+is resolved — shown to the user before anything is written, then applied in one
+library transaction (all or nothing).
+
+Rules:
+- a prompt whose id is in the library with the same content is *unchanged*;
+- a prompt whose id or name is taken is a *clash*, resolved as
+  - `copy`: added under a new id and a free name ("Name (2)"), the default;
+  - `replace`: becomes a new version of the existing prompt (the old content stays in its
+    history, so nothing is lost);
+  - `skip`: not imported (nor its test sets and soft prompts);
+- test sets and soft prompts follow their prompt; they are never overwritten: one whose
+  id is taken is added under a new id, unless it is identical (then it is unchanged).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TypeVar
+
+from workbench.core.exchange.base import Package
+from workbench.core.library import Library, LibraryError
+from workbench.core.models import Prompt, SoftPrompt, TestSet, new_id
+
+
+class Resolution(StrEnum):
+    ADD = "add"
+    COPY = "copy"
+    REPLACE = "replace"
+    SKIP = "skip"
+    UNCHANGED = "unchanged"
+
+
+CLASH_POLICIES = (Resolution.COPY, Resolution.REPLACE, Resolution.SKIP)
+
+
+@dataclass
+class PlanItem:
+    kind: str  # "prompt", "test set", "soft prompt"
+    name: str
+    source_id: str
+    resolution: Resolution
+    choices: tuple[Resolution, ...] = ()
+    clash: str = ""  # what it clashes with, for the user
+    target_id: str | None = None  # the library prompt a replace writes to
+    parent: int | None = None  # index of the prompt item a test set / soft prompt follows
+
+    def describe(self) -> str:
+        if self.resolution is Resolution.ADD:
+            return "add"
+        if self.resolution is Resolution.UNCHANGED:
+            return "already in the library (unchanged)"
+        if self.resolution is Resolution.SKIP:
+            return "skip"
+        if self.resolution is Resolution.REPLACE:
+            return "replace: a new version of the existing prompt"
+        return "add as a copy"
+
+
+@dataclass
+class ImportResult:
+    added: list[str] = field(default_factory=list)
+    replaced: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    prompt_ids: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        parts = [
+            f"{len(self.added)} added",
+            f"{len(self.replaced)} replaced (as new versions)",
+            f"{len(self.unchanged)} unchanged",
+            f"{len(self.skipped)} skipped",
+        ]
+        return ", ".join(parts)
+
+
+class ImportPlan:
+    """A package matched against a library. Change resolutions with `resolve`, then
+    `apply`. The library is not touched until then."""
+
+    def __init__(self, library: Library, package: Package, source: str) -> None:
+        self.library = library
+        self.package = package
+        self.source = source
+        self.items: list[PlanItem] = []
+        by_name: dict[str, list[str]] = {}
+        for summary in library.search():
+            by_name.setdefault(summary.name.casefold(), []).append(summary.id)
+        for imported in package.prompts:
+            prompt = imported.prompt
+            same_id = prompt.id in library.prompts
+            if same_id and library.get_prompt(prompt.id).content_equal(prompt):
+                self.items.append(PlanItem("prompt", prompt.name, prompt.id, Resolution.UNCHANGED))
+                continue
+            if same_id:
+                existing = library.get_prompt(prompt.id)
+                clash = f"its id is taken by “{existing.name}” (v{existing.version})"
+                self.items.append(
+                    PlanItem(
+                        "prompt",
+                        prompt.name,
+                        prompt.id,
+                        Resolution.COPY,
+                        CLASH_POLICIES,
+                        clash,
+                        prompt.id,
+                    )
+                )
+                continue
+            namesakes = by_name.get(prompt.name.casefold(), [])
+            if namesakes:
+                target = namesakes[0] if len(namesakes) == 1 else None
+                choices = CLASH_POLICIES if target else (Resolution.COPY, Resolution.SKIP)
+                clash = (
+                    "a prompt with this name exists"
+                    if target
+                    else f"{len(namesakes)} prompts with this name exist"
+                )
+                self.items.append(
+                    PlanItem(
+                        "prompt",
+                        prompt.name,
+                        prompt.id,
+                        Resolution.COPY,
+                        choices,
+                        clash,
+                        target,
+                    )
+                )
+                continue
+            self.items.append(PlanItem("prompt", prompt.name, prompt.id, Resolution.ADD))
+        prompt_index = {p.prompt.id: i for i, p in enumerate(package.prompts)}
+        for test_set in package.test_sets:
+            parent = prompt_index.get(test_set.prompt_id or "")
+            existing_ts = library.test_sets.get(test_set.id)
+            if existing_ts is not None and _same_test_set(existing_ts, test_set):
+                resolution, clash = Resolution.UNCHANGED, ""
+            elif existing_ts is not None:
+                resolution, clash = Resolution.COPY, "its id is taken; added under a new id"
+            else:
+                resolution, clash = Resolution.ADD, ""
+            item = PlanItem("test set", test_set.name, test_set.id, resolution, (), clash)
+            item.parent = parent
+            self.items.append(item)
+        for soft, _ in package.soft_prompts:
+            parent = prompt_index.get(soft.prompt_id or "")
+            existing_sp = library.soft_prompts.get(soft.id)
+            if existing_sp is not None and existing_sp == soft:
+                resolution, clash = Resolution.UNCHANGED, ""
+            elif existing_sp is not None:
+                resolution, clash = Resolution.COPY, "its id is taken; added under a new id"
+            else:
+                resolution, clash = Resolution.ADD, ""
+            item = PlanItem("soft prompt", soft.name, soft.id, resolution, (), clash)
+            item.parent = parent
+            self.items.append(item)
+
+    # -- choosing --------------------------------------------------------------
+
+    @property
+    def notes(self) -> list[str]:
+        return self.package.notes
+
+    def clashes(self) -> list[int]:
+        return [i for i, item in enumerate(self.items) if item.choices]
+
+    def resolve(self, index: int, resolution: Resolution) -> None:
+        item = self.items[index]
+        if resolution not in item.choices:
+            raise ValueError(f"{item.name!r} cannot be resolved as {resolution}")
+        item.resolution = resolution
+
+    def resolve_all(self, resolution: Resolution) -> None:
+        """One policy for every clash (where it applies; `replace` falls back to `copy`
+        for a name shared by several prompts)."""
+        for index in self.clashes():
+            choices = self.items[index].choices
+            self.items[index].resolution = resolution if resolution in choices else Resolution.COPY
+
+    def effective(self, index: int) -> Resolution:
+        """An item's resolution after its prompt's: a skipped prompt skips its test sets
+        and soft prompts; a prompt added as a copy takes copies of them along."""
+        item = self.items[index]
+        if item.parent is not None:
+            parent = self.items[item.parent].resolution
+            if parent in (Resolution.SKIP, Resolution.COPY):
+                return parent
+        return item.resolution
+
+    def preview(self) -> list[str]:
+        lines = []
+        for i, item in enumerate(self.items):
+            resolution = self.effective(i)
+            what = (
+                item.describe()
+                if resolution is item.resolution
+                else f"{resolution} (as its prompt)"
+            )
+            clash = f" — {item.clash}" if item.clash else ""
+            lines.append(f"{item.kind:<11} {item.name}: {what}{clash}")
+        return lines
+
+    # -- applying --------------------------------------------------------------
+
+    def apply(self) -> ImportResult:
+        """Write everything the plan says, in one transaction: on any error the library
+        is left as it was and the error propagates."""
+        library = self.library
+        result = ImportResult()
+        prompt_ids: dict[str, str] = {}  # imported id -> id in the library
+        taken = {s.name.casefold() for s in library.search()}
+        with library.transaction():
+            for i, imported in enumerate(self.package.prompts):
+                item = self.items[i]
+                prompt = imported.prompt
+                match self.effective(i):
+                    case Resolution.UNCHANGED:
+                        prompt_ids[prompt.id] = prompt.id
+                        result.unchanged.append(prompt.name)
+                    case Resolution.SKIP:
+                        result.skipped.append(prompt.name)
+                    case Resolution.ADD:
+                        library.add_prompt_verbatim(prompt, imported.history)
+                        taken.add(prompt.name.casefold())
+                        prompt_ids[prompt.id] = prompt.id
+                        result.added.append(prompt.name)
+                    case Resolution.COPY:
+                        copy_id = new_id()
+                        name = _free_name(prompt.name, taken)
+                        taken.add(name.casefold())
+                        history = [h.model_copy(update={"id": copy_id}) for h in imported.history]
+                        copy = prompt.model_copy(update={"id": copy_id, "name": name})
+                        library.add_prompt_verbatim(copy, history)
+                        prompt_ids[prompt.id] = copy_id
+                        result.added.append(name)
+                    case Resolution.REPLACE:
+                        assert item.target_id is not None
+                        existing = library.get_prompt(item.target_id)
+                        update = prompt.model_copy(
+                            update={"id": existing.id, "version": existing.version}
+                        )
+                        library.save_prompt(Prompt.model_validate(update.model_dump()))
+                        prompt_ids[prompt.id] = existing.id
+                        result.replaced.append(existing.name)
+            offset = len(self.package.prompts)
+            for j, test_set in enumerate(self.package.test_sets):
+                resolution = self.effective(offset + j)
+                if resolution is Resolution.SKIP:
+                    result.skipped.append(test_set.name)
+                    continue
+                if resolution is Resolution.UNCHANGED:
+                    result.unchanged.append(test_set.name)
+                    continue
+                linked = _relink(test_set, prompt_ids, resolution)
+                library.add_test_set_verbatim(linked)
+                result.added.append(linked.name)
+            offset += len(self.package.test_sets)
+            for k, (soft, tensor) in enumerate(self.package.soft_prompts):
+                resolution = self.effective(offset + k)
+                if resolution is Resolution.SKIP:
+                    result.skipped.append(soft.name)
+                    continue
+                if resolution is Resolution.UNCHANGED:
+                    result.unchanged.append(soft.name)
+                    continue
+                linked_sp = _relink(soft, prompt_ids, resolution)
+                if linked_sp.id in library.soft_prompts:
+                    raise LibraryError(f"a soft prompt with id {linked_sp.id!r} exists already")
+                library.save_soft_prompt(linked_sp, tensor)
+                result.added.append(linked_sp.name)
+        result.prompt_ids = [
+            prompt_ids[p.prompt.id] for p in self.package.prompts if p.prompt.id in prompt_ids
+        ]
+        return result
+
+
+def _free_name(name: str, taken: set[str]) -> str:
+    if name.casefold() not in taken:
+        return name
+    n = 2
+    while f"{name} ({n})".casefold() in taken:
+        n += 1
+    return f"{name} ({n})"
+
+
+def _same_test_set(a: TestSet, b: TestSet) -> bool:
+    skip = {"updated", "created"}
+    return a.model_dump(exclude=skip) == b.model_dump(exclude=skip)
+
+
+_D = TypeVar("_D", TestSet, SoftPrompt)
+
+
+def _relink(doc: _D, prompt_ids: dict[str, str], resolution: Resolution) -> _D:
+    """Point a test set or soft prompt at its prompt's id in the library (a new id when it
+    is added as a copy)."""
+    update: dict[str, object] = {}
+    if doc.prompt_id is not None and doc.prompt_id in prompt_ids:
+        update["prompt_id"] = prompt_ids[doc.prompt_id]
+    if resolution is Resolution.COPY:
+        fresh = new_id()
+        update["id"] = fresh
+        if isinstance(doc, SoftPrompt):
+            update["tensor_file"] = f"{fresh}.safetensors"
+    return doc.model_copy(update=update)
+
+
+def plan_import(
+    library: Library, package: Package, source: str, on_clash: Resolution = Resolution.COPY
+) -> ImportPlan:
+    plan = ImportPlan(library, package, source)
+    plan.resolve_all(on_clash)
+    return plan
