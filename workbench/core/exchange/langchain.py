@@ -89,10 +89,13 @@ def from_fstring(template: str) -> tuple[str, list[str]]:
     LangChain would accept (positional fields, attribute access, format specs)."""
     out: list[str] = []
     names: list[str] = []
+    literal_run = ""  # "{{" splits a literal into pieces: join them before escaping
     for literal, field_name, spec, conversion in string.Formatter().parse(template):
-        out.append(_jinja_literal(literal))
+        literal_run += literal
         if field_name is None:
             continue
+        out.append(_jinja_literal(literal_run))
+        literal_run = ""
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", field_name):
             raise ValueError(f"unsupported placeholder {{{field_name}}}")
         if spec or conversion:
@@ -100,6 +103,7 @@ def from_fstring(template: str) -> tuple[str, list[str]]:
         out.append("{{ " + field_name + " }}")
         if field_name not in names:
             names.append(field_name)
+    out.append(_jinja_literal(literal_run))
     return "".join(out), names
 
 

@@ -53,11 +53,12 @@ def _line(system: str, user: str, assistant: str) -> bytes:
     return (json.dumps({"messages": messages}, ensure_ascii=False) + "\n").encode()
 
 
-def _render(prompt: Prompt, source: str, values: dict[str, str]) -> tuple[str, str]:
+def _render(prompt: Prompt, source: str, values: dict[str, str], field: str) -> str:
+    """The system message or user template filled with one example's or row's values."""
     merged = resolve_values(prompt, values)
+    text = prompt.system if field == "system" else prompt.user_template
     try:
-        system = render_template(prompt.system, merged, "system")
-        return system, render_template(prompt.user_template, merged, "user_template")
+        return render_template(text, merged, field)
     except TemplateError as exc:
         raise ExportFailed(f"prompt {prompt.name!r}, {source}: {exc}") from None
 
@@ -66,7 +67,7 @@ def export_bytes(items: ExportSet) -> dict[str, bytes]:
     lines: list[bytes] = []
     for prompt in items.prompts:
         for i, example in enumerate(prompt.few_shot.examples):
-            system, _ = _render(prompt, f"few-shot example {i + 1}", dict(example.vars))
+            system = _render(prompt, f"few-shot example {i + 1}", dict(example.vars), "system")
             try:
                 user = example_user_text(prompt, i)
             except TemplateError as exc:
@@ -74,7 +75,9 @@ def export_bytes(items: ExportSet) -> dict[str, bytes]:
             lines.append(_line(system, user, example.output))
         for test_set in items.test_sets_of(prompt.id):
             for n, row in enumerate(test_set.rows, start=1):
-                system, user = _render(prompt, f"test set {test_set.name!r} row {n}", row.vars)
+                where = f"test set {test_set.name!r} row {n}"
+                system = _render(prompt, where, row.vars, "system")
+                user = _render(prompt, where, row.vars, "user_template")
                 lines.append(_line(system, user, row.expected))
     return {"conversations.jsonl": b"".join(lines)}
 

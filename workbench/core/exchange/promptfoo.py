@@ -12,7 +12,8 @@ Mapping (one config per prompt):
 
 Import reads `prompts` (strings, `{raw, label, id}` objects) and `tests` (inline). Each
 prompt gets the tests as a test set. The expected output is the value of the first
-`equals`, `contains`, `icontains`, `starts-with` or `regex` assertion. promptfoo templates
+`equals`, `contains`, `icontains` or `starts-with` assertion
+(a regex or a model-graded assertion is not an expected output). promptfoo templates
 are Nunjucks; their `{{ var }}` substitutions are the same in our Jinja.
 """
 
@@ -51,10 +52,10 @@ EXPORT_LOSSES: tuple[str, ...] = (
 )
 IMPORT_LOSSES: tuple[str, ...] = (
     "providers, defaultTest, transforms and scenarios",
-    "assertions other than the first equals/contains/icontains/starts-with/regex of a test",
+    "assertions other than the first equals/contains/icontains/starts-with of a test",
 )
 
-_EXPECTED_TYPES = ("equals", "contains", "icontains", "starts-with", "regex")
+_EXPECTED_TYPES = ("equals", "contains", "icontains", "starts-with")
 
 
 class _Dumper(yaml.SafeDumper):
@@ -222,7 +223,8 @@ def parse(data: bytes, source: str) -> Package:
         if found is None:
             continue
         raw, label = found
-        name = label or (description if len(prompts) == 1 and description else f"prompt {i + 1}")
+        base = description or "promptfoo prompt"
+        name = label or (base if len(prompts) == 1 else f"{base} #{i + 1}")
         parsed.append((name, _chat(raw, f"prompts[{i}]", problems)))
     tests = _tests(config.get("tests"), problems)
     problems.check()
