@@ -136,6 +136,54 @@ def cmd_library_seed(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_library_export(args: argparse.Namespace) -> int:
+    from workbench.core import exchange
+
+    library = _library(args)
+    fmt = args.format or exchange.guess_format(Path(args.out))
+    ids = [library.find_prompt(ref).id for ref in args.prompts] if args.prompts else None
+    report = exchange.export(library, fmt, Path(args.out), ids)
+    for path in report.paths:
+        print(f"wrote {path}")
+    if report.losses and not exchange.format_module(fmt).LOSSLESS:
+        print(f"{exchange.format_module(fmt).LABEL} does not carry:", file=sys.stderr)
+        for loss in report.losses:
+            print(f"  - {loss}", file=sys.stderr)
+    return 0
+
+
+def cmd_library_import(args: argparse.Namespace) -> int:
+    from workbench.core import exchange
+
+    library = _library(args)
+    plan = exchange.plan_file(
+        library, Path(args.file), args.format, exchange.Resolution(args.on_clash)
+    )
+    for line in plan.preview():
+        print(line)
+    for note in plan.notes:
+        print(f"not imported: {note}", file=sys.stderr)
+    if args.dry_run:
+        print("(dry run: nothing written)")
+        return 0
+    result = plan.apply()
+    print(f"imported into {library.root}: {result.summary()}")
+    return 0
+
+
+def cmd_library_schema(args: argparse.Namespace) -> int:
+    from workbench.core.exchange.bundle import bundle_schema
+    from workbench.core.fsutil import atomic_write_bytes
+
+    text = json.dumps(bundle_schema(), indent=2, sort_keys=True) + "\n"
+    if args.out:
+        atomic_write_bytes(Path(args.out), text.encode())
+        print(f"wrote {args.out}")
+    else:
+        print(text, end="")
+    return 0
+
+
 # -- models and generation -----------------------------------------------------
 
 
@@ -1020,7 +1068,9 @@ def build_parser() -> argparse.ArgumentParser:
     snear.add_argument("-k", type=int, default=5)
     snear.set_defaults(func=cmd_soft_nearest)
 
-    library = sub.add_parser("library", help="list, show, seed the prompt library")
+    library = sub.add_parser(
+        "library", help="list, show, seed, import and export the prompt library"
+    )
     lsub = library.add_subparsers(dest="library_command", metavar="ACTION", required=True)
     lst = lsub.add_parser("list", help="list prompts")
     lst.add_argument("--search", help="words to look for in names, templates, tags")
@@ -1038,6 +1088,33 @@ def build_parser() -> argparse.ArgumentParser:
     hist.set_defaults(func=cmd_library_history)
     seed = lsub.add_parser("seed", help="add the sample library")
     seed.set_defaults(func=cmd_library_seed)
+    formats = ["bundle", "promptfoo", "prompty", "openai-jsonl", "langchain", "markdown"]
+    exp = lsub.add_parser(
+        "export",
+        help="export prompts (all, or those named) as a bundle, promptfoo, Prompty, "
+        "OpenAI JSONL, LangChain or Markdown",
+    )
+    exp.add_argument("prompts", metavar="NAME", nargs="*", help="prompts to export (default: all)")
+    exp.add_argument("--format", choices=formats, help="default: from the --out extension")
+    exp.add_argument(
+        "--out", required=True, metavar="PATH", help="file, or folder for one file per prompt"
+    )
+    exp.set_defaults(func=cmd_library_export)
+    imp = lsub.add_parser("import", help="import a file or folder; shows what it will do")
+    imp.add_argument("file", metavar="PATH")
+    imp.add_argument("--format", choices=formats[:-1], help="default: from the file extension")
+    imp.add_argument(
+        "--on-clash",
+        choices=["copy", "replace", "skip"],
+        default="copy",
+        help="a prompt whose id or name is taken: add a copy (default), make it a new "
+        "version of the existing prompt, or skip it",
+    )
+    imp.add_argument("--dry-run", action="store_true", help="show the plan, write nothing")
+    imp.set_defaults(func=cmd_library_import)
+    schema = lsub.add_parser("schema", help="print the JSON Schema of the bundle format")
+    schema.add_argument("--out", metavar="FILE")
+    schema.set_defaults(func=cmd_library_schema)
     return parser
 
 

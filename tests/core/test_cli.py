@@ -102,3 +102,55 @@ def test_library_seed_list_show_history(
     assert "v2" in capsys.readouterr().out
     assert main([*lib, "library", "history", name, "--diff", "1"]) == 0
     assert '+  "description": "edited"' in capsys.readouterr().out
+
+
+def test_library_export_and_import(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = ["--library", str(tmp_path / "a")]
+    target = ["--library", str(tmp_path / "b")]
+    assert main([*source, "library", "seed"]) == 0
+    bundle = tmp_path / "all.zip"
+    assert main([*source, "library", "export", "--out", str(bundle)]) == 0
+    assert f"wrote {bundle}" in capsys.readouterr().out
+
+    assert main([*target, "library", "import", str(bundle), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "Review sentiment: add" in out and "nothing written" in out
+    assert not (tmp_path / "b" / "prompts").exists() or not any(
+        (tmp_path / "b" / "prompts").iterdir()
+    )
+    assert main([*target, "library", "import", str(bundle)]) == 0
+    assert "8 added" in capsys.readouterr().out
+    assert main([*target, "library", "import", str(bundle)]) == 0
+    assert "8 unchanged" in capsys.readouterr().out
+
+    pf = tmp_path / "sentiment.yaml"
+    assert main([*source, "library", "export", "Review sentiment", "--out", str(pf)]) == 0
+    err = capsys.readouterr().err
+    assert "does not carry" in err and "history" in err
+    assert main([*target, "library", "import", str(pf), "--on-clash", "skip"]) == 0
+    assert "Review sentiment: skip" in capsys.readouterr().out
+
+
+def test_library_import_errors_are_clean(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lib = ["--library", str(tmp_path / "lib")]
+    bad = tmp_path / "bad.prompty"
+    bad.write_text("---\nname: [unclosed\n---\nuser:\nhi\n")
+    assert main([*lib, "library", "import", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "error: cannot import" in err and "bad.prompty:2" in err and "Traceback" not in err
+    odd = tmp_path / "notes.txt"
+    odd.write_text("hello")
+    assert main([*lib, "library", "import", str(odd)]) == 2
+    assert "--format" in capsys.readouterr().err
+    assert main([*lib, "library", "export", "--out", str(tmp_path / "x.zip")]) == 2
+    assert "nothing to export" in capsys.readouterr().err
+
+
+def test_library_schema_matches_the_published_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["library", "schema"]) == 0
+    published = Path(__file__).resolve().parents[2] / "docs" / "schema" / "bundle.schema.json"
+    assert capsys.readouterr().out == published.read_text()

@@ -269,16 +269,22 @@ def test_reimport_is_unchanged_and_clashes_resolve_as_chosen(
     )
 
 
-def test_a_formats_without_ids_reimport_replaces_by_name(library: Library, tmp_path: Path) -> None:
+def test_formats_without_ids_reimport_by_name(library: Library, tmp_path: Path) -> None:
     plan = plan_file(library, FIXTURES / "basic.prompty")
     plan.apply()
     (summary,) = library.search()
+    same = plan_file(library, FIXTURES / "basic.prompty")
+    assert [i.resolution for i in same.items] == [Resolution.UNCHANGED]
+    edited = library.get_prompt(summary.id).model_copy(update={"user_template": "edited"})
+    library.save_prompt(edited)
     again = plan_file(library, FIXTURES / "basic.prompty")
     (item,) = again.items
     assert item.clash == "a prompt with this name exists" and item.target_id == summary.id
     again.resolve(0, Resolution.REPLACE)
     result = again.apply()
     assert result.replaced == ["Basic Prompt"] and len(library.search()) == 1
+    assert library.get_prompt(summary.id).user_template == "{{question}}"
+    assert library.version(summary.id, 2).user_template == "edited"
     with pytest.raises(ValueError):
         again.resolve(0, Resolution.ADD)
 

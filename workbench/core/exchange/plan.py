@@ -3,7 +3,8 @@ is resolved — shown to the user before anything is written, then applied in on
 library transaction (all or nothing).
 
 Rules:
-- a prompt whose id is in the library with the same content is *unchanged*;
+- a prompt whose id — or, for formats without ids, whose name — is in the library with
+  the same content is *unchanged*;
 - a prompt whose id or name is taken is a *clash*, resolved as
   - `copy`: added under a new id and a free name ("Name (2)"), the default;
   - `replace`: becomes a new version of the existing prompt (the old content stays in its
@@ -110,6 +111,13 @@ class ImportPlan:
                 )
                 continue
             namesakes = by_name.get(prompt.name.casefold(), [])
+            if len(namesakes) == 1:
+                existing = library.get_prompt(namesakes[0])
+                if existing.model_copy(update={"id": prompt.id}).content_equal(prompt):
+                    item = PlanItem("prompt", prompt.name, prompt.id, Resolution.UNCHANGED)
+                    item.target_id = existing.id
+                    self.items.append(item)
+                    continue
             if namesakes:
                 target = namesakes[0] if len(namesakes) == 1 else None
                 choices = CLASH_POLICIES if target else (Resolution.COPY, Resolution.SKIP)
@@ -217,7 +225,7 @@ class ImportPlan:
                 prompt = imported.prompt
                 match self.effective(i):
                     case Resolution.UNCHANGED:
-                        prompt_ids[prompt.id] = prompt.id
+                        prompt_ids[prompt.id] = item.target_id or prompt.id
                         result.unchanged.append(prompt.name)
                     case Resolution.SKIP:
                         result.skipped.append(prompt.name)
