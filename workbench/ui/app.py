@@ -18,6 +18,7 @@ from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
     QDockWidget,
+    QFileDialog,
     QMainWindow,
     QMessageBox,
     QTabWidget,
@@ -118,10 +119,17 @@ class MainWindow(QMainWindow):
         new.triggered.connect(lambda: self.library_panel.new_prompt())
         seed = QAction("Load the sample library", self)
         seed.triggered.connect(self.load_sample_library)
+        self.import_action = QAction("Import…", self, shortcut=QKeySequence("Ctrl+I"))
+        self.import_action.triggered.connect(lambda: self.import_file())
+        self.export_action = QAction("Export…", self, shortcut=QKeySequence("Ctrl+E"))
+        self.export_action.triggered.connect(self.show_export)
         quit_action = QAction("Quit", self, shortcut=QKeySequence.StandardKey.Quit)
         quit_action.triggered.connect(self.close)
         for action in (new, self.save_action, seed):
             file_menu.addAction(action)
+        file_menu.addSeparator()
+        file_menu.addAction(self.import_action)
+        file_menu.addAction(self.export_action)
         file_menu.addSeparator()
         file_menu.addAction(quit_action)
 
@@ -292,6 +300,67 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(
             f"Added {len(added)} sample item(s)" if added else "The samples are already here"
         )
+
+    # -- import and export -------------------------------------------------------------
+
+    def import_file(self, path: Path | None = None, format_name: str | None = None) -> None:
+        """Read a file (or folder), show its import plan; nothing is written before the
+        user presses Import in the preview."""
+        from workbench.core import exchange
+        from workbench.ui.exchange import ImportPreviewDialog, file_filter
+
+        if path is None:
+            chosen, _ = QFileDialog.getOpenFileName(self, "Import", "", file_filter(True))
+            if not chosen:
+                return
+            path = Path(chosen)
+        self.autosave()
+        try:
+            name = format_name or exchange.guess_format(path)
+            plan = exchange.plan_file(self.library, path, name)
+        except exchange.ImportFailed as exc:
+            self._show_import_problems(path, [str(p) for p in exc.problems])
+            return
+        except (ValueError, OSError) as exc:
+            self._show_import_problems(path, [str(exc)])
+            return
+        self.import_dialog = ImportPreviewDialog(plan, name, self)
+        self.import_dialog.imported.connect(self._imported)
+        self.import_dialog.open()
+
+    def _show_import_problems(self, path: Path, problems: list[str]) -> None:
+        box = QMessageBox(self)
+        box.setObjectName("importProblems")
+        box.setIcon(QMessageBox.Icon.Warning)
+        box.setWindowTitle("Cannot import")
+        shown = "\n".join(f"• {p}" for p in problems[:8])
+        more = f"\n… and {len(problems) - 8} more (see details)" if len(problems) > 8 else ""
+        box.setText(f"{path.name} cannot be imported; nothing was added.\n\n{shown}{more}")
+        box.setDetailedText("\n".join(problems))
+        self.import_problems_box = box
+        box.open()
+
+    def _imported(self, result: Any) -> None:
+        current = self.working.id if self.working is not None else None
+        self.library_panel.refresh(select=result.prompt_ids[0] if result.prompt_ids else None)
+        if current is not None and current in result.prompt_ids:
+            self._reload_current(current)
+        self.statusBar().showMessage(f"Imported: {result.summary()}")
+
+    def show_export(self) -> None:
+        from workbench.ui.exchange import ExportDialog
+
+        self.autosave()
+        current = self.working.id if self.working is not None else None
+        self.export_dialog = ExportDialog(self.library, current, self)
+        self.export_dialog.exported.connect(
+            lambda report: self.statusBar().showMessage(
+                "Exported to "
+                + ", ".join(str(p) for p in report.paths[:3])
+                + (f" and {len(report.paths) - 3} more" if len(report.paths) > 3 else "")
+            )
+        )
+        self.export_dialog.open()
 
     # -- window state -------------------------------------------------------------------
 
