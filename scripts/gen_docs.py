@@ -454,12 +454,56 @@ def render_format_doc() -> str:
         lines += list(field_rows(name, schema, defs, used))
         lines.append("")
     lines += migration_section(models)
+    lines += bundle_section()
     stale = sorted(set(NOTES) - used)
     if stale:
         raise SystemExit(
             "gen_docs: NOTES name fields the models no longer have: " + ", ".join(stale)
         )
     return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def bundle_section() -> list[str]:
+    """The exchange bundle: a zip of library documents (workbench.core.exchange.bundle)."""
+    from workbench.core.exchange import bundle
+
+    return [
+        "## Exchange bundle",
+        "",
+        f"File → Export… and `workbench library export --format bundle` write a zip "
+        f"archive, format `{bundle.FORMAT_ID}` version {bundle.FORMAT_VERSION}, that holds "
+        "library documents byte for byte (exported, imported into an empty library and "
+        "exported again, it is the same file):",
+        "",
+        *[f"    {line}" for line in _bundle_layout(bundle.__doc__ or "")],
+        "",
+        "Its JSON Schema (the manifest and each document kind, and which zip entry follows "
+        "which) is [schema/bundle.schema.json](schema/bundle.schema.json); "
+        "`workbench library schema` prints it. Import refuses entries outside this layout, "
+        f"links, more than {bundle.MAX_ENTRIES} entries, more than "
+        f"{bundle.MAX_TOTAL_BYTES >> 20} MiB uncompressed or a compression ratio above "
+        f"{bundle.MAX_RATIO}:1, and any file whose SHA-256 differs from the manifest.",
+        "",
+    ]
+
+
+def _bundle_layout(docstring: str) -> list[str]:
+    """The indented layout block of the bundle module's docstring."""
+    lines = docstring.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip().startswith("manifest.json"))
+    block = []
+    for line in lines[start:]:
+        if not line.strip():
+            break
+        block.append(line.strip())
+    return block
+
+
+def render_bundle_schema() -> str:
+    from workbench.core.exchange.bundle import bundle_schema
+
+    # the same text as `workbench library schema`
+    return json.dumps(bundle_schema(), indent=2, sort_keys=True) + "\n"
 
 
 def render_schema(kind: str, model: Any) -> str:
@@ -472,6 +516,7 @@ def render_all() -> dict[Path, str]:
     files = {FORMAT_DOC: render_format_doc()}
     for kind, model in document_models().items():
         files[SCHEMA_DIR / f"{kind}.schema.json"] = render_schema(kind, model)
+    files[SCHEMA_DIR / "bundle.schema.json"] = render_bundle_schema()
     return files
 
 

@@ -5,7 +5,8 @@
 Opens a library (a fresh copy of the samples, or LIBRARY, e.g. one where `workbench tune`
 graduated the sentiment prompt), selects the sentiment prompt, runs it on the embedded
 model with token probabilities, and grabs the whole screen; then the few-shot, chain,
-and — when the library has them — the evaluation and graduation tabs.
+the import preview of a colleague's bundle, and — when the library has them — the
+evaluation and graduation tabs.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
+from workbench.core import exchange
 from workbench.core.library import Library, seed_library
 from workbench.core.resources import resource_path
 from workbench.ui.app import MainWindow, create_application
@@ -76,6 +78,20 @@ def main(out_dir: Path, library_dir: Path | None) -> int:
 
     def chain_shot() -> None:
         shoot("chain-of-thought")
+        # a colleague's bundle: the same samples, with the sentiment prompt edited
+        other = Library(Path(tmp.name) / "colleague")
+        seed_library(other, resource_path("sample_library"))
+        theirs = other.get_prompt(prompt.id)
+        other.save_prompt(theirs.model_copy(update={"description": "Tuned by a colleague."}))
+        shared = Path(tmp.name) / "shared.zip"
+        exchange.export(other, "bundle", shared)
+        window.import_file(shared)
+        window.import_dialog.move(260, 160)
+        QTimer.singleShot(500, import_shot)
+
+    def import_shot() -> None:
+        shoot("import-preview")
+        window.import_dialog.reject()
         window.library_panel.select(prompt.id)
         if library.eval_runs_for(prompt.id):
             window.tabs.setCurrentWidget(window.evaluate)

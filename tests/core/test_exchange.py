@@ -71,14 +71,6 @@ def test_bundle_carries_a_manifest_and_its_json_schema(library: Library, tmp_pat
     assert sum(n.startswith("history/") for n in names) == 2
 
 
-def test_published_bundle_schema_is_in_sync() -> None:
-    published = Path(__file__).resolve().parents[2] / "docs" / "schema" / "bundle.schema.json"
-    expected = json.dumps(bundle.bundle_schema(), indent=2, sort_keys=True) + "\n"
-    assert published.read_text() == expected, (
-        "docs/schema/bundle.schema.json is stale: run `workbench library schema`"
-    )
-
-
 def test_selection_exports_a_prompt_with_its_test_sets_and_soft_prompts(
     library: Library, tmp_path: Path
 ) -> None:
