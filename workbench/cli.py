@@ -441,8 +441,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
 # -- evaluation ----------------------------------------------------------------
 
 
-def _parse_variant(text: str):  # -> VariantSpec
-    """NAME[:key=value,...] with keys prompt, version, model, backend, few_shot, cot."""
+def _parse_variant(text: str):  # -> (VariantSpec, soft prompt name or id | None)
+    """NAME[:key=value,...] with keys prompt, version, model, backend, few_shot, cot, soft
+    (a soft prompt's name or id, resolved against the library later)."""
     from workbench.core.models import VariantSpec, validate_as
 
     name, _, rest = text.partition(":")
@@ -454,13 +455,15 @@ def _parse_variant(text: str):  # -> VariantSpec
         "backend": "backend",
         "few_shot": "few_shot_count",
         "cot": "cot_mode",
+        "soft": "soft",
     }
     for item in filter(None, (p.strip() for p in rest.split(","))):
         key, sep, value = item.partition("=")
         if not sep or key not in keys:
             raise CliError(f"--variant {text!r}: expected key=value with keys {', '.join(keys)}")
-        fields[keys[key]] = value
-    return validate_as(VariantSpec, fields, f"--variant {text!r}")
+        fields[keys[key]] = value.replace("-", "_") if key == "cot" else value
+    soft = fields.pop("soft", None)
+    return validate_as(VariantSpec, fields, f"--variant {text!r}"), soft
 
 
 def _load_test_set(args: argparse.Namespace, library, prompt):  # -> TestSet
@@ -523,7 +526,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     rows = rows_in_split(test_set, None if split == "all" else split)
     if args.limit:
         rows = rows[: args.limit]
-    specs = [_parse_variant(v) for v in args.variant] or [VariantSpec(name=prompt.name)]
+    parsed = [_parse_variant(v) for v in args.variant] or [(VariantSpec(name=prompt.name), None)]
     minimums = {"accuracy": args.min_accuracy} if args.min_accuracy is not None else {}
     for item in args.min:
         key, sep, value = item.partition("=")
@@ -532,7 +535,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         minimums[key] = float(value)
 
     variants = []
-    for spec in specs:
+    specs = []
+    for spec, soft_ref in parsed:
         base = prompt
         if spec.prompt_id is not None:
             if library is None:
@@ -542,7 +546,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
             if library is None:
                 raise CliError("variants with version= need the library")
             base = library.version(base.id, spec.prompt_version)
+        if soft_ref is not None:
+            if library is None:
+                raise CliError("variants with soft= need the library")
+            spec = spec.model_copy(update={"soft_prompt_id": _find_soft(library, soft_ref).id})
+        specs.append(spec)
         variants.append((spec, base))
+
+    def soft_prompt_for(soft_id: str):  # -> the soft prompt's tensor
+        from workbench.core.softprompt import load_soft_prompt_tensor
+
+        assert library is not None
+        return load_soft_prompt_tensor(
+            library.soft_prompt_tensor_path(library.soft_prompts[soft_id])
+        )
 
     catalog = ModelCatalog()
     settings = _settings(args)
@@ -572,6 +589,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             args.mode,
             cancel,
             split=None if split == "all" else split,
+            soft_prompt_for=soft_prompt_for,
         )
         for event in events:
             if isinstance(event, EvalFinished):
@@ -780,7 +798,19 @@ def cmd_tune(args: argparse.Namespace) -> int:
         return 1
     if finished is not None and finished.reason == "cancelled":
         return 130
+    if saved is None and finished is not None and finished.steps and _launcher_rank() > 0:
+        return 0  # under `accelerate launch`, the main process saves and compares
     return 0 if saved is not None else 1
+
+
+def _launcher_rank() -> int:
+    """This process's rank under `accelerate launch` / torchrun (0 when run directly)."""
+    import os
+
+    try:
+        return int(os.environ.get("RANK", "0"))
+    except ValueError:
+        return 0
 
 
 # -- soft prompts -------------------------------------------------------------------
@@ -975,7 +1005,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="SPEC",
-        help="NAME[:prompt=P,version=N,model=M,backend=B,few_shot=K,cot=MODE]; repeat to compare",
+        help="NAME[:prompt=P,version=N,model=M,backend=B,few_shot=K,cot=MODE,soft=S]; "
+        "repeat to compare",
     )
     ev.add_argument("--model", metavar="M")
     ev.add_argument("--backend", choices=["llama.cpp", "transformers", "openai"])

@@ -182,3 +182,49 @@ def test_cli_eval_table_thresholds_and_export(library_dir: Path, tmp_path: Path)
 
     bad = workbench("eval", "sentiment", "--variant", "x:colour=red", library=library_dir)
     assert bad.returncode == 2 and "expected key=value" in bad.stderr
+
+
+def test_cli_eval_compares_a_soft_prompt_variant(library_dir: Path) -> None:
+    """`soft=NAME` runs a variant with a soft prompt from the library; it pays its
+    virtual tokens in context. (`cot=zero-shot` is accepted as well as `zero_shot`.)"""
+    import numpy as np
+    from safetensors.numpy import save
+
+    from workbench.core.models import SoftPrompt
+
+    library = Library(library_dir)
+    prompt = library.save_prompt(SENTIMENT)
+    library.save_test_set(EASY.model_copy(update={"prompt_id": prompt.id}))
+    soft = SoftPrompt(
+        name="tiny soft",
+        prompt_id=prompt.id,
+        base_model="SmolLM2-135M-Instruct",
+        base_model_hash="0" * 64,
+        num_virtual_tokens=4,
+        hidden_size=576,
+        tensor_file="x.safetensors",
+    )
+    soft = soft.model_copy(update={"tensor_file": f"{soft.id}.safetensors"})
+    embeddings = np.random.default_rng(0).normal(0, 0.01, (4, 576)).astype(np.float32)
+    library.save_soft_prompt(soft, save({"prompt_embeddings": embeddings}))
+    result = workbench(
+        "eval",
+        "sentiment",
+        "--json",
+        "--no-save",
+        "--variant",
+        "plain",
+        "--variant",
+        "cot:cot=zero-shot",
+        "--variant",
+        "soft:soft=tiny soft",
+        library=library_dir,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [s["name"] for s in lines[-1]["summaries"]] == ["plain", "cot", "soft"]
+    cases = {c["variant"]: c for c in lines if c["event"] == "case" and c["row"] == 0}
+    assert cases["soft"]["context_tokens"] == cases["plain"]["context_tokens"] + 4
+    assert cases["cot"]["context_tokens"] > cases["plain"]["context_tokens"]
+    missing = workbench("eval", "sentiment", "--variant", "x:soft=nope", library=library_dir)
+    assert missing.returncode == 2 and "no single soft prompt 'nope'" in missing.stderr

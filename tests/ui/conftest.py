@@ -14,3 +14,13 @@ def _isolated_qsettings(qapp, tmp_path: Path) -> None:
     QCoreApplication.setApplicationName("prompt-workbench-tests")
     QSettings.setDefaultFormat(QSettings.Format.IniFormat)
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path))
+
+
+@pytest.fixture(autouse=True)
+def _collect_on_the_gui_thread():
+    """Windows of a finished test are freed here, on the GUI thread, not later in some
+    worker thread of another test (see workbench/ui/jobs.py)."""
+    yield
+    import gc
+
+    gc.collect()

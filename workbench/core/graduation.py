@@ -155,6 +155,7 @@ def graduate(
         cancel,
         pause,
         init_from=text,
+        accelerator=accelerator,
     ):
         if isinstance(event, TuningFinished):
             result = event.result

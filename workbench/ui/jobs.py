@@ -7,10 +7,18 @@ two threads call one model). A job is a callable returning an iterator of events
 handed to the GUI thread through queued Qt signals at most every `batch_interval_s`;
 the GUI thread never waits on the worker. Stop sets the job's `threading.Event`
 with a plain call — the core generator checks it at its own granularity.
+
+Garbage collection: Python's cyclic collector runs in whichever thread happens to
+allocate, so the worker could free Qt objects (dialogs, widgets in reference cycles)
+that belong to the GUI thread, and Qt crashes when that happens (seen as a segfault in
+the worker, in the middle of unrelated Python code). While a runner lives, automatic
+collection is off and the runner collects on the GUI thread from a timer: the young
+generation every second, everything when the worker is idle (as Anki does).
 """
 
 from __future__ import annotations
 
+import gc
 import itertools
 import queue
 import threading
@@ -20,7 +28,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 JobFunction = Callable[[threading.Event], Any]
 
@@ -58,6 +66,10 @@ class JobRunner(QObject):
 
     busy_changed = Signal(bool)
 
+    _live = 0  # runners alive: automatic garbage collection is off while any is
+    GC_INTERVAL_MS = 1000
+    FULL_GC_EVERY = 10  # ticks between full collections while the worker is idle
+
     def __init__(self, parent: QObject | None = None, batch_interval_s: float = 0.03) -> None:
         super().__init__(parent)
         self.batch_interval_s = batch_interval_s
@@ -72,6 +84,22 @@ class JobRunner(QObject):
         self._closed = False
         self._thread = threading.Thread(target=self._work, name="workbench-jobs", daemon=True)
         self._thread.start()
+        JobRunner._live += 1
+        gc.disable()
+        self._gc_ticks = 0
+        self._gc_timer = QTimer(self)
+        self._gc_timer.timeout.connect(self._collect_garbage)
+        self._gc_timer.start(self.GC_INTERVAL_MS)
+
+    def _collect_garbage(self) -> None:
+        """On the GUI thread: young objects every tick, everything now and then when idle
+        (a full collection of a big heap takes tens of milliseconds)."""
+        self._gc_ticks += 1
+        if self._gc_ticks >= self.FULL_GC_EVERY and not self.busy:
+            self._gc_ticks = 0
+            gc.collect()
+        else:
+            gc.collect(0)
 
     # -- GUI-thread API ---------------------------------------------------------
 
@@ -103,11 +131,19 @@ class JobRunner(QObject):
 
     def shutdown(self, timeout_s: float = 5.0) -> bool:
         """Stop every job and end the worker; True when it ended in time."""
+        already = self._closed
         self._closed = True
         self.stop_all()
         self._queue.put(None)
         self._thread.join(timeout_s)
-        return not self._thread.is_alive()
+        ended = not self._thread.is_alive()
+        if not already:
+            self._gc_timer.stop()
+            JobRunner._live -= 1
+            gc.collect()  # here, on the GUI thread
+            if JobRunner._live == 0 and ended:
+                gc.enable()
+        return ended
 
     # -- worker thread ----------------------------------------------------------
 
