@@ -22,6 +22,7 @@ from workbench.core.resources import resource_path
 
 TIMEOUT_S = 60.0  # a cold start of a bundle on a slow disk takes a few seconds
 POLL_MS = 10
+_ISOLATED_ENV = {"WORKBENCH_CONFIG_DIR": "config", "WORKBENCH_CACHE_DIR": "cache"}
 
 
 def seconds_since_process_start() -> float:
@@ -42,16 +43,23 @@ _IMPORTED_AT = time.perf_counter()
 
 def run_smoke_test() -> int:
     """Exit status 0 and one `smoke ok: ...` line on stdout, or 1 and the reason on stderr."""
+    saved = {name: os.environ.get(name) for name in _ISOLATED_ENV}
     with tempfile.TemporaryDirectory(prefix="workbench-smoke-") as tmp:
         root = Path(tmp)
         # keep the user's settings, config and cache untouched
-        os.environ["WORKBENCH_CONFIG_DIR"] = str(root / "config")
-        os.environ["WORKBENCH_CACHE_DIR"] = str(root / "cache")
+        for name, folder in _ISOLATED_ENV.items():
+            os.environ[name] = str(root / folder)
         try:
             return _run(root)
         except Exception as exc:  # any failure is the answer of a smoke test
             print(f"smoke FAILED: {type(exc).__name__}: {exc}", file=sys.stderr)
             return 1
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
 
 
 def _run(root: Path) -> int:
