@@ -7,11 +7,12 @@ TORCH  ?= 2.13.0
 # portable, faster llama.cpp build (see DESIGN.md); pip caches the built wheel
 LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF
 SMOLLM2 ?= 0.1.2
+PYINSTALLER ?= 6.22.3
 
 BIN   := $(VENV)/bin
 STAMP := $(VENV)/.workbench-installed
 
-.PHONY: run test lint bench setup clean screenshots
+.PHONY: run test lint bench setup clean screenshots package
 
 setup: $(STAMP)
 
@@ -43,6 +44,15 @@ bench: $(STAMP)
 
 screenshots: $(STAMP)
 	xvfb-run -a -s "-screen 0 1600x1000x24" $(BIN)/python scripts/screenshots.py docs/img
+
+# a one-folder app in dist/PromptWorkbench/ (packaging/workbench.spec), then its smoke check
+package: $(STAMP)
+	$(BIN)/python -c "import PyInstaller as p, sys; sys.exit(p.__version__ != '$(PYINSTALLER)')" 2>/dev/null || \
+		$(BIN)/pip install --disable-pip-version-check -q "pyinstaller==$(PYINSTALLER)"
+	$(BIN)/pyinstaller --noconfirm --distpath dist --workpath build/pyinstaller \
+		packaging/workbench.spec
+	QT_QPA_PLATFORM=offscreen dist/PromptWorkbench/PromptWorkbench gui --smoke-test
+	@du -sh dist/PromptWorkbench
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the app and its tests need, only when missing:
-# Qt's system libraries, a compiler and cmake for llama-cpp-python, Xvfb for screenshots.
+# Qt's system libraries, a compiler and cmake for llama-cpp-python, Xvfb for screenshots,
+# desktop-file-validate for the packaging tests (tiny; appstreamcli is used when present).
 set -euo pipefail
 pkgs=(build-essential cmake libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1
       libdbus-1-3 libglib2.0-0 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0
-      libxcb-xinerama0 libxcb-randr0 libxcb-render-util0 libxcb-image0 fonts-dejavu-core xvfb)
+      libxcb-xinerama0 libxcb-randr0 libxcb-render-util0 libxcb-image0 fonts-dejavu-core xvfb
+      desktop-file-utils)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -56,7 +56,10 @@ def _resolve_prompt(args: argparse.Namespace):  # -> Prompt
 def cmd_gui(args: argparse.Namespace) -> int:
     from workbench.ui.app import run_app
 
-    return run_app(library_dir=Path(args.library) if args.library else None)
+    return run_app(
+        library_dir=Path(args.library) if args.library else None,
+        smoke_test=getattr(args, "smoke_test", False),  # absent when `gui` is implied
+    )
 
 
 def cmd_render(args: argparse.Namespace) -> int:
@@ -923,6 +926,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     gui = sub.add_parser("gui", help="open the desktop app (the default)")
+    gui.add_argument(
+        "--smoke-test",
+        action="store_true",
+        help="open the window on a temporary copy of the sample library, check it, exit "
+        "(no model is loaded; for packaged builds)",
+    )
     gui.set_defaults(func=cmd_gui)
 
     render = sub.add_parser("render", help="print exactly what the model will see")

@@ -400,7 +400,11 @@ def create_application(argv: list[str] | None = None) -> QApplication:
     return app
 
 
-def run_app(library_dir: Path | None = None) -> int:
+def run_app(library_dir: Path | None = None, smoke_test: bool = False) -> int:
+    if smoke_test:  # a packaged build's self-check (see workbench/ui/smoke.py)
+        from workbench.ui.smoke import run_smoke_test
+
+        return run_smoke_test()
     app = create_application()
     try:
         library = Library(library_dir or default_library_dir())
