@@ -601,3 +601,20 @@ def test_imported_prompts_are_valid_library_prompts(library: Library) -> None:
     for summary in reread.search():
         prompt: Prompt = reread.get_prompt(summary.id)
         assert prompt.cot.mode is CoTMode.OFF
+
+
+def test_a_document_met_twice_in_one_import_is_imported_once(
+    library: Library, tmp_path: Path
+) -> None:
+    rich_library(library)
+    folder = tmp_path / "two copies"
+    folder.mkdir()
+    export(library, "bundle", folder / "a.zip")
+    (folder / "b.zip").write_bytes((folder / "a.zip").read_bytes())
+    target = Library(tmp_path / "target")
+    plan = plan_file(target, folder, "bundle")
+    repeated = [i for i in plan.items if "more than once" in i.clash]
+    assert len(repeated) == 4 and {i.resolution for i in repeated} == {Resolution.SKIP}
+    result = plan.apply()
+    assert sorted(result.added) == ["Capital", "Greeting", "capital soft", "capitals"]
+    assert len(Library(target.root).search()) == 2

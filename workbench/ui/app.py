@@ -321,7 +321,7 @@ class MainWindow(QMainWindow):
         except exchange.ImportFailed as exc:
             self._show_import_problems(path, [str(p) for p in exc.problems])
             return
-        except (ValueError, OSError) as exc:
+        except (ValueError, OSError, LibraryError) as exc:
             self._show_import_problems(path, [str(exc)])
             return
         self.import_dialog = ImportPreviewDialog(plan, name, self)

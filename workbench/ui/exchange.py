@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
 from workbench.core import exchange
 from workbench.core.exchange import ExportReport, ImportPlan, ImportResult, Resolution
 from workbench.core.exchange.plan import CLASH_POLICIES
-from workbench.core.library import Library
+from workbench.core.library import Library, LibraryError
 
 _Index = QModelIndex | QPersistentModelIndex
 
@@ -237,7 +237,7 @@ class ImportPreviewDialog(QDialog):
         stays open with the reason."""
         try:
             self.result = self.plan.apply()
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, LibraryError) as exc:
             self.error = str(exc)
             self.message.setText(f"Nothing was imported: {exc}")
             return
@@ -351,7 +351,7 @@ class ExportDialog(QDialog):
         the dialog stays open with the reason."""
         try:
             self.report = exchange.export(self.library, self.format_name, target, self.selection())
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, LibraryError) as exc:
             self.message.setText(f"Not exported: {exc}")
             self.message.setStyleSheet("color: #b00020")
             return None

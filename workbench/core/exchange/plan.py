@@ -89,8 +89,11 @@ class ImportPlan:
         by_name: dict[str, list[str]] = {}
         for summary in library.search():
             by_name.setdefault(summary.name.casefold(), []).append(summary.id)
+        seen: set[tuple[str, str]] = set()
         for imported in package.prompts:
             prompt = imported.prompt
+            if self._repeated("prompt", prompt.id, prompt.name, seen):
+                continue
             same_id = prompt.id in library.prompts
             if same_id and library.get_prompt(prompt.id).content_equal(prompt):
                 self.items.append(PlanItem("prompt", prompt.name, prompt.id, Resolution.UNCHANGED))
@@ -139,8 +142,12 @@ class ImportPlan:
                 )
                 continue
             self.items.append(PlanItem("prompt", prompt.name, prompt.id, Resolution.ADD))
-        prompt_index = {p.prompt.id: i for i, p in enumerate(package.prompts)}
+        prompt_index: dict[str, int] = {}
+        for i, imported in enumerate(package.prompts):
+            prompt_index.setdefault(imported.prompt.id, i)
         for test_set in package.test_sets:
+            if self._repeated("test set", test_set.id, test_set.name, seen):
+                continue
             parent = prompt_index.get(test_set.prompt_id or "")
             existing_ts = library.test_sets.get(test_set.id)
             if existing_ts is not None and _same_test_set(existing_ts, test_set):
@@ -153,6 +160,8 @@ class ImportPlan:
             item.parent = parent
             self.items.append(item)
         for soft, _ in package.soft_prompts:
+            if self._repeated("soft prompt", soft.id, soft.name, seen):
+                continue
             parent = prompt_index.get(soft.prompt_id or "")
             existing_sp = library.soft_prompts.get(soft.id)
             if existing_sp is not None and existing_sp == soft:
@@ -164,6 +173,15 @@ class ImportPlan:
             item = PlanItem("soft prompt", soft.name, soft.id, resolution, (), clash)
             item.parent = parent
             self.items.append(item)
+
+    def _repeated(self, kind: str, doc_id: str, name: str, seen: set[tuple[str, str]]) -> bool:
+        """A document met twice in one import (two files holding it) is imported once."""
+        if (kind, doc_id) in seen:
+            clash = "appears more than once in what is imported; imported once"
+            self.items.append(PlanItem(kind, name, doc_id, Resolution.SKIP, (), clash))
+            return True
+        seen.add((kind, doc_id))
+        return False
 
     # -- choosing --------------------------------------------------------------
 
