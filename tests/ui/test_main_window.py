@@ -307,3 +307,20 @@ def test_threads_setting_is_saved_for_the_cli_and_next_start(qtbot, library_dir)
     assert load_settings().threads == 1
     again = open_window(qtbot, library_dir)
     assert again.run_panel.threads.value() == 1
+
+
+def test_preview_says_why_a_token_count_is_unavailable(qtbot, library_dir) -> None:
+    """A server without a tokenizer endpoint: the preview still shows the messages."""
+    from workbench.core.backends.base import BackendError
+
+    window = open_window(qtbot, library_dir)
+    window.library_panel.new_prompt("Remote")
+    qtbot.keyClicks(window.editor.template, "Hello {{ name }}")
+
+    def no_tokenizer(text: str) -> int:
+        raise BackendError("the server has no /tokenize endpoint")
+
+    window.editor.set_model_hooks(lambda messages: "templated", no_tokenizer, "remote")
+    qtbot.waitUntil(lambda: "unavailable" in window.editor.token_count.text())
+    assert "no /tokenize endpoint" in window.editor.token_count.text()
+    assert "Hello {{ name }}" in window.editor.preview.toPlainText()

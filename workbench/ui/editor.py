@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from workbench.core.backends.base import BackendError
 from workbench.core.models import Message, Prompt
 from workbench.core.templates import TemplateError, prompt_variables, render_preview
 
@@ -302,17 +303,23 @@ class PromptEditor(QWidget):
             return
         chunks: list[str] = []
         tokens = 0
+        unavailable = ""
         for step in steps:
             header = f"=== step: {step.name} ===\n" if step.name else ""
-            if self.chat_template is not None:
-                text = self.chat_template(step.messages)
-                if self.count_tokens is not None:
-                    tokens += self.count_tokens(text)
-            else:
-                text = "\n".join(f"[{m.role}]\n{m.content}\n" for m in step.messages)
+            text = "\n".join(f"[{m.role}]\n{m.content}\n" for m in step.messages)
+            if self.chat_template is not None and not unavailable:
+                try:  # a server may have no tokenizer endpoint, or be unreachable
+                    templated = self.chat_template(step.messages)
+                    if self.count_tokens is not None:
+                        tokens += self.count_tokens(templated)
+                    text = templated
+                except BackendError as exc:
+                    unavailable = str(exc)
             chunks.append(header + text)
         self.preview.setPlainText("\n".join(chunks))
-        if self.count_tokens is not None and self.chat_template is not None:
+        if unavailable:
+            self.token_count.setText(f"token count unavailable: {unavailable}")
+        elif self.count_tokens is not None and self.chat_template is not None:
             per = " (all steps, earlier outputs as placeholders)" if len(steps) > 1 else ""
             self.token_count.setText(
                 f"{tokens} tokens with {self.model_label}'s chat template{per}"

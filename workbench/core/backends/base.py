@@ -306,7 +306,12 @@ class Backend(ABC):
             raise ContextOverflowError(
                 f"the prompt is {prompt_tokens} tokens but model {self.spec.name!r} "
                 f"has a context of {limit} tokens; shorten the prompt or few-shot examples"
-                + (" or raise the context size setting" if self.name == "llama.cpp" else "")
+                + (
+                    ' or raise the context size (`--n-ctx`, or "n_ctx" under "backend" in '
+                    "the config folder's settings.json)"
+                    if self.name == "llama.cpp"
+                    else ""
+                )
             )
 
     def score_continuations(
