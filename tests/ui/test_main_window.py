@@ -243,6 +243,29 @@ def test_adding_a_missing_model_shows_an_actionable_message(qtbot, library_dir, 
     assert "does not exist" in window.run_panel.model_status.text()
 
 
+def test_a_server_is_added_with_its_model_name_and_key_variable(qtbot, library_dir) -> None:
+    from workbench.ui.run import ServerDialog
+
+    window = open_window(qtbot, library_dir)
+    dialog = ServerDialog(window)
+    qtbot.addWidget(dialog)
+    dialog.url.setText("http://127.0.0.1:9/v1")  # nothing listens there
+    qtbot.keyClicks(dialog.remote_model, "llama-3-8b")
+    qtbot.keyClicks(dialog.api_key_env, "MY_KEY")
+    url, options = dialog.values()
+    assert options == {"remote_model": "llama-3-8b", "api_key_env": "MY_KEY"}
+    window.run_panel.add_model_location(url, **options)
+    added = [m for m in window.run_panel.catalog.user_models if m.source == "openai"]
+    assert [(m.url, m.remote_model, m.api_key_env) for m in added] == [
+        ("http://127.0.0.1:9/v1", "llama-3-8b", "MY_KEY")
+    ]
+    # the new model is picked and loaded at once; its key is missing, and it says so
+    assert window.run_panel.selected_model()[0].id == added[0].id
+    status = window.run_panel.model_status
+    qtbot.waitUntil(lambda: "Could not load the model" in status.text(), timeout=30_000)
+    assert "environment variable MY_KEY (the API key) is not set" in status.text()
+
+
 def test_window_layout_is_remembered(qtbot, library_dir) -> None:
     window = open_window(qtbot, library_dir)
     window.run_dock.hide()

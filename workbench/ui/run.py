@@ -17,13 +17,14 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDialog,
+    QDialogButtonBox,
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
-    QInputDialog,
     QLabel,
+    QLineEdit,
     QListView,
     QMenu,
     QPlainTextEdit,
@@ -304,9 +305,11 @@ class RunPanel(QWidget):
             for backend in backends_for(spec):
                 self.model_picker.addItem(f"{spec.name} — {backend}", (spec.id, backend))
         if select is not None:
-            index = self.model_picker.findData(select)
-            if index >= 0:
-                self.model_picker.setCurrentIndex(index)
+            # findData cannot match a Python tuple (it compares QVariants): look by hand
+            for index in range(self.model_picker.count()):
+                if tuple(self.model_picker.itemData(index)) == tuple(select):
+                    self.model_picker.setCurrentIndex(index)
+                    break
         self.model_picker.blockSignals(False)
 
     def selected_model(self) -> tuple[ModelSpec, str]:
@@ -374,14 +377,10 @@ class RunPanel(QWidget):
             self._add(path)
 
     def _add_server(self) -> None:
-        url, ok = QInputDialog.getText(
-            self,
-            "Add a server",
-            "Base URL of an OpenAI-compatible server:",
-            text="http://127.0.0.1:8000/v1",
-        )
-        if ok and url:
-            self._add(url)
+        dialog = ServerDialog(self)
+        if dialog.exec() == QDialog.DialogCode.Accepted:
+            url, options = dialog.values()
+            self._add(url, **options)
 
     def _threads_changed(self, value: int) -> None:
         import dataclasses
@@ -563,3 +562,35 @@ class RunPanel(QWidget):
         dialog = CompareDialog(runs[1], runs[0], self)  # older on the left
         dialog.show()
         return dialog
+
+
+class ServerDialog(QDialog):
+    """An OpenAI-compatible server: its base URL, and optionally which of its models to
+    use and the environment variable that holds its API key (the key itself is never
+    stored)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Add a server")
+        form = QFormLayout(self)
+        self.url = QLineEdit("http://127.0.0.1:8000/v1", objectName="serverUrl")
+        self.remote_model = QLineEdit(objectName="serverModel")
+        self.remote_model.setPlaceholderText("empty = the first model the server lists")
+        self.api_key_env = QLineEdit(objectName="serverKeyEnv")
+        self.api_key_env.setPlaceholderText("e.g. OPENAI_API_KEY; empty = no key")
+        form.addRow("Base URL", self.url)
+        form.addRow("Model on the server", self.remote_model)
+        form.addRow("API key variable", self.api_key_env)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        form.addRow(buttons)
+
+    def values(self) -> tuple[str, dict[str, str]]:
+        options = {
+            "remote_model": self.remote_model.text().strip(),
+            "api_key_env": self.api_key_env.text().strip(),
+        }
+        return self.url.text().strip(), {k: v for k, v in options.items() if v}
