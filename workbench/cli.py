@@ -856,28 +856,14 @@ def cmd_soft_export(args: argparse.Namespace) -> int:
 
 def cmd_soft_import(args: argparse.Namespace) -> int:
     from workbench.core.backends.registry import ModelCatalog
-    from workbench.core.models import SoftPrompt, new_id
-    from workbench.core.peft_io import import_peft_adapter
-    from workbench.core.softprompt import model_hash_for_spec, soft_prompt_bytes
+    from workbench.core.peft_io import import_adapter_into_library
 
     library = _library(args)
     prompt = library.find_prompt(args.prompt) if args.prompt else None
-    tensor, config = import_peft_adapter(Path(args.folder))
     spec = ModelCatalog().get(args.model)
-    soft_id = new_id()
-    soft = SoftPrompt(
-        id=soft_id,
-        name=args.name or f"{Path(args.folder).name} (PEFT adapter)",
-        prompt_id=prompt.id if prompt else None,
-        base_model=spec.id,
-        base_model_hash=model_hash_for_spec(spec),
-        num_virtual_tokens=int(tensor.shape[0]),
-        hidden_size=int(tensor.shape[1]),
-        init="text" if config.get("prompt_tuning_init") == "TEXT" else "random",
-        init_text=config.get("prompt_tuning_init_text"),
-        tensor_file=f"{soft_id}.safetensors",
+    soft = import_adapter_into_library(
+        library, Path(args.folder), spec, prompt.id if prompt else None, args.name
     )
-    library.save_soft_prompt(soft, soft_prompt_bytes(tensor))
     print(
         f"imported soft prompt {soft.id}: {soft.name} ({soft.num_virtual_tokens} tokens, "
         f"for {spec.name})"

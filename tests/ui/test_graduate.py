@@ -622,6 +622,27 @@ def test_a_full_tiny_run_compares_finds_nearest_tokens_and_exports(
     tensor = load_soft_prompt_tensor(Library(library_dir).soft_prompt_tensor_path(soft))
     assert config["num_virtual_tokens"] == 8
     np.testing.assert_array_equal(array, tensor)
+
+    # ... and a PEFT adapter comes back in as a soft prompt of this prompt
+    with qtbot.waitSignal(panel.adapter_imported, timeout=MODEL_TIMEOUT_MS) as imported:
+        panel.import_peft(out)
+    back = imported.args[0]
+    assert back.prompt_id == prompt.id and back.num_virtual_tokens == 8
+    assert panel.selected_soft_prompt().id == back.id
+    stored = Library(library_dir)
+    assert {s.id for s in stored.soft_prompts_for(prompt.id)} == {soft.id, back.id}
+    np.testing.assert_array_equal(
+        load_soft_prompt_tensor(stored.soft_prompt_tensor_path(back)), tensor
+    )
+    assert "Imported" in text_of(panel, "gradMessage")
+    pickled = tmp_path / "pickled"
+    pickled.mkdir()
+    (pickled / "adapter_config.json").write_text((out / "adapter_config.json").read_text())
+    (pickled / "adapter_model.bin").write_bytes(b"\x80\x04not loaded")
+    panel.import_peft(pickled)
+    qtbot.waitUntil(lambda: "Import failed" in text_of(panel, "gradMessage"), timeout=10_000)
+    assert "pickle" in text_of(panel, "gradMessage")
+    assert len(Library(library_dir).soft_prompts_for(prompt.id)) == 2
     wait_idle(qtbot, window, panel)
 
 

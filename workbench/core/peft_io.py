@@ -32,10 +32,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.core.fsutil import fsync_dir
-from workbench.core.models import SoftPrompt
+from workbench.core.models import ModelSpec, SoftPrompt, new_id
 
 if TYPE_CHECKING:
     import numpy as np
+
+    from workbench.core.library import Library
 
 CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
@@ -257,6 +259,37 @@ def import_peft_adapter(folder: Path) -> tuple[np.ndarray, dict[str, Any]]:
     if not np.isfinite(array).all():
         raise PeftAdapterError(f"{weights}: tensor {TENSOR_KEY!r} contains NaN or infinite values")
     return array, config
+
+
+def import_adapter_into_library(
+    library: Library,
+    folder: Path,
+    spec: ModelSpec,
+    prompt_id: str | None = None,
+    name: str | None = None,
+) -> SoftPrompt:
+    """Read a PEFT prompt-tuning adapter and save it in the library as a soft prompt for
+    `spec` (the base model it was trained on), linked to a prompt when given."""
+    from workbench.core.softprompt import model_hash_for_spec, soft_prompt_bytes
+
+    tensor, config = import_peft_adapter(folder)
+    soft_id = new_id()
+    init = config.get("prompt_tuning_init")
+    init_text = config.get("prompt_tuning_init_text")
+    soft = SoftPrompt(
+        id=soft_id,
+        name=name or f"{Path(folder).name} (PEFT adapter)",
+        prompt_id=prompt_id,
+        base_model=spec.id,
+        base_model_hash=model_hash_for_spec(spec),
+        num_virtual_tokens=int(tensor.shape[0]),
+        hidden_size=int(tensor.shape[1]),
+        init="text" if init == "TEXT" else "random",
+        init_text=init_text if isinstance(init_text, str) else None,
+        tensor_file=f"{soft_id}.safetensors",
+    )
+    library.save_soft_prompt(soft, soft_prompt_bytes(tensor))
+    return soft
 
 
 def _read_config(path: Path) -> dict[str, Any]:

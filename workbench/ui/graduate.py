@@ -556,6 +556,8 @@ class GraduatePanel(QWidget):
     """The run ended (done, stopped or failed): its `TuningResult`, or None."""
     adapter_exported = Signal(object)
     """The folder a PEFT adapter was written to (a `Path`)."""
+    adapter_imported = Signal(object)
+    """The soft prompt made from an imported PEFT adapter (a `SoftPrompt`)."""
 
     def __init__(self, library: Library, jobs: JobRunner, run_panel: RunPanel) -> None:
         super().__init__()
@@ -717,6 +719,11 @@ class GraduatePanel(QWidget):
         self.metrics_label.setWordWrap(True)
         self.export_button = _named(QPushButton("Export as PEFT adapter…"), "gradExport")
         self.export_button.setEnabled(False)
+        self.import_button = _named(QPushButton("Import PEFT adapter…"), "gradImport")
+        self.import_button.setToolTip(
+            "Add a prompt-tuning adapter saved by PEFT (safetensors) as a soft prompt of "
+            "this prompt, for the model picked in the Run panel"
+        )
 
         comparison_box = QWidget()
         comparison_layout = QVBoxLayout(comparison_box)
@@ -736,7 +743,10 @@ class GraduatePanel(QWidget):
         soft_layout.addWidget(QLabel("Soft prompts of this prompt"))
         soft_layout.addWidget(self.soft_list, 1)
         soft_layout.addWidget(self.metrics_label)
-        soft_layout.addWidget(self.export_button)
+        adapter_buttons = QHBoxLayout()
+        adapter_buttons.addWidget(self.export_button)
+        adapter_buttons.addWidget(self.import_button)
+        soft_layout.addLayout(adapter_buttons)
         lower = QSplitter(Qt.Orientation.Horizontal)
         lower.addWidget(nearest_box)
         lower.addWidget(soft_box)
@@ -771,6 +781,7 @@ class GraduatePanel(QWidget):
         self.pause_button.clicked.connect(self.toggle_pause)
         self.stop_button.clicked.connect(self.stop)
         self.export_button.clicked.connect(self._export_dialog)
+        self.import_button.clicked.connect(self._import_dialog)
         self.soft_list.selectionModel().currentChanged.connect(
             lambda current, _previous: self.show_soft_prompt_row(current.row())
         )
@@ -1397,6 +1408,42 @@ class GraduatePanel(QWidget):
             return
         self.export_peft(folder, soft)
 
+    def import_peft(self, folder: Path) -> Job | None:
+        """Add a PEFT prompt-tuning adapter as a soft prompt of this prompt, for the model
+        picked in the Run panel (a job: hashing a big model file takes a while)."""
+        spec = self._selected_spec()
+        prompt = self._prompt
+        if prompt is None or spec is None or spec.source == "openai":
+            self._show_message("Pick a prompt and a local model (the adapter's base model).")
+            return None
+        library = self.library
+
+        def work(cancel: threading.Event) -> SoftPrompt:
+            from workbench.core.peft_io import import_adapter_into_library
+
+            return import_adapter_into_library(library, Path(folder), spec, prompt.id)
+
+        def done(soft: Any) -> None:
+            if self._prompt is not None and self._prompt.id == prompt.id:
+                row = self.soft_model.add(soft)
+                self.soft_list.setCurrentIndex(self.soft_model.index(row, 0))
+            self.run_panel.refresh_soft_prompts(prompt)
+            self._show_message(
+                f"Imported “{soft.name}”: {soft.num_virtual_tokens} virtual tokens for {spec.name}."
+            )
+            self.adapter_imported.emit(soft)
+
+        def failed(exc: BaseException, trace: str) -> None:
+            self._show_message(f"Import failed: {describe_training_error(exc)}")
+
+        self._show_message(f"Importing {Path(folder).name}…")
+        return self.jobs.run(f"import {Path(folder).name}", work, on_done=done, on_error=failed)
+
+    def _import_dialog(self) -> None:
+        chosen = QFileDialog.getExistingDirectory(self, "Import a PEFT adapter folder")
+        if chosen:
+            self.import_peft(Path(chosen))
+
     # -- state -----------------------------------------------------------------------------
 
     def _show_message(self, text: str) -> None:
@@ -1419,6 +1466,7 @@ class GraduatePanel(QWidget):
         self.settings_box.setEnabled(idle and self._prompt is not None)
         self.init_text.setEnabled(self.init_combo.currentData() == "text")
         self.export_button.setEnabled(self.selected_soft_prompt() is not None)
+        self.import_button.setEnabled(idle and self._prompt is not None)
 
 
 __all__ = [
