@@ -472,6 +472,13 @@ def test_count_order_and_seed_controls(panel: FewShotPanel, qtbot) -> None:
     with qtbot.waitSignal(panel.changed) as blocker:
         order.setCurrentIndex(order.findData("reversed"))
     assert blocker.args[0].order is FewShotOrder.REVERSED
+    with qtbot.waitSignal(panel.changed) as blocker:
+        count.setValue(0)  # none: the prompt goes zero-shot
+    assert blocker.args[0].count == 0 and count.text() == "0"
+    with qtbot.waitSignal(panel.changed) as blocker:
+        count.setValue(-1)
+    assert blocker.args[0].count is None and count.text() == "All"
+    count.setValue(1)
 
     with qtbot.waitSignal(panel.changed) as blocker:
         order.setCurrentIndex(order.findData("random"))
@@ -482,7 +489,7 @@ def test_count_order_and_seed_controls(panel: FewShotPanel, qtbot) -> None:
     assert blocker.args[0].seed == 42
 
     with qtbot.waitSignal(panel.changed) as blocker:
-        count.setValue(0)
+        count.setValue(-1)
     assert blocker.args[0].count is None
     assert blocker.args[0].examples == panel.few_shot().examples
 

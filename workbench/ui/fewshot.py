@@ -597,9 +597,11 @@ class FewShotPanel(QWidget):
 
         self.count_spin = QSpinBox()
         self.count_spin.setObjectName("fewShotCount")
-        self.count_spin.setRange(0, _MAX_COUNT)
+        self.count_spin.setRange(-1, _MAX_COUNT)  # -1 reads "All"; 0 is zero-shot
         self.count_spin.setSpecialValueText("All")
-        self.count_spin.setToolTip("How many examples the prompt includes (after ordering)")
+        self.count_spin.setToolTip(
+            "How many examples the prompt includes (after ordering); 0 = none (zero-shot)"
+        )
 
         self.order_combo = QComboBox()
         self.order_combo.setObjectName("fewShotOrder")
@@ -669,7 +671,7 @@ class FewShotPanel(QWidget):
         self.model.rowsMoved.connect(self._update_buttons)
         self.table.selectionModel().selectionChanged.connect(self._update_buttons)
         self.count_spin.valueChanged.connect(
-            lambda value: self._update(count=value if value else None)
+            lambda value: self._update(count=value if value >= 0 else None)
         )
         self.order_combo.currentIndexChanged.connect(
             lambda: self._update(order=FewShotOrder(self.order_combo.currentData()))
@@ -807,8 +809,7 @@ class FewShotPanel(QWidget):
         few_shot = self._few_shot
         self._loading = True
         try:
-            # count 0 (none) has no place on the spin box, where 0 reads "All"
-            self.count_spin.setValue(few_shot.count or 0)
+            self.count_spin.setValue(-1 if few_shot.count is None else few_shot.count)
             self.order_combo.setCurrentIndex(self.order_combo.findData(few_shot.order.value))
             self.seed_spin.setValue(few_shot.seed)
             self.style_combo.setCurrentIndex(self.style_combo.findData(few_shot.style.value))
