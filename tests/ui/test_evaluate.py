@@ -34,6 +34,7 @@ from workbench.core.models import (
     Message,
     ModelSpec,
     Prompt,
+    SoftPrompt,
     TestRow,
     TestSet,
     VariantSpec,
@@ -138,6 +139,7 @@ class FakeBackend(Backend):
         self.gate = gate
         self.closed = False
         self.threads: set[str] = set()
+        self.soft_scored: list[object] = []
         FakeBackend.created.append(self)
 
     @property
@@ -160,6 +162,10 @@ class FakeBackend(Backend):
         review = text.rsplit("Review:", 1)[-1].lower()
         happy = any(w in review for w in ("love", "great", "brilliant"))
         return [-1.0, -2.0] if happy else [-2.0, -1.0]
+
+    def _score_soft(self, text: str, continuations: list[str], soft_prompt: object) -> list[float]:
+        self.soft_scored.append(getattr(soft_prompt, "shape", None))
+        return self._score(text, continuations)
 
     def close(self) -> None:
         self.closed = True
@@ -259,7 +265,15 @@ def test_variant_cells_are_edited_as_text_and_validated(qtbot, library_dir: Path
     model = panel.variants_model
     assert [v.name for v in model.variants()] == ["Review sentiment"]  # named after the prompt
     row = [model.data(model.index(0, c)) for c in range(model.columnCount())]
-    assert row == ["Review sentiment", "current", "default", "as prompt", "as prompt"]
+    assert row == [
+        "Review sentiment",
+        "this prompt",
+        "current",
+        "default",
+        "as prompt",
+        "as prompt",
+        "none",
+    ]
 
     assert model.setData(model.index(0, VariantsModel.FEW_SHOT), "3")
     assert model.setData(model.index(0, VariantsModel.VERSION), "v1")
@@ -604,3 +618,55 @@ def test_a_failing_job_reports_in_the_message_and_closes_its_models(
     assert FakeBackend.created and all(b.closed for b in FakeBackend.created)
     assert Library(library_dir).eval_runs_for(prompt.id) == []
     assert button(panel, "evalRun").isEnabled()
+
+
+def test_variants_can_be_another_prompt_or_a_soft_prompt(
+    qtbot, library_dir: Path, fake_models
+) -> None:
+    import numpy as np
+    from safetensors.numpy import save
+
+    library = Library(library_dir)
+    prompt = sentiment_prompt(library)
+    sentiment_set(library, prompt)
+    other = library.new_prompt(
+        "Terse sentiment", system="One word.", user_template="Review: {{ review }}"
+    )
+    soft = SoftPrompt(
+        name="tuned",
+        prompt_id=prompt.id,
+        base_model=EMBEDDED_ID,
+        base_model_hash="0" * 64,
+        num_virtual_tokens=3,
+        tensor_file="x.safetensors",
+    )
+    soft = soft.model_copy(update={"tensor_file": f"{soft.id}.safetensors"})
+    library.save_soft_prompt(soft, save({"prompt_embeddings": np.zeros((3, 8), dtype=np.float32)}))
+    _, panel = open_panel(qtbot, library_dir)
+    panel.set_prompt(panel.library.get_prompt(prompt.id))
+    model = panel.variants_model
+    assert model.choices(VariantsModel.PROMPT) == ["this prompt", "Terse sentiment"]
+    assert model.choices(VariantsModel.SOFT) == ["none", "tuned"]
+
+    model.add_variant(VariantSpec(name="other prompt"))
+    model.add_variant(VariantSpec(name="soft"))
+    assert model.setData(model.index(1, VariantsModel.PROMPT), "Terse sentiment")
+    assert model.variants()[1].prompt_id == other.id
+    assert model.data(model.index(1, VariantsModel.PROMPT)) == "Terse sentiment"
+    assert not model.setData(model.index(1, VariantsModel.VERSION), "v1")
+    assert "set the prompt to 'this prompt' first" in message(panel)
+    assert not model.setData(model.index(1, VariantsModel.PROMPT), "Nope")
+    assert "No prompt named 'Nope'" in message(panel)
+    assert model.setData(model.index(2, VariantsModel.SOFT), "tuned")
+    assert model.variants()[2].soft_prompt_id == soft.id
+
+    with qtbot.waitSignal(panel.evaluation_finished, timeout=10_000) as finished:
+        click(qtbot, panel, "evalRun")
+    run = finished.args[0]
+    assert [s.name for s in run.summaries] == ["Review sentiment", "other prompt", "soft"]
+    # the soft variant scored after its 3 virtual tokens; the others without any
+    (backend,) = FakeBackend.created
+    assert backend.soft_scored == [(3, 8)] * len(run.results[2])
+    contexts = [run.results[v][0].context_tokens for v in range(3)]
+    assert contexts[2] == contexts[0] + 3
+    assert contexts[1] < contexts[0]  # the other prompt's shorter system message

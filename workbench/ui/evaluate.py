@@ -18,7 +18,7 @@ from __future__ import annotations
 import html
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -86,6 +86,7 @@ from workbench.core.models import (
     TestSet,
     VariantSpec,
 )
+from workbench.core.softprompt import load_soft_prompt_tensor
 from workbench.core.testsets_io import rows_in_split
 from workbench.ui.jobs import Job, JobRunner
 from workbench.ui.run import RunPanel, describe_error
@@ -101,6 +102,8 @@ CURRENT = "current"
 DEFAULT_MODEL = "default"
 AS_PROMPT = "as prompt"
 ZERO_SHOT = "0 = zero-shot"
+THIS_PROMPT = "this prompt"
+NO_SOFT_PROMPT = "none"
 
 PASS_THRESHOLD = 0.5
 """A case passes when its primary-metric score reaches this (1.0 / 0.0 for the match
@@ -172,6 +175,18 @@ def _parse_cot(text: str) -> object:
     return None if text in ("", AS_PROMPT) else text.replace("-", "_")
 
 
+def _by_name(choices: dict[str, str], text: str, none_text: str) -> object:
+    """The id of the choice named `text`; None for the "no choice" text; False when no
+    choice has that name."""
+    text = text.strip()
+    if text in ("", none_text):
+        return None
+    if text in choices:  # an id typed as-is
+        return text
+    found = [key for key, name in choices.items() if name == text]
+    return found[0] if found else False
+
+
 def _first_error(exc: ValidationError) -> str:
     error = exc.errors()[0]
     return str(error["msg"])
@@ -214,21 +229,31 @@ class VariantsModel(QAbstractTableModel):
     edit is validated by pydantic, and a rejected one emits `edit_rejected` with why.
     """
 
-    NAME, VERSION, MODEL, FEW_SHOT, COT = range(5)
-    HEADERS = ("name", "prompt version", "model", "few-shot", "CoT")
+    NAME, PROMPT, VERSION, MODEL, FEW_SHOT, COT, SOFT = range(7)
+    HEADERS = ("name", "prompt", "prompt version", "model", "few-shot", "CoT", "soft prompt")
     ChoicesRole = Qt.ItemDataRole.UserRole + 1
     """list[str]: the values a cell offers (None for the free-text name)."""
     SpecRole = Qt.ItemDataRole.UserRole + 2
 
     edit_rejected = Signal(str)
 
-    _FIELDS = ("name", "prompt_version", "model", "few_shot_count", "cot_mode")
+    _FIELDS = (
+        "name",
+        "prompt_id",
+        "prompt_version",
+        "model",
+        "few_shot_count",
+        "cot_mode",
+        "soft_prompt_id",
+    )
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._specs: list[VariantSpec] = []
         self._versions: list[int] = []
         self._models: list[str] = []
+        self._prompts: dict[str, str] = {}  # other prompts: id -> name
+        self._soft: dict[str, str] = {}  # the prompt's soft prompts: id -> name
 
     # -- content -------------------------------------------------------------
 
@@ -240,10 +265,19 @@ class VariantsModel(QAbstractTableModel):
         self._specs = [s.model_copy() for s in specs]
         self.endResetModel()
 
-    def set_choices(self, versions: Sequence[int], models: Sequence[str]) -> None:
-        """The prompt's stored versions and the catalogue's model ids."""
+    def set_choices(
+        self,
+        versions: Sequence[int],
+        models: Sequence[str],
+        prompts: Sequence[tuple[str, str]] = (),
+        soft_prompts: Sequence[tuple[str, str]] = (),
+    ) -> None:
+        """The prompt's stored versions, the catalogue's model ids, the library's other
+        prompts and the prompt's soft prompts (each as (id, name))."""
         self._versions = list(versions)
         self._models = list(models)
+        self._prompts = dict(prompts)
+        self._soft = dict(soft_prompts)
 
     def add_variant(self, spec: VariantSpec) -> int:
         row = len(self._specs)
@@ -278,6 +312,14 @@ class VariantsModel(QAbstractTableModel):
     def _text(self, spec: VariantSpec, column: int) -> str:
         if column == self.NAME:
             return spec.name
+        if column == self.PROMPT:
+            if spec.prompt_id is None:
+                return THIS_PROMPT
+            return self._prompts.get(spec.prompt_id, spec.prompt_id)
+        if column == self.SOFT:
+            if spec.soft_prompt_id is None:
+                return NO_SOFT_PROMPT
+            return self._soft.get(spec.soft_prompt_id, spec.soft_prompt_id)
         if column == self.VERSION:
             return version_text(spec.prompt_version)
         if column == self.MODEL:
@@ -288,6 +330,10 @@ class VariantsModel(QAbstractTableModel):
         return cot_text(spec.cot_mode)
 
     def choices(self, column: int) -> list[str] | None:
+        if column == self.PROMPT:
+            return [THIS_PROMPT, *self._prompts.values()]
+        if column == self.SOFT:
+            return [NO_SOFT_PROMPT, *self._soft.values()]
         if column == self.VERSION:
             return [CURRENT, *(version_text(v) for v in self._versions)]
         if column == self.MODEL:
@@ -319,10 +365,12 @@ class VariantsModel(QAbstractTableModel):
     def _tooltip(self, column: int) -> str:
         return (
             "The column's name in the results",
+            "The prompt to run: this one, or another prompt of the library on the same rows",
             "The prompt version to run: the current working copy or a stored version",
             "default = the model picked in the Run panel",
             "How many few-shot examples: as the prompt says, 0 (zero-shot), or K",
             "Chain-of-thought mode: as the prompt says, or a mode to force",
+            "Run with one of this prompt's soft prompts (local models only)",
         )[column]
 
     def headerData(
@@ -354,8 +402,23 @@ class VariantsModel(QAbstractTableModel):
             if not raw:
                 self.edit_rejected.emit("A variant needs a name.")
                 return False
+        elif column == self.PROMPT:
+            raw = _by_name(self._prompts, text, THIS_PROMPT)
+            if raw is False:
+                self.edit_rejected.emit(f"No prompt named {text!r} in the library.")
+                return False
+        elif column == self.SOFT:
+            raw = _by_name(self._soft, text, NO_SOFT_PROMPT)
+            if raw is False:
+                self.edit_rejected.emit(f"This prompt has no soft prompt named {text!r}.")
+                return False
         elif column == self.VERSION:
             raw = _parse_version(text)
+            if raw is not None and self._specs[index.row()].prompt_id is not None:
+                self.edit_rejected.emit(
+                    f"Versions are the evaluated prompt's; set the prompt to {THIS_PROMPT!r} first."
+                )
+                return False
         elif column == self.MODEL:
             raw = _parse_model(text)
             if raw is not None and self._models and raw not in self._models:
@@ -370,6 +433,8 @@ class VariantsModel(QAbstractTableModel):
         data[self._FIELDS[column]] = raw
         if column == self.MODEL:
             data["backend"] = None  # a backend override belonged to the previous model
+        if column == self.PROMPT:
+            data["prompt_version"] = None  # versions belong to the evaluated prompt
         try:
             new = VariantSpec.model_validate(data)
         except ValidationError as exc:
@@ -989,7 +1054,14 @@ class EvaluatePanel(QWidget):
                 versions = [p.version for p in self.library.history(self._prompt.id)]
             except LibraryError:
                 versions = []  # a prompt not (yet) in the library has no stored versions
-        self.variants_model.set_choices(versions, [s.id for s in self.run_panel.catalog.all()])
+        others: list[tuple[str, str]] = []
+        soft: list[tuple[str, str]] = []
+        if self._prompt is not None:
+            others = [(p.id, p.name) for p in self.library.search() if p.id != self._prompt.id]
+            soft = [(sp.id, sp.name) for sp in self.library.soft_prompts_for(self._prompt.id)]
+        self.variants_model.set_choices(
+            versions, [s.id for s in self.run_panel.catalog.all()], others, soft
+        )
         self._update_buttons()
 
     def refresh_test_sets(self) -> None:
@@ -1150,8 +1222,23 @@ class EvaluatePanel(QWidget):
         if chosen == "generate" and not metrics:
             raise EvaluationError("Pick at least one metric to score generated answers with.")
         variants = [(spec, self._variant_prompt(prompt, spec)) for spec in specs]
+        soft_paths: dict[str, Path] = {}
+        for spec in specs:
+            if spec.soft_prompt_id is not None:
+                soft = self.library.soft_prompts.get(spec.soft_prompt_id)
+                if soft is None:
+                    raise EvaluationError(f"Variant {spec.name!r}: its soft prompt is gone.")
+                soft_paths[soft.id] = self.library.soft_prompt_tensor_path(soft)
         return _Plan(
-            variants, test_set, rows, split, metrics, mode, chosen, self._backend_plan(specs)
+            variants,
+            test_set,
+            rows,
+            split,
+            metrics,
+            mode,
+            chosen,
+            self._backend_plan(specs),
+            soft_paths,
         )
 
     def _variant_prompt(self, prompt: Prompt, spec: VariantSpec) -> Prompt:
@@ -1389,6 +1476,7 @@ class _Plan:
     mode: Mode
     chosen_mode: Literal["generate", "likelihood"]
     backends: _BackendPlan
+    soft_paths: dict[str, Path] = field(default_factory=dict)  # soft prompt id -> tensor
 
 
 def run_plan(plan: _Plan, cancel: threading.Event) -> Iterator[EvalEvent]:
@@ -1415,6 +1503,7 @@ def run_plan(plan: _Plan, cancel: threading.Event) -> Iterator[EvalEvent]:
             plan.mode,
             cancel,
             split=plan.split,
+            soft_prompt_for=lambda soft_id: load_soft_prompt_tensor(plan.soft_paths[soft_id]),
         )
     finally:
         # only the models this job loaded: the run panel's stays loaded for it
