@@ -22,7 +22,7 @@ from workbench.core.exchange import (
     read_package,
 )
 from workbench.core.library import Library
-from workbench.core.models import CoTMode, FewShotStyle, Prompt
+from workbench.core.models import CoTMode, FewShotStyle, Prompt, SoftPrompt, TestRow, TestSet
 from workbench.core.templates import render_messages
 
 # -- the native bundle ---------------------------------------------------------------
@@ -618,3 +618,208 @@ def test_a_document_met_twice_in_one_import_is_imported_once(
     result = plan.apply()
     assert sorted(result.added) == ["Capital", "Greeting", "capital soft", "capitals"]
     assert len(Library(target.root).search()) == 2
+
+
+def test_prompty_with_front_matter_only(tmp_path: Path) -> None:
+    """Found by the fuzzer: no body at all is a clear error, not a crash."""
+    path = tmp_path / "empty.prompty"
+    path.write_text("---\nname: x\n---")
+    with pytest.raises(ImportFailed, match="empty: no messages"):
+        read_package(path)
+
+
+# -- hostile and odd input found in review: each gives a clear error or is kept ---------
+
+
+def test_prompty_role_markers_do_not_backtrack_over_blank_lines() -> None:
+    data = b"---\nname: x\n---\n" + b" \n" * 3000 + b"user:\nhi\n"
+    (imported,) = exchange.parse_bytes("prompty", data, "blank.prompty").prompts
+    assert imported.prompt.user_template == "hi"
+
+
+def test_yaml_aliases_are_refused(tmp_path: Path) -> None:
+    laughs = tmp_path / "laughs.yaml"
+    laughs.write_text(
+        "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n"
+        "a1: &a1 [*a0, *a0, *a0, *a0, *a0, *a0, *a0, *a0, *a0, *a0]\n"
+        "prompts: [hi]\ntests:\n  - vars: {x: *a1}\n"
+    )
+    with pytest.raises(ImportFailed, match="aliases"):
+        read_package(laughs)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "data", "expected"),
+    [
+        ("promptfoo", b"prompts: [hi]\ntests:\n  - vars: {d: 2020-01-02}\n", None),
+        ("promptfoo", b"prompts: [hi]\ntests:\n  - vars: {n: " + b"9" * 5000 + b"}\n", "YAML"),
+        ("langchain", b'{"_type": "prompt", "template": "x", "n": ' + b"9" * 5000 + b"}", "JSON"),
+        ("openai-jsonl", b'{"messages": [], "n": ' + b"9" * 5000 + b"}\n", "JSON"),
+        ("prompty", b"---\nsample: {d: 2020-01-02}\n---\nuser:\nhi\n", None),
+    ],
+)
+def test_odd_scalars_are_text_or_clear_errors(fmt: str, data: bytes, expected: str | None) -> None:
+    if expected is None:
+        package = exchange.parse_bytes(fmt, data, "odd")
+        values = [*(r.vars for t in package.test_sets for r in t.rows)]
+        values += [p.prompt.sample_values for p in package.prompts if p.prompt.sample_values]
+        assert {"d": "2020-01-02"} in values
+    else:
+        with pytest.raises(ImportFailed, match=expected):
+            exchange.parse_bytes(fmt, data, "odd")
+
+
+def _bundle_with(library: Library, tmp_path: Path, path: str, body: bytes) -> bytes:
+    """A valid bundle with one more (or one replaced) entry, its manifest updated."""
+    import hashlib
+
+    entries = _valid_bundle(library, tmp_path)
+    entries[path] = body
+    manifest = json.loads(entries["manifest.json"])
+    manifest["contents"] = [e for e in manifest["contents"] if e["path"] != path]
+    manifest["contents"].append(
+        {"path": path, "sha256": hashlib.sha256(body).hexdigest(), "size": len(body)}
+    )
+    entries["manifest.json"] = json.dumps(manifest).encode()
+    return _zip(entries)
+
+
+@pytest.mark.parametrize(
+    ("document", "expected"),
+    [
+        ({"kind": [1]}, "unknown document kind"),
+        (
+            {"kind": "prompt", "schema_version": 1, "name": "x", "examples": [], "few_shot": "s"},
+            "few_shot",
+        ),
+        (
+            {"kind": "prompt", "name": "x", "cot": {"answer_pattern": "(" * 3000 + ")" * 3000}},
+            "regular expression",
+        ),
+        (
+            {"kind": "prompt", "name": "x", "cot": {"answer_pattern": "a{99999999999999999999}"}},
+            "regular expression",
+        ),
+        ({"kind": "prompt", "name": "x\ud800"}, "not valid"),
+    ],
+)
+def test_bundle_documents_that_break_the_schema_are_clear_errors(
+    document: dict, expected: str, library: Library, tmp_path: Path
+) -> None:
+    document = {"id": "odd1", **document}
+    body = json.dumps(document).encode()
+    data = _bundle_with(library, tmp_path, "prompts/odd1.json", body)
+    with pytest.raises(ImportFailed, match=expected) as caught:
+        exchange.parse_bytes("bundle", data, "odd.zip")
+    assert not any(p.message.startswith(exchange.UNEXPECTED) for p in caught.value.problems)
+
+
+def test_a_damaged_zip_version_field_is_a_clear_error(library: Library, tmp_path: Path) -> None:
+    data = bytearray(_zip(_valid_bundle(library, tmp_path)))
+    at = data.find(b"PK\x01\x02")  # the central directory's "version needed to extract"
+    data[at + 6 : at + 8] = (99).to_bytes(2, "little")
+    with pytest.raises(ImportFailed):
+        exchange.parse_bytes("bundle", bytes(data), "version.zip")
+
+
+def test_a_tensor_of_another_hidden_size_is_refused(library: Library, tmp_path: Path) -> None:
+    entries = _valid_bundle(library, tmp_path)
+    tensor_entry = next(n for n in entries if n.endswith(".safetensors"))
+    data = _bundle_with(library, tmp_path, tensor_entry, tensor_bytes(tokens=4, hidden=6))
+    with pytest.raises(ImportFailed, match="hidden size 8"):
+        exchange.parse_bytes("bundle", data, "hidden.zip")
+
+
+def test_entry_names_with_a_trailing_newline_or_in_two_cases_are_refused(
+    library: Library, tmp_path: Path
+) -> None:
+    entries = _valid_bundle(library, tmp_path)
+    name = next(n for n in entries if n.startswith("prompts/"))
+    with pytest.raises(ImportFailed, match="not a bundle path"):
+        exchange.parse_bytes("bundle", _zip({**entries, name + "\n": b"{}"}), "nl.zip")
+    upper = "prompts/" + name.removeprefix("prompts/").upper().replace(".JSON", ".json")
+    with pytest.raises(ImportFailed, match="appears twice"):
+        exchange.parse_bytes("bundle", _zip({**entries, upper: entries[name]}), "case.zip")
+
+
+def test_ids_that_differ_only_in_case_are_imported_as_copies(
+    library: Library, tmp_path: Path
+) -> None:
+    library.add_prompt_verbatim(Prompt(id="abc", name="Lower", user_template="x"))
+    source = Library(tmp_path / "source")
+    source.add_prompt_verbatim(Prompt(id="ABC", name="Upper", user_template="y"))
+    out = tmp_path / "upper.zip"
+    export(source, "bundle", out)
+    plan = plan_file(library, out)
+    (item,) = plan.items
+    assert item.resolution is Resolution.COPY and "only in case" in item.clash
+    plan.apply()
+    assert library.get_prompt("abc").name == "Lower"
+    assert sorted(s.name for s in library.search()) == ["Lower", "Upper"]
+
+
+def test_a_soft_prompt_with_a_new_tensor_is_not_unchanged(library: Library, tmp_path: Path) -> None:
+    rich_library(library)
+    (soft,) = library.soft_prompts.values()
+    out = tmp_path / "b.zip"
+    export(library, "bundle", out)
+    library.soft_prompt_tensor_path(soft).write_bytes(tensor_bytes(seed=5))
+    plan = plan_file(library, out)
+    item = next(i for i in plan.items if i.kind == "soft prompt")
+    assert item.resolution is Resolution.COPY
+
+
+def test_openai_jsonl_keeps_unicode_line_separators(library: Library, tmp_path: Path) -> None:
+    prompt = library.new_prompt("Sep", user_template="{{ input }}")
+    library.add_test_set_verbatim(
+        TestSet(
+            name="t",
+            prompt_id=prompt.id,
+            rows=[TestRow(vars={"input": "one\u2028two\x85three"}, expected="ok\u2029")],
+        )
+    )
+    out = tmp_path / "sep.jsonl"
+    export(library, "openai-jsonl", out, [prompt.id])
+    (test_set,) = read_package(out).test_sets
+    assert test_set.rows[0].vars == {"input": "one\u2028two\x85three"}
+    assert test_set.rows[0].expected == "ok\u2029"
+
+
+@pytest.mark.parametrize("template", ["[1, 2, 3]", '[{"role": "user", "content": "Say hi"}]'])
+def test_promptfoo_templates_that_look_like_json_survive(
+    template: str, library: Library, tmp_path: Path
+) -> None:
+    prompt = library.new_prompt("Listy", user_template=template)
+    out = tmp_path / "listy.yaml"
+    export(library, "promptfoo", out, [prompt.id])
+    (back,) = read_package(out).prompts
+    assert back.prompt.user_template == template
+
+
+def test_nan_in_a_soft_prompt_round_trips_through_the_library(library: Library) -> None:
+    import math
+
+    soft = SoftPrompt(
+        name="diverged",
+        base_model="m",
+        base_model_hash="0" * 64,
+        num_virtual_tokens=4,
+        tensor_file="nan1.safetensors",
+        id="nan1",
+        metrics={"loss": float("nan")},
+        curves={"train_loss": [1.0, float("inf")]},
+    )
+    library.save_soft_prompt(soft, tensor_bytes())
+    again = Library(library.root)
+    assert not again.problems
+    kept = again.soft_prompts["nan1"]
+    assert math.isnan(kept.metrics["loss"]) and kept.curves["train_loss"][1] == float("inf")
+
+
+def test_a_fifo_is_not_read(tmp_path: Path) -> None:
+    import os
+
+    fifo = tmp_path / "pipe.jsonl"
+    os.mkfifo(fifo)
+    with pytest.raises(ImportFailed, match="not a regular file"):
+        read_package(fifo)

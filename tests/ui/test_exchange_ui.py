@@ -89,7 +89,7 @@ def test_import_preview_shows_clashes_and_applies_the_chosen_resolution(
     dialog.all_clashes.activated.emit(replace)
 
     qtbot.mouseClick(dialog.findChild(QPushButton, "importApply"), Qt.MouseButton.LeftButton)
-    assert not dialog.isVisible()
+    assert window.import_dialog is None  # closed, and its plan let go
     assert "Imported: 3 added, 1 replaced" in window.statusBar().currentMessage()
     assert sorted(_names(window)) == ["Capital", "Greeting"]
     stored = Library(library_dir)

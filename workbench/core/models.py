@@ -58,7 +58,11 @@ class SchemaError(ValueError):
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # NaN/inf (a diverged loss in a curve, say) are written as the constants NaN and
+    # Infinity, which the reader accepts, instead of null, which it would then refuse
+    model_config = ConfigDict(
+        extra="forbid", validate_assignment=True, ser_json_inf_nan="constants"
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -170,6 +174,8 @@ class ChainOfThought(_Model):
                 re.compile(value)
             except re.error as exc:
                 raise ValueError(f"not a valid regular expression: {exc}") from exc
+            except (RecursionError, OverflowError):  # deeply nested, or a huge repeat count
+                raise ValueError("not a usable regular expression (too complex)") from None
         return value
 
     @field_validator("steps")
@@ -443,8 +449,9 @@ def _migrate_prompt_v1(data: dict[str, Any]) -> dict[str, Any]:
     if "template" in data:
         data["user_template"] = data.pop("template")
     examples = data.pop("examples", None)
-    if examples is not None:
-        data.setdefault("few_shot", {})["examples"] = examples
+    few_shot = data.get("few_shot")
+    if examples is not None and (few_shot is None or isinstance(few_shot, dict)):
+        data["few_shot"] = {**(few_shot or {}), "examples": examples}
     cot = data.get("cot")
     if isinstance(cot, str):
         data["cot"] = {"mode": "zero_shot", "trigger": cot} if cot else {"mode": "off"}
@@ -468,7 +475,7 @@ _MIGRATIONS: dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] =
 def migrate(data: dict[str, Any], source: str = "document") -> dict[str, Any]:
     """Bring a raw document of any known older schema version up to SCHEMA_VERSION."""
     kind = data.get("kind")
-    if kind not in _KINDS:
+    if not isinstance(kind, str) or kind not in _KINDS:
         raise SchemaError(source, [("kind", f"unknown document kind {kind!r}")])
     version = data.get("schema_version", 1)
     if not isinstance(version, int) or version < 1:

@@ -51,6 +51,7 @@ class MainWindow(QMainWindow):
         self.saved: Prompt | None = None
         self.setObjectName("MainWindow")
         self.jobs = JobRunner(self)
+        self.import_dialog: Any = None  # the open import preview, if any
 
         self.library_panel = LibraryPanel(library)
         self.editor = PromptEditor()
@@ -324,9 +325,13 @@ class MainWindow(QMainWindow):
         except (ValueError, OSError, LibraryError) as exc:
             self._show_import_problems(path, [str(exc)])
             return
-        self.import_dialog = ImportPreviewDialog(plan, name, self)
-        self.import_dialog.imported.connect(self._imported)
-        self.import_dialog.open()
+        dialog = ImportPreviewDialog(plan, name, self)
+        dialog.imported.connect(self._imported)
+        # the plan may hold a big bundle's bytes: let go of it once the dialog closes
+        dialog.finished.connect(dialog.deleteLater)
+        dialog.finished.connect(lambda _result: setattr(self, "import_dialog", None))
+        self.import_dialog = dialog
+        dialog.open()
 
     def _show_import_problems(self, path: Path, problems: list[str]) -> None:
         box = QMessageBox(self)

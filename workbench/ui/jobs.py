@@ -13,7 +13,8 @@ allocate, so the worker could free Qt objects (dialogs, widgets in reference cyc
 that belong to the GUI thread, and Qt crashes when that happens (seen as a segfault in
 the worker, in the middle of unrelated Python code). While a runner lives, automatic
 collection is off and the runner collects on the GUI thread from a timer: the young
-generation every second, everything when the worker is idle (as Anki does).
+generation every second, and every ten seconds the middle one while a job runs or
+everything when the worker is idle (as Anki does).
 """
 
 from __future__ import annotations
@@ -95,11 +96,13 @@ class JobRunner(QObject):
         """On the GUI thread: young objects every tick, everything now and then when idle
         (a full collection of a big heap takes tens of milliseconds)."""
         self._gc_ticks += 1
-        if self._gc_ticks >= self.FULL_GC_EVERY and not self.busy:
-            self._gc_ticks = 0
-            gc.collect()
-        else:
+        if self._gc_ticks < self.FULL_GC_EVERY:
             gc.collect(0)
+            return
+        self._gc_ticks = 0
+        # everything when idle; the middle generation while a job runs (older garbage,
+        # such as closed dialogs, must not pile up through a long training run)
+        gc.collect(1 if self.busy else 2)
 
     # -- GUI-thread API ---------------------------------------------------------
 

@@ -16,11 +16,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
 from workbench.core.exchange import bundle, langchain, markdown, openai_jsonl, promptfoo, prompty
 from workbench.core.exchange.base import (
+    MAX_TEXT_BYTES,
     ExportFailed,
     ExportSet,
     Format,
@@ -117,7 +119,40 @@ def parse_bytes(name: str, data: bytes, source: str) -> Package:
         ) from None
     except TemplateError as exc:
         raise ImportFailed([Problem(source, str(exc))]) from None
+    except Exception as exc:  # a backstop: no input may crash an import
+        message = f"{UNEXPECTED} ({type(exc).__name__}: {exc})"
+        raise ImportFailed([Problem(source, message)]) from None
+    _check_writable(package, source)
     return package
+
+
+UNEXPECTED = "cannot be read: unexpected content"
+"""The start of a problem caught by the backstop; the fuzz tests look for it, since each
+such case is a reader bug to fix with a precise message."""
+
+
+def _check_writable(package: Package, source: str) -> None:
+    """Every document can be written as the library writes it (text that is not valid
+    Unicode, such as a lone surrogate from a JSON escape, cannot): found now, with its
+    place, rather than when the import is applied."""
+    from pydantic_core import PydanticSerializationError
+
+    from workbench.core.library import document_bytes
+
+    documents: list[tuple[str, Any]] = []
+    for imported in package.prompts:
+        documents += [(f"prompt {imported.prompt.name!r}", imported.prompt)]
+        documents += [(f"prompt {h.name!r} v{h.version}", h) for h in imported.history]
+    documents += [(f"test set {t.name!r}", t) for t in package.test_sets]
+    documents += [(f"soft prompt {sp.name!r}", sp) for sp, _ in package.soft_prompts]
+    problems = []
+    for where, document in documents:
+        try:
+            document_bytes(document)
+        except (PydanticSerializationError, UnicodeError, ValueError) as exc:
+            problems.append(Problem(f"{source}: {where}", f"holds text that is not valid: {exc}"))
+    if problems:
+        raise ImportFailed(problems)
 
 
 def read_package(path: Path, name: str | None = None) -> Package:
@@ -137,12 +172,14 @@ def read_package(path: Path, name: str | None = None) -> Package:
         name = name or guess_format(path)
     package = Package()
     problems: list[Problem] = []
-    limit = bundle.MAX_BUNDLE_BYTES if name == bundle.NAME else None
+    limit = bundle.MAX_BUNDLE_BYTES if name == bundle.NAME else MAX_TEXT_BYTES
     for file in files:
         try:
+            if not file.is_file():  # a FIFO or a device would block or never end
+                raise ImportFailed([Problem(str(file), "not a regular file")])
             size = file.stat().st_size
-            if limit is not None and size > limit:
-                raise ImportFailed([Problem(str(file), "larger than 2 GiB; refused")])
+            if size > limit:
+                raise ImportFailed([Problem(str(file), f"larger than {limit >> 20} MiB; refused")])
             data = file.read_bytes()
         except OSError as exc:
             problems.append(Problem(str(file), f"cannot read: {exc.strerror or exc}"))

@@ -141,17 +141,39 @@ def decode_text(data: bytes, source: str) -> str:
     return text.removeprefix("\ufeff")
 
 
+def _no_alias_loader() -> type:
+    """The safe loader (plain data, no tags that construct objects) that also refuses
+    aliases: `*name` shares a node, and a few nested ones expand to gigabytes once the
+    data is turned into text ("billion laughs")."""
+    import yaml
+
+    class NoAliasLoader(yaml.SafeLoader):
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(yaml.AliasEvent):
+                event = self.peek_event()  # type: ignore[no-untyped-call]
+                raise yaml.composer.ComposerError(
+                    None,
+                    None,
+                    "aliases (*name) are not accepted in imported files",
+                    event.start_mark,
+                )
+            return super().compose_node(parent, index)
+
+    return NoAliasLoader
+
+
 def load_yaml(text: str, source: str) -> Any:
-    """YAML with the safe loader (plain data; no tags that construct objects)."""
+    """YAML with the safe loader, without aliases."""
     import yaml
 
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_no_alias_loader())
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
         raise ImportFailed([Problem(where, f"not valid YAML: {exc.problem or exc}")]) from None
-    except (yaml.YAMLError, RecursionError) as exc:
+    except (yaml.YAMLError, RecursionError, ValueError, OverflowError) as exc:
+        # ValueError: e.g. an integer of more than 4300 digits
         raise ImportFailed([Problem(source, f"not valid YAML: {exc}")]) from None
 
 
@@ -163,6 +185,8 @@ def load_json(text: str, source: str) -> Any:
         raise ImportFailed([Problem(where, f"not valid JSON: {exc.msg}")]) from None
     except RecursionError:
         raise ImportFailed([Problem(source, "JSON nested too deeply")]) from None
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        raise ImportFailed([Problem(source, f"not valid JSON: {exc}")]) from None
 
 
 def schema_problems(exc: SchemaError, where: str) -> list[Problem]:
@@ -189,7 +213,8 @@ class Collector:
 
 
 def text_value(value: Any) -> str:
-    """A variable value from a data format, as the text a template receives."""
+    """A variable value from a data format, as the text a template receives (dates and
+    other YAML scalars as their text; lists and maps as JSON)."""
     if isinstance(value, str):
         return value
     if isinstance(value, bool):
@@ -197,8 +222,16 @@ def text_value(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, int | float):
+        try:
+            return str(value)
+        except ValueError:  # an integer too long to print
+            return "(a number too long to show)"
+    if not isinstance(value, list | dict | tuple):
+        return str(value)  # a date, time, bytes or set from YAML: its text
+    try:
+        return json.dumps(value, ensure_ascii=False, default=str)
+    except (TypeError, ValueError, RecursionError):
         return str(value)
-    return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
 _SLUG = re.compile(r"[^A-Za-z0-9._-]+")

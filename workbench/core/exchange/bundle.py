@@ -199,7 +199,7 @@ def _entries(data: bytes, source: str) -> dict[str, bytes]:
         problems.check()
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError) as exc:
+    except (zipfile.BadZipFile, ValueError, OSError, NotImplementedError) as exc:
         raise ImportFailed([Problem(source, f"not a zip archive: {exc}")]) from None
     with archive:
         infos = archive.infolist()
@@ -211,9 +211,9 @@ def _entries(data: bytes, source: str) -> dict[str, bytes]:
         for info in infos:
             name = info.filename
             mode = info.external_attr >> 16
-            if not _LAYOUT.match(name):
+            if not _LAYOUT.fullmatch(name):
                 problems.add(name, "not a bundle path (unknown, absolute, `..` or a folder)")
-            elif name in seen:
+            elif name.casefold() in seen:  # twice, or in two cases (one file on macOS)
                 problems.add(name, "appears twice")
             elif info.create_system == 3 and mode & 0o170000 not in (0, 0o100000):
                 problems.add(name, "not a plain file (a link or device)")
@@ -225,7 +225,7 @@ def _entries(data: bytes, source: str) -> dict[str, bytes]:
                 info.compress_size, 1
             ):
                 problems.add(name, "compressed more than 200:1 (a zip bomb?)")
-            seen.add(name)
+            seen.add(name.casefold())
             total += info.file_size
         if total > MAX_TOTAL_BYTES:
             problems.add("", f"{total} bytes uncompressed (at most {MAX_TOTAL_BYTES})")
@@ -254,7 +254,7 @@ def _check_manifest(files: dict[str, bytes], problems: Collector) -> Manifest | 
         return None
     try:
         data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:  # JSON and UTF-8 errors are ValueErrors
         problems.add("manifest.json", f"not valid JSON: {exc}")
         return None
     if isinstance(data, dict) and data.get("format") != FORMAT_ID:
@@ -292,7 +292,7 @@ def _check_manifest(files: dict[str, bytes], problems: Collector) -> Manifest | 
 def _document(files: dict[str, bytes], path: str, problems: Collector) -> Any:
     try:
         data = json.loads(files[path])
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:  # JSON and UTF-8 errors are ValueErrors
         problems.add(path, f"not valid JSON: {exc}")
         return None
     try:
@@ -320,13 +320,15 @@ def _check_tensor(body: bytes, soft: SoftPrompt, where: str, problems: Collector
             raise ValueError(f"dtype {spec['dtype']} is not a float type")
         if len(shape) != 2 or shape[0] != soft.num_virtual_tokens:
             raise ValueError(f"shape {shape} does not match {soft.num_virtual_tokens} tokens")
+        if soft.hidden_size is not None and shape[1] != soft.hidden_size:
+            raise ValueError(f"shape {shape} does not match hidden size {soft.hidden_size}")
         start, end = spec["data_offsets"]
         width = {"F32": 4, "F16": 2, "BF16": 2}[spec["dtype"]]
         if not 0 <= start <= end or end - start != shape[0] * shape[1] * width:
             raise ValueError("data offsets do not match the shape")
         if 8 + header_len + end > len(body):
             raise ValueError("data is truncated")
-    except (ValueError, KeyError, TypeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (ValueError, KeyError, TypeError, IndexError, RecursionError) as exc:
         problems.add(where, f"not a valid soft prompt tensor: {exc}")
 
 

@@ -115,13 +115,16 @@ def parse(data: bytes, source: str) -> Package:
     rows: list[TestRow] = []
     systems: list[str] = []
     multi_turn = False
-    for number, line in enumerate(text.splitlines(), start=1):
+    # lines end at \n only: splitlines() would also split at U+2028 and friends, which
+    # JSON leaves unescaped inside strings
+    for number, line in enumerate(text.split("\n"), start=1):
+        line = line.removesuffix("\r")
         if not line.strip():
             continue
         where = f"line {number}"
         try:
             record = json.loads(line)
-        except (json.JSONDecodeError, RecursionError) as exc:
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
             problems.add(where, f"not valid JSON: {getattr(exc, 'msg', exc)}")
             continue
         messages = _messages(record, where, problems)

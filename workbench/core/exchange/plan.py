@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from typing import TypeVar
 
 from workbench.core.exchange.base import Package
@@ -89,6 +90,10 @@ class ImportPlan:
         by_name: dict[str, list[str]] = {}
         for summary in library.search():
             by_name.setdefault(summary.name.casefold(), []).append(summary.id)
+        # ids name files: on a case-insensitive file system "AB" would overwrite "ab"
+        folded_ids = {
+            i.casefold(): i for i in (*library.prompts, *library.test_sets, *library.soft_prompts)
+        }
         seen: set[tuple[str, str]] = set()
         for imported in package.prompts:
             prompt = imported.prompt
@@ -97,6 +102,19 @@ class ImportPlan:
             same_id = prompt.id in library.prompts
             if same_id and library.get_prompt(prompt.id).content_equal(prompt):
                 self.items.append(PlanItem("prompt", prompt.name, prompt.id, Resolution.UNCHANGED))
+                continue
+            if not same_id and prompt.id.casefold() in folded_ids:
+                clash = f"its id differs only in case from {folded_ids[prompt.id.casefold()]!r}"
+                self.items.append(
+                    PlanItem(
+                        "prompt",
+                        prompt.name,
+                        prompt.id,
+                        Resolution.COPY,
+                        (Resolution.COPY, Resolution.SKIP),
+                        clash,
+                    )
+                )
                 continue
             if same_id:
                 existing = library.get_prompt(prompt.id)
@@ -152,21 +170,25 @@ class ImportPlan:
             existing_ts = library.test_sets.get(test_set.id)
             if existing_ts is not None and _same_test_set(existing_ts, test_set):
                 resolution, clash = Resolution.UNCHANGED, ""
-            elif existing_ts is not None:
+            elif existing_ts is not None or test_set.id.casefold() in folded_ids:
                 resolution, clash = Resolution.COPY, "its id is taken; added under a new id"
             else:
                 resolution, clash = Resolution.ADD, ""
             item = PlanItem("test set", test_set.name, test_set.id, resolution, (), clash)
             item.parent = parent
             self.items.append(item)
-        for soft, _ in package.soft_prompts:
+        for soft, tensor in package.soft_prompts:
             if self._repeated("soft prompt", soft.id, soft.name, seen):
                 continue
             parent = prompt_index.get(soft.prompt_id or "")
             existing_sp = library.soft_prompts.get(soft.id)
-            if existing_sp is not None and existing_sp == soft:
+            if (
+                existing_sp is not None
+                and existing_sp == soft
+                and _same_bytes(library.soft_prompt_tensor_path(existing_sp), tensor)
+            ):
                 resolution, clash = Resolution.UNCHANGED, ""
-            elif existing_sp is not None:
+            elif existing_sp is not None or soft.id.casefold() in folded_ids:
                 resolution, clash = Resolution.COPY, "its id is taken; added under a new id"
             else:
                 resolution, clash = Resolution.ADD, ""
@@ -176,11 +198,11 @@ class ImportPlan:
 
     def _repeated(self, kind: str, doc_id: str, name: str, seen: set[tuple[str, str]]) -> bool:
         """A document met twice in one import (two files holding it) is imported once."""
-        if (kind, doc_id) in seen:
+        if (kind, doc_id.casefold()) in seen:
             clash = "appears more than once in what is imported; imported once"
             self.items.append(PlanItem(kind, name, doc_id, Resolution.SKIP, (), clash))
             return True
-        seen.add((kind, doc_id))
+        seen.add((kind, doc_id.casefold()))
         return False
 
     # -- choosing --------------------------------------------------------------
@@ -309,6 +331,13 @@ def _free_name(name: str, taken: set[str]) -> str:
     while f"{name} ({n})".casefold() in taken:
         n += 1
     return f"{name} ({n})"
+
+
+def _same_bytes(path: Path, data: bytes) -> bool:
+    try:
+        return path.read_bytes() == data
+    except OSError:
+        return False
 
 
 def _same_test_set(a: TestSet, b: TestSet) -> bool:

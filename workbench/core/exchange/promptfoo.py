@@ -78,7 +78,8 @@ def export_bytes(items: ExportSet) -> dict[str, bytes]:
     files: dict[str, bytes] = {}
     for prompt, file_name in unique_file_names(items.prompts, ".yaml"):
         chat = to_chat(prompt)
-        if chat.system or chat.turns:
+        # a template that itself reads as a JSON list would be taken for chat messages
+        if chat.system or chat.turns or chat.user.lstrip().startswith("["):
             raw = json.dumps(
                 [m.model_dump() for m in chat.messages()], indent=2, ensure_ascii=False
             )
@@ -138,7 +139,7 @@ def _chat(raw: str, path: str, problems: Collector) -> tuple[str, list[tuple[str
         return "", [], raw
     try:
         messages = json.loads(stripped)
-    except (json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):  # JSONDecodeError is a ValueError
         return "", [], raw  # text that merely starts with "[": a plain template
     pairs: list[tuple[str, str]] = []
     if not isinstance(messages, list):
