@@ -5,6 +5,7 @@ own clear ImportFailed while the library on disk stays as it was."""
 
 from __future__ import annotations
 
+import os
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,9 +29,13 @@ from workbench.core.models import (
 )
 from workbench.core.templates import render_messages
 
+# `make test` runs a fixed set of examples (derandomized: CI never fails on an input met
+# by chance); FUZZ_SCALE=50 explores 50 times as many, freshly random, before a release
+SCALE = int(os.environ.get("FUZZ_SCALE", "1"))
 PROFILE = settings(
-    max_examples=40,
+    max_examples=40 * SCALE,
     deadline=None,
+    derandomize=SCALE == 1,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 
@@ -348,7 +353,7 @@ def test_corrupted_files_give_only_clear_import_errors(case, tmp_path_factory) -
     _only_clear_errors(*case, library)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60 * SCALE, deadline=None, derandomize=SCALE == 1)
 @given(fmt=st.sampled_from(IMPORTABLE), data=st.binary(max_size=300))
 def test_random_bytes_give_only_clear_import_errors(fmt: str, data: bytes) -> None:
     with tempfile.TemporaryDirectory() as tmp:
@@ -390,7 +395,7 @@ structured = st.recursive(
 )
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=80 * SCALE, deadline=None, derandomize=SCALE == 1)
 @given(fmt=st.sampled_from(["promptfoo", "langchain", "openai-jsonl", "prompty"]), doc=structured)
 def test_well_formed_but_wrong_documents_give_only_clear_import_errors(fmt: str, doc) -> None:
     import json
