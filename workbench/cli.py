@@ -677,6 +677,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     fields = {
         "num_virtual_tokens": args.tokens,
         "steps": args.steps,
+        "epochs": args.epochs,
         "learning_rate": args.lr,
         "batch_size": args.batch_size,
         "init": args.init,
@@ -696,7 +697,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
         print(
             f"graduating {prompt.name!r} on {spec.name}: {plan.train_examples} training, "
             f"{plan.validation_examples} validation, {plan.held_out_rows} held-out rows; "
-            f"{config.num_virtual_tokens} virtual tokens, {config.steps} steps",
+            f"{config.num_virtual_tokens} virtual tokens, "
+            f"{config.total_steps(plan.train_examples)} steps"
+            + (f" ({config.epochs:g} epochs)" if config.epochs else ""),
             file=sys.stderr,
         )
     cancel = threading.Event()
@@ -1048,7 +1051,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="training/validation/held-out data (default: the prompt's first)",
     )
     tune.add_argument("--tokens", type=int, help="virtual tokens (default 20)")
-    tune.add_argument("--steps", type=int, help="optimiser steps (default 225)")
+    length = tune.add_mutually_exclusive_group()
+    length.add_argument("--steps", type=int, help="optimiser steps (default 225)")
+    length.add_argument(
+        "--epochs", type=float, help="passes over the training data (instead of --steps)"
+    )
     tune.add_argument("--lr", type=float, help="learning rate (default 0.03)")
     tune.add_argument("--batch-size", type=int, help="examples per step (default 8)")
     tune.add_argument(

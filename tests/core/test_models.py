@@ -137,3 +137,14 @@ def test_content_equal_ignores_bookkeeping() -> None:
     b = a.model_copy(update={"version": 7})
     assert a.content_equal(b)
     assert not a.content_equal(a.model_copy(update={"system": "changed"}))
+
+
+def test_train_length_in_steps_or_epochs() -> None:
+    from workbench.core.models import TrainConfig
+
+    assert TrainConfig(steps=30).total_steps(100) == 30
+    assert TrainConfig(epochs=2, batch_size=8).total_steps(100) == 25
+    assert TrainConfig(epochs=1, batch_size=8).total_steps(100, processes=2) == 7  # 100 / 16
+    assert TrainConfig(epochs=0.01, batch_size=8).total_steps(10) == 1  # at least one
+    with pytest.raises(ValueError):
+        TrainConfig(epochs=0)

@@ -93,6 +93,19 @@ def test_loss_decreases_and_the_run_is_reproducible(tiny) -> None:
     np.testing.assert_array_equal(result.embeddings, again.embeddings)
 
 
+def test_epochs_decide_the_number_of_steps(tiny) -> None:
+    """2.5 passes over 16 examples in batches of 4 = 10 steps; validation at the end."""
+    config = TrainConfig(
+        num_virtual_tokens=4, steps=999, epochs=2.5, batch_size=4, eval_every=100, device="cpu"
+    )
+    events, result = run(tiny, config, labels=["yes", "no"])
+    steps = [e for e in events if isinstance(e, StepEvent)]
+    assert [e.step for e in steps] == list(range(1, 11))
+    assert {e.total_steps for e in steps} == {10}
+    assert [e.step for e in events if isinstance(e, ValidationEvent)] == [10]
+    assert result.steps == 10
+
+
 def test_only_the_prompt_is_trained(tiny) -> None:
     base, _ = tiny
     before = {k: v.clone() for k, v in base.state_dict().items()}

@@ -316,6 +316,18 @@ def test_the_form_is_prefilled_from_the_prompt_and_its_test_set(qtbot, library_d
     assert "SmolLM2" in text_of(panel, "gradModel")
     config = panel.config()
     assert config.init_text == init_text(prompt) and config.early_stopping_patience == 4
+    assert config.epochs is None and not child(panel, QDoubleSpinBox, "gradEpochs").isVisible()
+
+    # train for epochs instead: 3 passes over 8 examples in batches of 8 = 3 steps
+    unit = child(panel, QComboBox, "gradLengthUnit")
+    unit.setCurrentIndex(unit.findData("epochs"))
+    epochs = child(panel, QDoubleSpinBox, "gradEpochs")
+    epochs.setValue(3)
+    assert epochs.isVisible() and not child(panel, QSpinBox, "gradSteps").isVisible()
+    assert text_of(panel, "gradLengthInfo") == "= 3 steps of 8 over 8 examples"
+    assert panel.config().epochs == 3
+    panel.set_config(config)  # an earlier run's settings come back as steps
+    assert unit.currentData() == "steps" and panel.config().epochs is None
 
     # "none": only the few-shot examples train, nothing is held out
     combo = child(panel, QComboBox, "gradTestSet")

@@ -6,6 +6,7 @@ versions before validating, and validation errors name the offending field.
 
 from __future__ import annotations
 
+import math
 import re
 import secrets
 from collections.abc import Callable
@@ -281,6 +282,12 @@ class TrainConfig(_Model):
     learning_rate: float = Field(default=3e-2, gt=0)
     weight_decay: float = Field(default=0.0, ge=0)
     steps: int = Field(default=225, ge=1)
+    epochs: float | None = Field(
+        default=None,
+        gt=0,
+        le=100_000,
+        description="passes over the training data; when set, it decides the steps",
+    )
     batch_size: int = Field(default=8, ge=1)
     eval_every: int = Field(default=25, ge=1)
     early_stopping_patience: int | None = Field(default=4, ge=1)
@@ -288,6 +295,14 @@ class TrainConfig(_Model):
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     seed: int = 0
     max_length: int = Field(default=256, ge=8)
+
+    def total_steps(self, train_examples: int, processes: int = 1) -> int:
+        """Optimiser steps of a run: `steps`, or `epochs` passes over the training
+        examples in batches of `batch_size` per process."""
+        if self.epochs is None:
+            return self.steps
+        per_step = self.batch_size * max(processes, 1)
+        return max(1, math.ceil(self.epochs * max(train_examples, 1) / per_step))
 
 
 class SoftPrompt(_Model):

@@ -443,10 +443,11 @@ def train_soft_prompt(
     n_train = train_data.input_ids.shape[0]
     world, rank = accelerator.num_processes, accelerator.process_index
     per_step = config.batch_size * world
+    total = config.total_steps(n_train, world)  # `steps`, or `epochs` passes over the data
     generator = torch.Generator(device="cpu").manual_seed(config.seed)
     order = torch.randperm(n_train, generator=generator)
     # the permutations for every epoch this run can need, built once on the device
-    epochs = math.ceil((config.steps * per_step) / n_train) + 1
+    epochs = math.ceil((total * per_step) / n_train) + 1
     schedule = torch.cat([torch.randperm(n_train, generator=generator) for _ in range(epochs)])
     schedule = torch.cat([order, schedule]).to(accelerator.device)
 
@@ -479,7 +480,7 @@ def train_soft_prompt(
         )
 
     try:
-        while step < config.steps:
+        while step < total:
             if pause is not None:
                 while pause.is_set() and not cancel.is_set():
                     cancel.wait(0.1)  # paused: the worker idles until resume or stop
@@ -536,14 +537,14 @@ def train_soft_prompt(
             )
             yield StepEvent(
                 step,
-                config.steps,
+                total,
                 value,
                 rate,
-                (config.steps - step) / rate if rate else 0.0,
+                (total - step) / rate if rate else 0.0,
                 memory,
             )
 
-            if val_data is not None and (step % config.eval_every == 0 or step == config.steps):
+            if val_data is not None and (step % config.eval_every == 0 or step == total):
                 val_loss, accuracy = _validate(module, inner, val_data, label_ids, config)
                 score = accuracy if accuracy is not None else -val_loss
                 improved = score > best_score + 1e-9

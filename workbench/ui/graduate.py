@@ -616,6 +616,24 @@ class GraduatePanel(QWidget):
         self.steps = _named(QSpinBox(), "gradSteps")
         self.steps.setRange(1, 1_000_000)
         self.steps.setValue(225)
+        self.epochs = _named(QDoubleSpinBox(), "gradEpochs")
+        self.epochs.setRange(0.1, 100_000)
+        self.epochs.setDecimals(1)
+        self.epochs.setValue(10)
+        self.epochs.hide()
+        self.length_unit = _named(QComboBox(), "gradLengthUnit")
+        self.length_unit.addItem("steps", "steps")
+        self.length_unit.addItem("epochs", "epochs")
+        self.length_unit.setToolTip(
+            "Train for a number of optimiser steps, or of passes over the training data"
+        )
+        self.length_info = _named(QLabel(), "gradLengthInfo")
+        length = QWidget()
+        length_row = QHBoxLayout(length)
+        length_row.setContentsMargins(0, 0, 0, 0)
+        for widget in (self.steps, self.epochs, self.length_unit, self.length_info):
+            length_row.addWidget(widget)
+        length_row.addStretch(1)
         self.batch = _named(QSpinBox(), "gradBatch")
         self.batch.setRange(1, 4096)
         self.batch.setValue(8)
@@ -649,7 +667,7 @@ class GraduatePanel(QWidget):
         form.addRow("Initialisation", self.init_combo)
         form.addRow("Init text", self.init_text)
         form.addRow("Learning rate", self.learning_rate)
-        form.addRow("Steps", self.steps)
+        form.addRow("Train for", length)
         form.addRow("Batch size", self.batch)
         form.addRow("Evaluate every", self.eval_every)
         form.addRow("Early-stopping patience", self.patience)
@@ -775,6 +793,9 @@ class GraduatePanel(QWidget):
         self._summary_timer.timeout.connect(self._update_data_summary)
         self.test_set_combo.currentIndexChanged.connect(lambda _: self._update_data_summary())
         self.seed.valueChanged.connect(lambda _: self._summary_timer.start())
+        self.length_unit.currentIndexChanged.connect(lambda _: self._show_length())
+        self.epochs.valueChanged.connect(lambda _: self._show_length())
+        self.batch.valueChanged.connect(lambda _: self._show_length())
         self.init_combo.currentIndexChanged.connect(lambda _: self._init_changed())
         self.device_combo.currentIndexChanged.connect(lambda _: self._show_device_info())
         self.start_button.clicked.connect(self.start)
@@ -869,7 +890,23 @@ class GraduatePanel(QWidget):
         if prepared.train_examples == 0:
             text += "\nNo training data: add few-shot examples or pick a test set."
         self.data_label.setText(text)
+        self._show_length()
         self._update_buttons()
+
+    def _show_length(self) -> None:
+        """Steps or epochs: show the box in use, and what epochs come to in steps."""
+        by_epochs = self.length_unit.currentData() == "epochs"
+        self.steps.setVisible(not by_epochs)
+        self.epochs.setVisible(by_epochs)
+        if by_epochs and self.prepared is not None and self.prepared.train_examples:
+            config = TrainConfig(epochs=self.epochs.value(), batch_size=self.batch.value())
+            steps = config.total_steps(self.prepared.train_examples)
+            self.length_info.setText(
+                f"= {steps} steps of {self.batch.value()} over "
+                f"{self.prepared.train_examples} examples"
+            )
+        else:
+            self.length_info.clear()
 
     def _update_model_label(self) -> None:
         spec = self._selected_spec()
@@ -1045,6 +1082,7 @@ class GraduatePanel(QWidget):
             init_text=text if init == "text" and text else None,
             learning_rate=self.learning_rate.value(),
             steps=self.steps.value(),
+            epochs=self.epochs.value() if self.length_unit.currentData() == "epochs" else None,
             batch_size=self.batch.value(),
             eval_every=self.eval_every.value(),
             early_stopping_patience=self.patience.value() or None,
@@ -1061,6 +1099,11 @@ class GraduatePanel(QWidget):
             self.init_text.setText(config.init_text)
         self.learning_rate.setValue(config.learning_rate)
         self.steps.setValue(config.steps)
+        if config.epochs is not None:
+            self.epochs.setValue(config.epochs)
+        self.length_unit.setCurrentIndex(
+            self.length_unit.findData("epochs" if config.epochs is not None else "steps")
+        )
         self.batch.setValue(config.batch_size)
         self.eval_every.setValue(config.eval_every)
         self.patience.setValue(config.early_stopping_patience or 0)
