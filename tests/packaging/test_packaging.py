@@ -74,6 +74,10 @@ def test_desktop_file_launches_the_bundle_with_the_app_id_icon() -> None:
     assert "Development" in entry["Categories"].split(";")
     # the icon it names is the app's own SVG (installed under the app id)
     assert (ROOT / "resources" / "icons" / "app.svg").read_text().lstrip().startswith("<svg")
+    # and the running app names this desktop entry (Wayland matches windows by it)
+    from workbench.ui.app import DESKTOP_ID
+
+    assert DESKTOP_ID == APP_ID
 
 
 def test_metainfo_describes_this_app_and_version() -> None:

@@ -40,6 +40,7 @@ from workbench.ui.run import RunPanel
 from workbench.ui.testsets import TestSetPanel
 
 APP_NAME = "Prompt Workbench"
+DESKTOP_ID = "io.github.promptworkbench.PromptWorkbench"
 AUTOSAVE_MS = 700  # a crash loses at most this much typing (plus the write itself)
 
 
@@ -398,6 +399,8 @@ def create_application(argv: list[str] | None = None) -> QApplication:
     app.setOrganizationName("prompt-workbench")
     app.setApplicationDisplayName(APP_NAME)
     app.setApplicationVersion(__version__)
+    # Wayland matches the window to packaging/<this id>.desktop (its icon and name)
+    app.setDesktopFileName(DESKTOP_ID)
     try:
         app.setWindowIcon(QIcon(str(resource_path("icons", "app.svg"))))
     except FileNotFoundError:
