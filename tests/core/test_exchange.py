@@ -823,3 +823,15 @@ def test_a_fifo_is_not_read(tmp_path: Path) -> None:
     os.mkfifo(fifo)
     with pytest.raises(ImportFailed, match="not a regular file"):
         read_package(fifo)
+
+
+def test_importing_a_promptfoo_config_twice_adds_nothing_the_second_time(
+    library: Library,
+) -> None:
+    plan_file(library, FIXTURES / "promptfooconfig.yaml").apply()
+    before = snapshot(library.root)
+    again = plan_file(library, FIXTURES / "promptfooconfig.yaml")
+    assert {i.resolution for i in again.items} == {Resolution.UNCHANGED}
+    result = again.apply()
+    assert result.added == [] and len(result.unchanged) == 4  # 2 prompts, 2 test sets
+    assert snapshot(library.root) == before

@@ -170,6 +170,9 @@ class ImportPlan:
             existing_ts = library.test_sets.get(test_set.id)
             if existing_ts is not None and _same_test_set(existing_ts, test_set):
                 resolution, clash = Resolution.UNCHANGED, ""
+            elif self._twin_exists(test_set, parent):
+                # a format without ids, imported again: the prompt already has this set
+                resolution, clash = Resolution.UNCHANGED, ""
             elif existing_ts is not None or test_set.id.casefold() in folded_ids:
                 resolution, clash = Resolution.COPY, "its id is taken; added under a new id"
             else:
@@ -195,6 +198,22 @@ class ImportPlan:
             item = PlanItem("soft prompt", soft.name, soft.id, resolution, (), clash)
             item.parent = parent
             self.items.append(item)
+
+    def _twin_exists(self, test_set: TestSet, parent: int | None) -> bool:
+        """The library prompt this test set's prompt matches already has the same set
+        (same name and rows) under another id."""
+        if parent is None:
+            return False
+        item = self.items[parent]
+        owner = item.target_id or (
+            item.source_id if item.source_id in self.library.prompts else None
+        )
+        if owner is None:
+            return False
+        return any(
+            t.name == test_set.name and t.rows == test_set.rows
+            for t in self.library.test_sets_for(owner)
+        )
 
     def _repeated(self, kind: str, doc_id: str, name: str, seen: set[tuple[str, str]]) -> bool:
         """A document met twice in one import (two files holding it) is imported once."""
