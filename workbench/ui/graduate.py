@@ -591,6 +591,11 @@ class GraduatePanel(QWidget):
         self.data_label = _named(QLabel(), "gradData")
         self.data_label.setWordWrap(True)
         self.test_set_combo = _named(QComboBox(), "gradTestSet")
+        # long test-set names must not widen the settings column (the popup shows them)
+        self.test_set_combo.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
+        self.test_set_combo.setMinimumContentsLength(14)
         self.test_set_combo.setToolTip(
             "Its train split trains (with the few-shot examples), its validation split stops "
             "early, its held-out test split compares hard and soft prompts.\n"
@@ -604,6 +609,10 @@ class GraduatePanel(QWidget):
         self.tokens.setValue(20)
         self.tokens.setToolTip("Virtual tokens: the soft prompt's length (they count as context)")
         self.init_combo = _named(QComboBox(), "gradInit")
+        self.init_combo.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
+        self.init_combo.setMinimumContentsLength(10)
         for value, label in INITS:
             self.init_combo.addItem(label, value)
         self.init_text = _named(QLineEdit(), "gradInitText")
@@ -628,10 +637,11 @@ class GraduatePanel(QWidget):
             "Train for a number of optimiser steps, or of passes over the training data"
         )
         self.length_info = _named(QLabel(), "gradLengthInfo")
+        self.length_info.setWordWrap(True)
         length = QWidget()
         length_row = QHBoxLayout(length)
         length_row.setContentsMargins(0, 0, 0, 0)
-        for widget in (self.steps, self.epochs, self.length_unit, self.length_info):
+        for widget in (self.steps, self.epochs, self.length_unit):
             length_row.addWidget(widget)
         length_row.addStretch(1)
         self.batch = _named(QSpinBox(), "gradBatch")
@@ -645,6 +655,7 @@ class GraduatePanel(QWidget):
         self.patience.setRange(0, 10_000)
         self.patience.setValue(4)
         self.patience.setSpecialValueText("off")
+        self.patience.setSuffix(" evaluations")
         self.patience.setToolTip("Stop after this many validations without improvement")
         self.device_combo = _named(QComboBox(), "gradDevice")
         for device in DEVICES:
@@ -668,9 +679,10 @@ class GraduatePanel(QWidget):
         form.addRow("Init text", self.init_text)
         form.addRow("Learning rate", self.learning_rate)
         form.addRow("Train for", length)
+        form.addRow("", self.length_info)
         form.addRow("Batch size", self.batch)
         form.addRow("Evaluate every", self.eval_every)
-        form.addRow("Early-stopping patience", self.patience)
+        form.addRow("Early stop after", self.patience)
         form.addRow("Device", self.device_combo)
         form.addRow("", self.device_info)
         form.addRow("Precision", self.precision_combo)
@@ -711,6 +723,11 @@ class GraduatePanel(QWidget):
         left_scroll = QScrollArea()
         left_scroll.setWidgetResizable(True)
         left_scroll.setWidget(left)
+        # the settings scroll up and down, never sideways: the splitter may not squeeze
+        # them below the width their form needs (it did, down to the labels alone)
+        left_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scrollbar = left_scroll.verticalScrollBar().sizeHint().width()
+        left_scroll.setMinimumWidth(left.minimumSizeHint().width() + scrollbar + 4)
 
         # -- results
         self.plot_holder = QWidget()
@@ -761,10 +778,8 @@ class GraduatePanel(QWidget):
         soft_layout.addWidget(QLabel("Soft prompts of this prompt"))
         soft_layout.addWidget(self.soft_list, 1)
         soft_layout.addWidget(self.metrics_label)
-        adapter_buttons = QHBoxLayout()
-        adapter_buttons.addWidget(self.export_button)
-        adapter_buttons.addWidget(self.import_button)
-        soft_layout.addLayout(adapter_buttons)
+        soft_layout.addWidget(self.export_button)
+        soft_layout.addWidget(self.import_button)
         lower = QSplitter(Qt.Orientation.Horizontal)
         lower.addWidget(nearest_box)
         lower.addWidget(soft_box)
@@ -783,6 +798,7 @@ class GraduatePanel(QWidget):
         main = QSplitter(Qt.Orientation.Horizontal)
         main.addWidget(left_scroll)
         main.addWidget(right)
+        main.setCollapsible(0, False)
         main.setStretchFactor(1, 3)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
