@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QComboBox, QLabel, QPushButton
 
@@ -152,6 +153,20 @@ def test_export_dialog_shows_losses_and_writes_the_chosen_format(
         "Greeting.prompty",
     ]
     assert "Exported to" in window.statusBar().currentMessage()
+
+    # exporting into the same folder again: nothing is replaced without asking
+    window.show_export()
+    third = window.export_dialog
+    third.format.setCurrentIndex(third.format.findData("prompty"))
+    third.whole.setChecked(True)
+    before = snapshot(tmp_path / "out")
+    (tmp_path / "out" / "Capital.prompty").write_text("edited by hand")
+    with pytest.raises(exchange.ExportWouldOverwrite) as caught:
+        third.export_to(tmp_path / "out", overwrite=False)
+    assert [p.name for p in caught.value.paths] == ["Capital.prompty", "Greeting.prompty"]
+    assert (tmp_path / "out" / "Capital.prompty").read_text() == "edited by hand"
+    assert third.export_to(tmp_path / "out") is not None  # the user said yes
+    assert snapshot(tmp_path / "out") == before
 
     window.show_export()
     again = window.export_dialog

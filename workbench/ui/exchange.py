@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QMessageBox,
     QRadioButton,
     QStyledItemDelegate,
     QStyleOptionViewItem,
@@ -343,14 +344,31 @@ class ExportDialog(QDialog):
                 suggested + module.EXTENSIONS[0],
                 f"{module.LABEL} ({' '.join('*' + e for e in module.EXTENSIONS)})",
             )
-        if target:
-            self.export_to(Path(target))
+        if not target:
+            return
+        try:  # a folder: its files of the same names are replaced only when confirmed
+            self.export_to(Path(target), overwrite=not self.needs_folder())
+        except exchange.ExportWouldOverwrite as exc:
+            answer = QMessageBox.question(
+                self,
+                "Replace files?",
+                f"{exc}. Replace them?",
+                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                QMessageBox.StandardButton.No,
+            )
+            if answer == QMessageBox.StandardButton.Yes:
+                self.export_to(Path(target))
 
-    def export_to(self, target: Path) -> ExportReport | None:
+    def export_to(self, target: Path, overwrite: bool = True) -> ExportReport | None:
         """Export to `target` (a file, or a folder for one file per prompt); on failure
-        the dialog stays open with the reason."""
+        the dialog stays open with the reason. Without `overwrite`, files that exist
+        raise ExportWouldOverwrite (for the caller to ask) and nothing is written."""
         try:
-            self.report = exchange.export(self.library, self.format_name, target, self.selection())
+            self.report = exchange.export(
+                self.library, self.format_name, target, self.selection(), overwrite
+            )
+        except exchange.ExportWouldOverwrite:
+            raise
         except (OSError, ValueError, LibraryError) as exc:
             self.message.setText(f"Not exported: {exc}")
             self.message.setStyleSheet("color: #b00020")

@@ -72,11 +72,25 @@ class ExportReport:
     losses: tuple[str, ...]
 
 
+class ExportWouldOverwrite(ExportFailed):
+    """`export(..., overwrite=False)` found files it would replace (in `paths`)."""
+
+    def __init__(self, paths: list[Path]) -> None:
+        self.paths = paths
+        names = ", ".join(p.name for p in paths[:5]) + (" …" if len(paths) > 5 else "")
+        super().__init__(f"{len(paths)} file(s) exist already: {names}")
+
+
 def export(
-    library: Library, name: str, out: Path, prompt_ids: Sequence[str] | None = None
+    library: Library,
+    name: str,
+    out: Path,
+    prompt_ids: Sequence[str] | None = None,
+    overwrite: bool = True,
 ) -> ExportReport:
     """Write the selection (None = the whole library) as `out`: a file, or a folder of
-    files for one-prompt-per-file formats with several prompts."""
+    files for one-prompt-per-file formats with several prompts. With `overwrite` False,
+    existing files are reported (ExportWouldOverwrite) and nothing is written."""
     module = format_module(name)
     items: ExportSet = collect(library, prompt_ids)
     if not items.prompts and not items.test_sets:
@@ -92,6 +106,9 @@ def export(
         )
     else:
         targets = {out / file_name: body for file_name, body in files.items()}
+    existing = sorted(p for p in targets if p.exists())
+    if existing and not overwrite:
+        raise ExportWouldOverwrite(existing)
     for path, body in targets.items():
         atomic_write_bytes(path, body)
     return ExportReport(sorted(targets), tuple(module.EXPORT_LOSSES))
@@ -209,6 +226,7 @@ __all__ = [
     "FORMATS",
     "ExportFailed",
     "ExportReport",
+    "ExportWouldOverwrite",
     "ImportFailed",
     "ImportPlan",
     "ImportResult",
