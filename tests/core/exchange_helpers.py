@@ -29,6 +29,32 @@ def tensor_bytes(tokens: int = 4, hidden: int = 8, seed: int = 0) -> bytes:
     return save({"prompt_embeddings": rng.standard_normal((tokens, hidden), dtype=np.float32)})
 
 
+def add_soft_prompt(
+    library: Library,
+    name: str,
+    prompt_id: str | None = None,
+    tokens: int = 4,
+    hidden: int = 8,
+    seed: int = 0,
+    base_model: str = "tiny",
+    **fields: object,
+) -> SoftPrompt:
+    """A soft prompt with a random [tokens, hidden] tensor, saved in the library."""
+    soft = SoftPrompt(
+        name=name,
+        prompt_id=prompt_id,
+        base_model=base_model,
+        base_model_hash="0" * 64,
+        num_virtual_tokens=tokens,
+        hidden_size=hidden,
+        tensor_file="placeholder.safetensors",
+        **fields,  # type: ignore[arg-type]
+    )
+    soft = soft.model_copy(update={"tensor_file": f"{soft.id}.safetensors"})
+    library.save_soft_prompt(soft, tensor_bytes(tokens, hidden, seed))
+    return soft
+
+
 def snapshot(folder: Path) -> dict[str, bytes]:
     """Every file under `folder` (relative path → bytes)."""
     if not folder.exists():
@@ -73,18 +99,12 @@ def rich_library(library: Library) -> Prompt:
             ],
         )
     )
-    soft = SoftPrompt(
-        name="capital soft",
-        prompt_id=prompt.id,
+    add_soft_prompt(
+        library,
+        "capital soft",
+        prompt.id,
         prompt_version=prompt.version,
-        base_model="tiny",
-        base_model_hash="0" * 64,
-        num_virtual_tokens=4,
-        hidden_size=8,
-        tensor_file="placeholder.safetensors",
         metrics={"accuracy": 0.75},
     )
-    soft = soft.model_copy(update={"tensor_file": f"{soft.id}.safetensors"})
-    library.save_soft_prompt(soft, tensor_bytes())
     library.new_prompt("Greeting", user_template="Say hello to {{ name }}.")
     return prompt

@@ -13,7 +13,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.core.exchange_helpers import snapshot, tensor_bytes
+from tests.core.exchange_helpers import add_soft_prompt, snapshot
 from workbench.core import exchange
 from workbench.core.exchange import ImportFailed, collect, plan_import
 from workbench.core.library import Library
@@ -22,7 +22,6 @@ from workbench.core.models import (
     FewShotExample,
     GenerationParams,
     Prompt,
-    SoftPrompt,
     TestRow,
     TestSet,
     Variable,
@@ -165,16 +164,7 @@ def _fill(root: Path, content: tuple[list[tuple[Prompt, list[Prompt]]], list[Tes
     for test_set in test_sets:
         library.add_test_set_verbatim(test_set)
     for n in range(soft_count):
-        soft = SoftPrompt(
-            name=f"soft {n}",
-            prompt_id=prompts[0][0].id,
-            base_model="tiny",
-            base_model_hash="0" * 64,
-            num_virtual_tokens=3,
-            tensor_file="x.safetensors",
-        )
-        soft = soft.model_copy(update={"tensor_file": f"{soft.id}.safetensors"})
-        library.save_soft_prompt(soft, tensor_bytes(tokens=3, hidden=4, seed=n))
+        add_soft_prompt(library, f"soft {n}", prompts[0][0].id, tokens=3, hidden=4, seed=n)
     return library
 
 
@@ -294,16 +284,7 @@ def _sample_files() -> dict[str, bytes]:
         library.add_test_set_verbatim(
             TestSet(name="t", prompt_id=prompt.id, rows=[TestRow(vars={"country": "Peru"})])
         )
-        soft = SoftPrompt(
-            name="s",
-            prompt_id=prompt.id,
-            base_model="m",
-            base_model_hash="0" * 64,
-            num_virtual_tokens=2,
-            tensor_file="x.safetensors",
-        )
-        soft = soft.model_copy(update={"tensor_file": f"{soft.id}.safetensors"})
-        library.save_soft_prompt(soft, tensor_bytes(tokens=2, hidden=4))
+        add_soft_prompt(library, "s", prompt.id, tokens=2, hidden=4)
         items = collect(library)
         return {
             name: next(iter(exchange.format_module(name).export_bytes(items).values()))

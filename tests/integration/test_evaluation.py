@@ -187,26 +187,13 @@ def test_cli_eval_table_thresholds_and_export(library_dir: Path, tmp_path: Path)
 def test_cli_eval_compares_a_soft_prompt_variant(library_dir: Path) -> None:
     """`soft=NAME` runs a variant with a soft prompt from the library; it pays its
     virtual tokens in context. (`cot=zero-shot` is accepted as well as `zero_shot`.)"""
-    import numpy as np
-    from safetensors.numpy import save
-
-    from workbench.core.models import SoftPrompt
+    from tests.core.exchange_helpers import add_soft_prompt
 
     library = Library(library_dir)
     prompt = library.save_prompt(SENTIMENT)
     library.save_test_set(EASY.model_copy(update={"prompt_id": prompt.id}))
-    soft = SoftPrompt(
-        name="tiny soft",
-        prompt_id=prompt.id,
-        base_model="SmolLM2-135M-Instruct",
-        base_model_hash="0" * 64,
-        num_virtual_tokens=4,
-        hidden_size=576,
-        tensor_file="x.safetensors",
-    )
-    soft = soft.model_copy(update={"tensor_file": f"{soft.id}.safetensors"})
-    embeddings = np.random.default_rng(0).normal(0, 0.01, (4, 576)).astype(np.float32)
-    library.save_soft_prompt(soft, save({"prompt_embeddings": embeddings}))
+    # random embeddings of the embedded model's width: the scores do not matter here
+    add_soft_prompt(library, "tiny soft", prompt.id, tokens=4, hidden=576)
     result = workbench(
         "eval",
         "sentiment",

@@ -34,7 +34,6 @@ from workbench.core.models import (
     Message,
     ModelSpec,
     Prompt,
-    SoftPrompt,
     TestRow,
     TestSet,
     VariantSpec,
@@ -623,8 +622,7 @@ def test_a_failing_job_reports_in_the_message_and_closes_its_models(
 def test_variants_can_be_another_prompt_or_a_soft_prompt(
     qtbot, library_dir: Path, fake_models
 ) -> None:
-    import numpy as np
-    from safetensors.numpy import save
+    from tests.core.exchange_helpers import add_soft_prompt
 
     library = Library(library_dir)
     prompt = sentiment_prompt(library)
@@ -632,16 +630,7 @@ def test_variants_can_be_another_prompt_or_a_soft_prompt(
     other = library.new_prompt(
         "Terse sentiment", system="One word.", user_template="Review: {{ review }}"
     )
-    soft = SoftPrompt(
-        name="tuned",
-        prompt_id=prompt.id,
-        base_model=EMBEDDED_ID,
-        base_model_hash="0" * 64,
-        num_virtual_tokens=3,
-        tensor_file="x.safetensors",
-    )
-    soft = soft.model_copy(update={"tensor_file": f"{soft.id}.safetensors"})
-    library.save_soft_prompt(soft, save({"prompt_embeddings": np.zeros((3, 8), dtype=np.float32)}))
+    soft = add_soft_prompt(library, "tuned", prompt.id, tokens=3, hidden=8)
     _, panel = open_panel(qtbot, library_dir)
     panel.set_prompt(panel.library.get_prompt(prompt.id))
     model = panel.variants_model

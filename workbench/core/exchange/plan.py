@@ -164,40 +164,44 @@ class ImportPlan:
         for i, imported in enumerate(package.prompts):
             prompt_index.setdefault(imported.prompt.id, i)
         for test_set in package.test_sets:
-            if self._repeated("test set", test_set.id, test_set.name, seen):
-                continue
-            parent = prompt_index.get(test_set.prompt_id or "")
             existing_ts = library.test_sets.get(test_set.id)
-            if existing_ts is not None and _same_test_set(existing_ts, test_set):
-                resolution, clash = Resolution.UNCHANGED, ""
-            elif self._twin_exists(test_set, parent):
-                # a format without ids, imported again: the prompt already has this set
-                resolution, clash = Resolution.UNCHANGED, ""
-            elif existing_ts is not None or test_set.id.casefold() in folded_ids:
-                resolution, clash = Resolution.COPY, "its id is taken; added under a new id"
-            else:
-                resolution, clash = Resolution.ADD, ""
-            item = PlanItem("test set", test_set.name, test_set.id, resolution, (), clash)
-            item.parent = parent
-            self.items.append(item)
+            parent = prompt_index.get(test_set.prompt_id or "")
+            same = existing_ts is not None and _same_test_set(existing_ts, test_set)
+            # a format without ids, imported again: the prompt already has this set
+            same = same or self._twin_exists(test_set, parent)
+            self._add_child("test set", test_set, parent, same, seen, folded_ids)
         for soft, tensor in package.soft_prompts:
-            if self._repeated("soft prompt", soft.id, soft.name, seen):
-                continue
-            parent = prompt_index.get(soft.prompt_id or "")
             existing_sp = library.soft_prompts.get(soft.id)
-            if (
+            same = (
                 existing_sp is not None
                 and existing_sp == soft
                 and _same_bytes(library.soft_prompt_tensor_path(existing_sp), tensor)
-            ):
-                resolution, clash = Resolution.UNCHANGED, ""
-            elif existing_sp is not None or soft.id.casefold() in folded_ids:
-                resolution, clash = Resolution.COPY, "its id is taken; added under a new id"
-            else:
-                resolution, clash = Resolution.ADD, ""
-            item = PlanItem("soft prompt", soft.name, soft.id, resolution, (), clash)
-            item.parent = parent
-            self.items.append(item)
+            )
+            parent = prompt_index.get(soft.prompt_id or "")
+            self._add_child("soft prompt", soft, parent, same, seen, folded_ids)
+
+    def _add_child(
+        self,
+        kind: str,
+        doc: TestSet | SoftPrompt,
+        parent: int | None,
+        same: bool,
+        seen: set[tuple[str, str]],
+        folded_ids: dict[str, str],
+    ) -> None:
+        """A test set or soft prompt: unchanged when the library has it, else added — under
+        a new id when its id is taken (they are never overwritten)."""
+        if self._repeated(kind, doc.id, doc.name, seen):
+            return
+        if same:
+            resolution, clash = Resolution.UNCHANGED, ""
+        elif doc.id.casefold() in folded_ids:
+            resolution, clash = Resolution.COPY, "its id is taken; added under a new id"
+        else:
+            resolution, clash = Resolution.ADD, ""
+        item = PlanItem(kind, doc.name, doc.id, resolution, (), clash)
+        item.parent = parent
+        self.items.append(item)
 
     def _twin_exists(self, test_set: TestSet, parent: int | None) -> bool:
         """The library prompt this test set's prompt matches already has the same set
