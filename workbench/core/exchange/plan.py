@@ -19,7 +19,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import TypeVar
 
 from workbench.core.exchange.base import Package
 from workbench.core.library import Library, LibraryError
@@ -315,32 +314,24 @@ class ImportPlan:
                         library.save_prompt(Prompt.model_validate(update.model_dump()))
                         prompt_ids[prompt.id] = existing.id
                         result.replaced.append(existing.name)
-            offset = len(self.package.prompts)
-            for j, test_set in enumerate(self.package.test_sets):
-                resolution = self.effective(offset + j)
-                if resolution is Resolution.SKIP:
-                    result.skipped.append(test_set.name)
+            children: list[tuple[TestSet | SoftPrompt, bytes | None]] = [
+                *((t, None) for t in self.package.test_sets),
+                *self.package.soft_prompts,
+            ]
+            for index, (doc, tensor) in enumerate(children, start=len(self.package.prompts)):
+                resolution = self.effective(index)
+                if resolution in (Resolution.SKIP, Resolution.UNCHANGED):
+                    bucket = result.skipped if resolution is Resolution.SKIP else result.unchanged
+                    bucket.append(doc.name)
                     continue
-                if resolution is Resolution.UNCHANGED:
-                    result.unchanged.append(test_set.name)
-                    continue
-                linked = _relink(test_set, prompt_ids, resolution)
-                library.add_test_set_verbatim(linked)
+                linked = _relink(doc, prompt_ids, resolution)
+                if isinstance(linked, TestSet):
+                    library.add_test_set_verbatim(linked)
+                else:
+                    if linked.id in library.soft_prompts:
+                        raise LibraryError(f"a soft prompt with id {linked.id!r} exists already")
+                    library.save_soft_prompt(linked, tensor)
                 result.added.append(linked.name)
-            offset += len(self.package.test_sets)
-            for k, (soft, tensor) in enumerate(self.package.soft_prompts):
-                resolution = self.effective(offset + k)
-                if resolution is Resolution.SKIP:
-                    result.skipped.append(soft.name)
-                    continue
-                if resolution is Resolution.UNCHANGED:
-                    result.unchanged.append(soft.name)
-                    continue
-                linked_sp = _relink(soft, prompt_ids, resolution)
-                if linked_sp.id in library.soft_prompts:
-                    raise LibraryError(f"a soft prompt with id {linked_sp.id!r} exists already")
-                library.save_soft_prompt(linked_sp, tensor)
-                result.added.append(linked_sp.name)
         result.prompt_ids = [
             prompt_ids[p.prompt.id] for p in self.package.prompts if p.prompt.id in prompt_ids
         ]
@@ -368,10 +359,9 @@ def _same_test_set(a: TestSet, b: TestSet) -> bool:
     return a.model_dump(exclude=skip) == b.model_dump(exclude=skip)
 
 
-_D = TypeVar("_D", TestSet, SoftPrompt)
-
-
-def _relink(doc: _D, prompt_ids: dict[str, str], resolution: Resolution) -> _D:
+def _relink(
+    doc: TestSet | SoftPrompt, prompt_ids: dict[str, str], resolution: Resolution
+) -> TestSet | SoftPrompt:
     """Point a test set or soft prompt at its prompt's id in the library (a new id when it
     is added as a copy)."""
     update: dict[str, object] = {}
