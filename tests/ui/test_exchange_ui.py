@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QComboBox, QLabel, QPushButton
+from PySide6.QtWidgets import QApplication, QComboBox, QLabel, QPushButton
 
 from tests.core.exchange_helpers import FIXTURES, rich_library, snapshot
 from workbench.core import exchange
@@ -114,6 +114,7 @@ def test_a_malformed_file_is_refused_with_its_problems_and_nothing_changes(
     assert "broken.yaml cannot be imported; nothing was added" in box.text()
     assert "prompts[0]" in box.text() and "tests" in box.detailedText()
     box.close()
+    assert QApplication.overrideCursor() is None  # the wait cursor is gone again
     assert snapshot(library_dir) == before
     assert _names(window) == ["Keep me"]
 

@@ -309,7 +309,7 @@ class MainWindow(QMainWindow):
         """Read a file (or folder), show its import plan; nothing is written before the
         user presses Import in the preview."""
         from workbench.core import exchange
-        from workbench.ui.exchange import ImportPreviewDialog, file_filter
+        from workbench.ui.exchange import ImportPreviewDialog, busy_cursor, file_filter
 
         if path is None:
             chosen, _ = QFileDialog.getOpenFileName(self, "Import", "", file_filter(True))
@@ -319,7 +319,8 @@ class MainWindow(QMainWindow):
         self.autosave()
         try:
             name = format_name or exchange.guess_format(path)
-            plan = exchange.plan_file(self.library, path, name)
+            with busy_cursor():
+                plan = exchange.plan_file(self.library, path, name)
         except exchange.ImportFailed as exc:
             self._show_import_problems(path, [str(p) for p in exc.problems])
             return

@@ -4,13 +4,16 @@ does not carry). The work itself is `workbench.core.exchange`."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
-from PySide6.QtGui import QBrush, QColor
+from PySide6.QtGui import QBrush, QColor, QCursor
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QApplication,
     QButtonGroup,
     QComboBox,
     QDialog,
@@ -43,6 +46,17 @@ RESOLUTION_LABELS = {
     Resolution.SKIP: "Skip",
     Resolution.UNCHANGED: "Unchanged",
 }
+
+
+@contextmanager
+def busy_cursor() -> Iterator[None]:
+    """A wait cursor while a file is read or written on the GUI thread (a big bundle takes
+    a moment; ordinary files are instant)."""
+    QApplication.setOverrideCursor(QCursor(Qt.CursorShape.WaitCursor))
+    try:
+        yield
+    finally:
+        QApplication.restoreOverrideCursor()
 
 
 def file_filter(importing: bool) -> str:
@@ -237,7 +251,8 @@ class ImportPreviewDialog(QDialog):
         """Write the plan (one transaction); on failure nothing is written and the dialog
         stays open with the reason."""
         try:
-            self.result = self.plan.apply()
+            with busy_cursor():
+                self.result = self.plan.apply()
         except (OSError, ValueError, LibraryError) as exc:
             self.error = str(exc)
             self.message.setText(f"Nothing was imported: {exc}")
@@ -364,9 +379,10 @@ class ExportDialog(QDialog):
         the dialog stays open with the reason. Without `overwrite`, files that exist
         raise ExportWouldOverwrite (for the caller to ask) and nothing is written."""
         try:
-            self.report = exchange.export(
-                self.library, self.format_name, target, self.selection(), overwrite
-            )
+            with busy_cursor():
+                self.report = exchange.export(
+                    self.library, self.format_name, target, self.selection(), overwrite
+                )
         except exchange.ExportWouldOverwrite:
             raise
         except (OSError, ValueError, LibraryError) as exc:
