@@ -43,6 +43,7 @@ from PySide6.QtWidgets import (
 
 from workbench.core.models import BUILTIN_TRIGGERS, ChainOfThought, ChainStep, CoTMode, Prompt
 from workbench.core.templates import TemplateError, template_variables
+from workbench.ui.rows import RowList
 
 _Index = QModelIndex | QPersistentModelIndex
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -103,7 +104,7 @@ def _step_problem(name: str, template: str, system: str | None, later: frozenset
     return "\n".join(problems)
 
 
-class ChainStepsModel(QAbstractListModel):
+class ChainStepsModel(RowList, QAbstractListModel):
     """The steps of a chain; the display text is the step name, which is editable.
 
     Steps are never mutated in place (emitted `ChainOfThought`s may share them);
@@ -248,43 +249,8 @@ class ChainStepsModel(QAbstractListModel):
         self.endInsertRows()
         return True
 
-    def removeRows(self, row: int, count: int, parent: _Index = QModelIndex()) -> bool:  # noqa: B008
-        if parent.isValid() or count < 1 or row < 0 or row + count > len(self._steps):
-            return False
-        self.beginRemoveRows(QModelIndex(), row, row + count - 1)
-        del self._steps[row : row + count]
-        self.endRemoveRows()
-        return True
-
-    def moveRows(
-        self,
-        sourceParent: _Index,
-        sourceRow: int,
-        count: int,
-        destinationParent: _Index,
-        destinationChild: int,
-    ) -> bool:
-        """Move rows so they end up before `destinationChild` (a row in the old order)."""
-        size = len(self._steps)
-        if (
-            sourceParent.isValid()
-            or destinationParent.isValid()
-            or count < 1
-            or sourceRow < 0
-            or sourceRow + count > size
-            or not 0 <= destinationChild <= size
-            or sourceRow <= destinationChild <= sourceRow + count  # a no-op or into itself
-        ):
-            return False
-        last = sourceRow + count - 1
-        if not self.beginMoveRows(QModelIndex(), sourceRow, last, QModelIndex(), destinationChild):
-            return False
-        moving = self._steps[sourceRow : last + 1]
-        del self._steps[sourceRow : last + 1]
-        at = destinationChild - count if destinationChild > sourceRow else destinationChild
-        self._steps[at:at] = moving
-        self.endMoveRows()
-        return True
+    def _row_list(self) -> list[ChainStep]:
+        return self._steps  # removeRows and moveRows come from RowList
 
 
 def _error_label(object_name: str) -> QLabel:

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -65,6 +64,7 @@ from workbench.core.examples_io import (
 from workbench.core.models import FewShot, FewShotExample, FewShotOrder, FewShotStyle, Prompt
 from workbench.core.templates import TemplateError, check_template, select_examples
 from workbench.core.templates import template_variables as find_template_variables
+from workbench.ui.rows import RowList
 
 _Index = QModelIndex | QPersistentModelIndex
 
@@ -82,7 +82,7 @@ class Column:
     name: str
 
 
-class FewShotTableModel(QAbstractTableModel):
+class FewShotTableModel(RowList, QAbstractTableModel):
     """A list of `FewShotExample` as a table: one column per user-template variable, an
     `input` column when some example has plain text instead of variable values (or the
     template has no variables), and `output`.
@@ -101,8 +101,6 @@ class FewShotTableModel(QAbstractTableModel):
         self._columns: list[Column] = self._wanted_columns()
         self._excluded: frozenset[int] = frozenset()
         self._token = uuid.uuid4().hex  # tells this model's drags from another model's
-        self._quiet = 0
-        self._pending = False
 
     # -- content ---------------------------------------------------------------
 
@@ -165,23 +163,16 @@ class FewShotTableModel(QAbstractTableModel):
             self._columns = wanted
             self.endRemoveColumns()
 
-    @contextmanager
-    def batch(self) -> Iterator[None]:
-        """Several edits that emit `examples_edited` once, at the end."""
-        self._quiet += 1
-        try:
-            yield
-        finally:
-            self._quiet -= 1
-            if not self._quiet and self._pending:
-                self._pending = False
-                self.examples_edited.emit()
+    def _row_list(self) -> list[FewShotExample]:
+        return self._examples
 
-    def _edited(self) -> None:
-        if self._quiet:
-            self._pending = True
-        else:
-            self.examples_edited.emit()
+    def _rows_changed(self, moved: bool) -> None:
+        if not moved:
+            self._sync_columns()  # the `input` column follows which kinds of example exist
+        self._edited()
+
+    def _announce_edit(self) -> None:
+        self.examples_edited.emit()
 
     # -- read ------------------------------------------------------------------
 
@@ -304,69 +295,7 @@ class FewShotTableModel(QAbstractTableModel):
         examples: Sequence[FewShotExample],
         parent: _Index = QModelIndex(),  # noqa: B008
     ) -> bool:
-        if parent.isValid() or not examples or not 0 <= row <= len(self._examples):
-            return False
-        self.beginInsertRows(QModelIndex(), row, row + len(examples) - 1)
-        self._examples[row:row] = [e.model_copy(deep=True) for e in examples]
-        self.endInsertRows()
-        self._sync_columns()
-        self._edited()
-        return True
-
-    def removeRows(self, row: int, count: int, parent: _Index = QModelIndex()) -> bool:  # noqa: B008
-        if parent.isValid() or count < 1 or row < 0 or row + count > len(self._examples):
-            return False
-        self.beginRemoveRows(QModelIndex(), row, row + count - 1)
-        del self._examples[row : row + count]
-        self.endRemoveRows()
-        self._sync_columns()
-        self._edited()
-        return True
-
-    def moveRows(
-        self,
-        sourceParent: _Index,
-        sourceRow: int,
-        count: int,
-        destinationParent: _Index,
-        destinationChild: int,
-    ) -> bool:
-        n = len(self._examples)
-        if (
-            sourceParent.isValid()
-            or destinationParent.isValid()
-            or count < 1
-            or sourceRow < 0
-            or sourceRow + count > n
-            or not 0 <= destinationChild <= n
-        ):
-            return False
-        last = sourceRow + count - 1
-        # refuses moves onto the rows themselves (destinationChild in sourceRow..last + 1)
-        if not self.beginMoveRows(QModelIndex(), sourceRow, last, QModelIndex(), destinationChild):
-            return False
-        moved = self._examples[sourceRow : last + 1]
-        del self._examples[sourceRow : last + 1]
-        at = destinationChild - count if destinationChild > sourceRow else destinationChild
-        self._examples[at:at] = moved
-        self.endMoveRows()
-        self._edited()
-        return True
-
-    def remove_rows(self, rows: Iterable[int]) -> bool:
-        """Remove any set of rows, emitting `examples_edited` once."""
-        wanted = sorted({r for r in rows if 0 <= r < len(self._examples)}, reverse=True)
-        if not wanted:
-            return False
-        with self.batch():
-            start = end = wanted[0]
-            for row in [*wanted[1:], -2]:
-                if row == start - 1:
-                    start = row
-                    continue
-                self.removeRows(start, end - start + 1)
-                start = end = row
-        return True
+        return self.insert_items(row, examples, parent)
 
     def move_rows(self, rows: Iterable[int], destination: int) -> bool:
         """Move any set of rows, keeping their order, to just before row `destination`

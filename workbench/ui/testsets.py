@@ -13,8 +13,7 @@ has a method taking that value, which is what tests drive.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -68,6 +67,7 @@ from workbench.core.testsets_io import (
     test_set_to_csv,
     test_set_to_jsonl,
 )
+from workbench.ui.rows import RowList
 
 _Index = QModelIndex | QPersistentModelIndex
 _ERROR_COLOR = "#c62828"
@@ -83,7 +83,7 @@ class Column:
     name: str
 
 
-class TestRowsModel(QAbstractTableModel):
+class TestRowsModel(RowList, QAbstractTableModel):
     """A list of `TestRow` as a table: one column per variable (the prompt's template
     variables, then any other variable the rows carry), then expected, group and split.
 
@@ -102,8 +102,6 @@ class TestRowsModel(QAbstractTableModel):
         self._template_variables: list[str] = []
         self._variables: list[str] = []
         self._labels: frozenset[str] | None = None
-        self._quiet = 0
-        self._pending = False
 
     # -- content ---------------------------------------------------------------
 
@@ -170,23 +168,15 @@ class TestRowsModel(QAbstractTableModel):
             self._variables += new
             self.endInsertColumns()
 
-    @contextmanager
-    def batch(self) -> Iterator[None]:
-        """Several edits that emit `rows_edited` once, at the end."""
-        self._quiet += 1
-        try:
-            yield
-        finally:
-            self._quiet -= 1
-            if not self._quiet and self._pending:
-                self._pending = False
-                self.rows_edited.emit()
+    def _row_list(self) -> list[TestRow]:
+        return self._rows
 
-    def _edited(self) -> None:
-        if self._quiet:
-            self._pending = True
-        else:
-            self.rows_edited.emit()
+    def _rows_changed(self, moved: bool) -> None:
+        self._sync_columns()  # variable columns follow what the rows carry
+        self._edited()
+
+    def _announce_edit(self) -> None:
+        self.rows_edited.emit()
 
     # -- read ------------------------------------------------------------------
 
@@ -308,39 +298,7 @@ class TestRowsModel(QAbstractTableModel):
         rows: Sequence[TestRow],
         parent: _Index = QModelIndex(),  # noqa: B008
     ) -> bool:
-        if parent.isValid() or not rows or not 0 <= row <= len(self._rows):
-            return False
-        self.beginInsertRows(QModelIndex(), row, row + len(rows) - 1)
-        self._rows[row:row] = [r.model_copy(deep=True) for r in rows]
-        self.endInsertRows()
-        self._sync_columns()
-        self._edited()
-        return True
-
-    def removeRows(self, row: int, count: int, parent: _Index = QModelIndex()) -> bool:  # noqa: B008
-        if parent.isValid() or count < 1 or row < 0 or row + count > len(self._rows):
-            return False
-        self.beginRemoveRows(QModelIndex(), row, row + count - 1)
-        del self._rows[row : row + count]
-        self.endRemoveRows()
-        self._sync_columns()
-        self._edited()
-        return True
-
-    def remove_rows(self, rows: Iterable[int]) -> bool:
-        """Remove any set of rows, emitting `rows_edited` once."""
-        wanted = sorted({r for r in rows if 0 <= r < len(self._rows)}, reverse=True)
-        if not wanted:
-            return False
-        with self.batch():
-            start = end = wanted[0]
-            for row in [*wanted[1:], -2]:
-                if row == start - 1:
-                    start = row
-                    continue
-                self.removeRows(start, end - start + 1)
-                start = end = row
-        return True
+        return self.insert_items(row, rows, parent)
 
 
 class _CellDelegate(QStyledItemDelegate):
