@@ -16,12 +16,15 @@ import io
 import json
 import re
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from workbench.core.models import FewShotExample
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SHOWN_PROBLEMS = 5
+
+
+_T = TypeVar("_T")
 
 
 class ExamplesFormatError(ValueError):
@@ -40,8 +43,8 @@ class ExamplesFormatError(ValueError):
         super().__init__(f"{source}: {'; '.join(shown)}")
 
 
-class _Problem(Exception):
-    """One problem with one line; the caller adds the line number."""
+class LineProblem(Exception):
+    """One problem with one line (of a CSV or JSONL file); the caller adds the line number."""
 
 
 # ---------------------------------------------------------------------------
@@ -49,33 +52,33 @@ class _Problem(Exception):
 
 
 def _column_names(cells: Sequence[str], variables: Sequence[str] | None) -> list[str]:
-    """Normalised column names of a header row, or `_Problem` naming what is wrong."""
+    """Normalised column names of a header row, or `LineProblem` naming what is wrong."""
     names: list[str] = []
     for number, cell in enumerate(cells, start=1):
         name = cell.strip()
         if name.lower() in ("input", "output"):
             name = name.lower()
         if not name:
-            raise _Problem(f"column {number} has no name")
+            raise LineProblem(f"column {number} has no name")
         if name in names:
-            raise _Problem(f"column {name!r} appears twice")
+            raise LineProblem(f"column {name!r} appears twice")
         if name not in ("input", "output"):
             if not _IDENT.match(name):
-                raise _Problem(
+                raise LineProblem(
                     f"column {name!r} is not a variable name (letters, digits, _) "
                     "nor 'input' or 'output'"
                 )
             if variables is not None and name not in variables:
                 known = ", ".join(variables) if variables else "none"
-                raise _Problem(
+                raise LineProblem(
                     f"column {name!r} is not a variable of the user template "
                     f"(its variables: {known}; use 'input' for plain text)"
                 )
         names.append(name)
     if "output" not in names:
-        raise _Problem("no 'output' column")
+        raise LineProblem("no 'output' column")
     if len(names) < 2:
-        raise _Problem("needs at least one input column besides 'output'")
+        raise LineProblem("needs at least one input column besides 'output'")
     return names
 
 
@@ -153,7 +156,7 @@ def parse_examples_csv(
             if names is None:
                 try:
                     names = _column_names(row, variables)
-                except _Problem as exc:
+                except LineProblem as exc:
                     raise ExamplesFormatError(source, [(line, f"header: {exc}")]) from None
             elif len(row) != len(names):
                 problems.append(
@@ -174,16 +177,16 @@ def parse_examples_csv(
 # JSONL
 
 
-def _text(value: Any, what: str) -> str:
+def json_text(value: Any, what: str) -> str:
     """A JSON value as cell text: strings as they are, numbers and booleans in JSON form."""
     if isinstance(value, str):
         return value
     if isinstance(value, bool | int | float):
         return json.dumps(value)
-    raise _Problem(f"{what} must be text, not {_json_type(value)}")
+    raise LineProblem(f"{what} must be text, not {json_type(value)}")
 
 
-def _json_type(value: Any) -> str:
+def json_type(value: Any) -> str:
     if value is None:
         return "null"
     if isinstance(value, dict):
@@ -193,33 +196,33 @@ def _json_type(value: Any) -> str:
     return type(value).__name__
 
 
-def _message_text(message: Any, number: int) -> tuple[str, str]:
+def chat_message_text(message: Any, number: int) -> tuple[str, str]:
     """(role, text) of an OpenAI chat message; content may be a list of text parts."""
     if not isinstance(message, dict):
-        raise _Problem(f"message {number} is not an object")
+        raise LineProblem(f"message {number} is not an object")
     role = message.get("role")
     content = message.get("content")
+    if not isinstance(role, str):
+        raise LineProblem(f"message {number} has no role")
     if isinstance(content, list):
         parts = []
         for part in content:
             if not (isinstance(part, dict) and part.get("type") == "text"):
-                raise _Problem(f"message {number} has a content part that is not text")
-            parts.append(_text(part.get("text"), f"message {number} text"))
+                raise LineProblem(f"message {number} has a content part that is not text")
+            parts.append(json_text(part.get("text"), f"message {number} text"))
         content = "".join(parts)
-    if not isinstance(role, str):
-        raise _Problem(f"message {number} has no role")
-    return role, _text(content, f"message {number} content")
+    return role, json_text(content, f"message {number} content")
 
 
 def _examples_from_chat(messages: Any) -> list[FewShotExample]:
     """Each user message and the assistant message after it make one example;
     system messages are skipped (the prompt has its own)."""
     if not isinstance(messages, list):
-        raise _Problem('"messages" must be a list')
+        raise LineProblem('"messages" must be a list')
     examples: list[FewShotExample] = []
     pending: str | None = None
     for number, message in enumerate(messages, start=1):
-        role, text = _message_text(message, number)
+        role, text = chat_message_text(message, number)
         if role == "system":
             continue
         if role == "user" and pending is None:
@@ -229,38 +232,60 @@ def _examples_from_chat(messages: Any) -> list[FewShotExample]:
             pending = None
         elif role in ("user", "assistant"):
             expected = "an assistant" if pending is not None else "a user"
-            raise _Problem(f"message {number} is {role!r}, expected {expected} message")
+            raise LineProblem(f"message {number} is {role!r}, expected {expected} message")
         else:
-            raise _Problem(f"message {number} has unsupported role {role!r}")
+            raise LineProblem(f"message {number} has unsupported role {role!r}")
     if pending is not None:
-        raise _Problem("the last user message has no assistant answer")
+        raise LineProblem("the last user message has no assistant answer")
     if not examples:
-        raise _Problem("no user and assistant messages")
+        raise LineProblem("no user and assistant messages")
     return examples
 
 
 def _examples_from_record(record: Any, variables: Sequence[str] | None) -> list[FewShotExample]:
     if not isinstance(record, dict):
-        raise _Problem(f"expected a JSON object, got {_json_type(record)}")
+        raise LineProblem(f"expected a JSON object, got {json_type(record)}")
     if "messages" in record:
         return _examples_from_chat(record["messages"])
     if "output" not in record:
-        raise _Problem('no "output" (expected "input" or "vars", and "output", or "messages")')
+        raise LineProblem('no "output" (expected "input" or "vars", and "output", or "messages")')
     if "input" not in record and "vars" not in record:
-        raise _Problem('needs "input" or "vars" besides "output"')
-    output = _text(record["output"], '"output"')
-    text = _text(record.get("input", ""), '"input"')
+        raise LineProblem('needs "input" or "vars" besides "output"')
+    output = json_text(record["output"], '"output"')
+    text = json_text(record.get("input", ""), '"input"')
     raw_vars = record.get("vars", {})
     if not isinstance(raw_vars, dict):
-        raise _Problem(f'"vars" must be an object, not {_json_type(raw_vars)}')
+        raise LineProblem(f'"vars" must be an object, not {json_type(raw_vars)}')
     values: dict[str, str] = {}
     for name, value in raw_vars.items():
         if not _IDENT.match(name):
-            raise _Problem(f'"vars" key {name!r} is not a variable name')
+            raise LineProblem(f'"vars" key {name!r} is not a variable name')
         if variables is not None and name not in variables:
-            raise _Problem(f"{name!r} is not a variable of the user template")
-        values[name] = _text(value, f"vars.{name}")
+            raise LineProblem(f"{name!r} is not a variable of the user template")
+        values[name] = json_text(value, f"vars.{name}")
     return [FewShotExample(input=text, vars=values, output=output)]
+
+
+def jsonl_records(text: str, read: Callable[[Any], _T]) -> tuple[list[_T], list[tuple[int, str]]]:
+    """`read` applied to each JSON object of JSON Lines text (blank lines skipped): what it
+    returned, and (line number, message) for each line that is not JSON or that `read`
+    refused with LineProblem."""
+    found: list[_T] = []
+    problems: list[tuple[int, str]] = []
+    # split on "\n" only: str.splitlines would also split on U+2028, valid inside JSON strings
+    for line, raw in enumerate(strip_bom(text).split("\n"), start=1):
+        if not raw.strip():
+            continue
+        try:
+            record = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            problems.append((line, f"not valid JSON: {exc.msg} (column {exc.colno})"))
+            continue
+        try:
+            found.append(read(record))
+        except LineProblem as exc:
+            problems.append((line, str(exc)))
+    return found, problems
 
 
 def parse_examples_jsonl(
@@ -275,21 +300,8 @@ def parse_examples_jsonl(
 
     With `variables` (the user template's), unknown `vars` keys are refused.
     """
-    problems: list[tuple[int, str]] = []
-    examples: list[FewShotExample] = []
-    # split on "\n" only: str.splitlines would also split on U+2028, valid inside JSON strings
-    for line, raw in enumerate(strip_bom(text).split("\n"), start=1):
-        if not raw.strip():
-            continue
-        try:
-            record = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            problems.append((line, f"not valid JSON: {exc.msg} (column {exc.colno})"))
-            continue
-        try:
-            examples.extend(_examples_from_record(record, variables))
-        except _Problem as exc:
-            problems.append((line, str(exc)))
+    found, problems = jsonl_records(text, lambda record: _examples_from_record(record, variables))
+    examples = [example for line in found for example in line]
     if not examples and not problems:
         problems.append((0, "empty: no examples"))
     if problems:

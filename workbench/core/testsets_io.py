@@ -25,7 +25,16 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Final, Literal, get_args
 
-from workbench.core.examples_io import BrokenCsv, csv_records, strip_bom
+from workbench.core.examples_io import (
+    BrokenCsv,
+    LineProblem,
+    chat_message_text,
+    csv_records,
+    json_text,
+    json_type,
+    jsonl_records,
+    strip_bom,
+)
 from workbench.core.models import TestRow, TestSet
 
 Split = Literal["train", "validation", "test"]
@@ -59,17 +68,13 @@ class TestSetFormatError(ValueError):
         super().__init__(f"{source}: {'; '.join(shown)}")
 
 
-class _Problem(Exception):
-    """One problem with one line; the caller adds the line number."""
-
-
 def _split_value(value: str | None) -> Split | None:
     """A split name from a cell or JSON value; empty or null means not split."""
     if value is None or not value.strip():
         return None
     name = value.strip().lower()
     if name not in SPLITS:
-        raise _Problem(f"split {value!r} is not one of {', '.join(SPLITS)} (or empty)")
+        raise LineProblem(f"split {value!r} is not one of {', '.join(SPLITS)} (or empty)")
     return name
 
 
@@ -85,7 +90,7 @@ def _blank_record(record: list[str]) -> bool:
 
 
 def _header(cells: Sequence[str], variables: Sequence[str] | None) -> list[str]:
-    """Normalised column names of the header row; every problem with it in one `_Problem`."""
+    """Normalised column names of the header row; every problem with it in one `LineProblem`."""
     names: list[str] = []
     problems: list[str] = []
     for number, cell in enumerate(cells, start=1):
@@ -110,7 +115,7 @@ def _header(cells: Sequence[str], variables: Sequence[str] | None) -> list[str]:
     if EXPECTED not in names:
         problems.append(f"no {EXPECTED!r} column")
     if problems:
-        raise _Problem("; ".join(problems))
+        raise LineProblem("; ".join(problems))
     return names
 
 
@@ -144,7 +149,7 @@ def parse_test_set_csv(
             if names is None:
                 try:
                     names = _header(record, variables)
-                except _Problem as exc:
+                except LineProblem as exc:
                     # without a header no row can be read, so its problems are all there is
                     raise TestSetFormatError(source, [(line, f"header: {exc}")]) from None
             elif len(record) != len(names):
@@ -154,7 +159,7 @@ def parse_test_set_csv(
             else:
                 try:
                     rows.append(_row_from_cells(names, record))
-                except _Problem as exc:
+                except LineProblem as exc:
                     problems.append((line, str(exc)))
     except BrokenCsv as exc:
         problems.append((exc.line, str(exc)))
@@ -200,91 +205,54 @@ def test_set_to_csv(test_set: TestSet) -> str:
 # JSONL
 
 
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, dict):
-        return "an object"
-    if isinstance(value, list):
-        return "a list"
-    return type(value).__name__
-
-
-def _text(value: Any, what: str) -> str:
-    """A JSON value as text: strings as they are, numbers and booleans in JSON form."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool | int | float):
-        return json.dumps(value)
-    raise _Problem(f"{what} must be text, not {_json_type(value)}")
-
-
 def _optional_text(value: Any, what: str) -> str | None:
-    return None if value is None else _text(value, what)
+    return None if value is None else json_text(value, what)
 
 
 def _variables(values: Mapping[str, Any], where: str) -> dict[str, str]:
     found: dict[str, str] = {}
     for name, value in values.items():
         if not _IDENT.match(name):
-            raise _Problem(f"{where}key {name!r} is not a variable name (letters, digits, _)")
-        found[name] = _text(value, f"{where}{name}")
+            raise LineProblem(f"{where}key {name!r} is not a variable name (letters, digits, _)")
+        found[name] = json_text(value, f"{where}{name}")
     return found
-
-
-def _message_text(message: Any, number: int) -> tuple[str, str]:
-    """(role, text) of an OpenAI chat message; content may be a list of text parts."""
-    if not isinstance(message, dict):
-        raise _Problem(f"message {number} is not an object")
-    role = message.get("role")
-    content = message.get("content")
-    if not isinstance(role, str):
-        raise _Problem(f"message {number} has no role")
-    if isinstance(content, list):
-        parts = []
-        for part in content:
-            if not (isinstance(part, dict) and part.get("type") == "text"):
-                raise _Problem(f"message {number} has a content part that is not text")
-            parts.append(_text(part.get("text"), f"message {number} text"))
-        content = "".join(parts)
-    return role, _text(content, f"message {number} content")
 
 
 def _row_from_chat(messages: Any) -> tuple[dict[str, str], str]:
     """The last user message as `input` and the assistant's answer after it as expected;
     earlier turns are context the prompt itself supplies."""
     if not isinstance(messages, list) or not messages:
-        raise _Problem('"messages" must be a non-empty list')
-    turns = [_message_text(m, n) for n, m in enumerate(messages, start=1)]
+        raise LineProblem('"messages" must be a non-empty list')
+    turns = [chat_message_text(m, n) for n, m in enumerate(messages, start=1)]
     role, answer = turns[-1]
     if role != "assistant":
-        raise _Problem(f"the last message is {role!r}; expected the assistant's answer")
+        raise LineProblem(f"the last message is {role!r}; expected the assistant's answer")
     if len(turns) < 2 or turns[-2][0] != "user":
-        raise _Problem("the assistant's answer must follow a user message")
+        raise LineProblem("the assistant's answer must follow a user message")
     return {"input": turns[-2][1]}, answer
 
 
 def _row_from_record(record: Any) -> TestRow:
     if not isinstance(record, dict):
-        raise _Problem(f"expected a JSON object, got {_json_type(record)}")
+        raise LineProblem(f"expected a JSON object, got {json_type(record)}")
     group = _optional_text(record.get(GROUP), f'"{GROUP}"')
     split = _split_value(_optional_text(record.get(SPLIT), f'"{SPLIT}"'))
     if "messages" in record:
         extra = sorted(set(record) - {"messages", GROUP, SPLIT})
         if extra:
-            raise _Problem(f'unexpected keys beside "messages": {", ".join(extra)}')
+            raise LineProblem(f'unexpected keys beside "messages": {", ".join(extra)}')
         values, expected = _row_from_chat(record["messages"])
         return TestRow(vars=values, expected=expected, group=group, split=split)
     if EXPECTED not in record:
-        raise _Problem(f'no "{EXPECTED}" (or "messages")')
-    expected = _text(record[EXPECTED], f'"{EXPECTED}"')
+        raise LineProblem(f'no "{EXPECTED}" (or "messages")')
+    expected = json_text(record[EXPECTED], f'"{EXPECTED}"')
     if "vars" in record:
         extra = sorted(set(record) - {"vars", *RESERVED})
         if extra:
-            raise _Problem(f'unexpected keys beside "vars": {", ".join(extra)}')
+            raise LineProblem(f'unexpected keys beside "vars": {", ".join(extra)}')
         raw = record["vars"]
         if not isinstance(raw, dict):
-            raise _Problem(f'"vars" must be an object, not {_json_type(raw)}')
+            raise LineProblem(f'"vars" must be an object, not {json_type(raw)}')
         values = _variables(raw, "vars.")
     else:
         values = _variables({k: v for k, v in record.items() if k not in RESERVED}, "")
@@ -302,21 +270,7 @@ def parse_test_set_jsonl(text: str, source: str = "JSONL") -> list[TestRow]:
 
     `group` and `split` are optional everywhere. Empty text is an empty test set.
     """
-    problems: list[tuple[int, str]] = []
-    rows: list[TestRow] = []
-    # split on "\n" only: str.splitlines would also split on U+2028, valid inside JSON strings
-    for line, raw in enumerate(strip_bom(text).split("\n"), start=1):
-        if not raw.strip():
-            continue
-        try:
-            record = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            problems.append((line, f"not valid JSON: {exc.msg} (column {exc.colno})"))
-            continue
-        try:
-            rows.append(_row_from_record(record))
-        except _Problem as exc:
-            problems.append((line, str(exc)))
+    rows, problems = jsonl_records(text, _row_from_record)
     if problems:
         raise TestSetFormatError(source, problems)
     return rows
