@@ -281,6 +281,9 @@ def jsonl_records(text: str, read: Callable[[Any], _T]) -> tuple[list[_T], list[
         except json.JSONDecodeError as exc:
             problems.append((line, f"not valid JSON: {exc.msg} (column {exc.colno})"))
             continue
+        except (ValueError, RecursionError) as exc:  # nested too deep, a 5000-digit number
+            problems.append((line, f"not valid JSON: {exc}"))
+            continue
         try:
             found.append(read(record))
         except LineProblem as exc:

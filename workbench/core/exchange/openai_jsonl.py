@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from workbench.core.examples_io import LineProblem, chat_message_text, jsonl_records
 from workbench.core.exchange.base import (
     Collector,
     ExportFailed,
@@ -82,64 +83,35 @@ def export_bytes(items: ExportSet) -> dict[str, bytes]:
     return {"conversations.jsonl": b"".join(lines)}
 
 
-def _messages(data: Any, where: str, problems: Collector) -> list[tuple[str, str]] | None:
-    if not isinstance(data, dict) or not isinstance(data.get("messages"), list):
-        problems.add(where, 'expected an object with a "messages" list')
-        return None
-    out: list[tuple[str, str]] = []
-    for i, message in enumerate(data["messages"]):
-        path = f"{where}: messages[{i}]"
-        if not isinstance(message, dict):
-            problems.add(path, "a message must be an object")
-            return None
-        role, content = message.get("role"), message.get("content")
+def _conversation(record: Any) -> tuple[str, TestRow, bool]:
+    """One line: (its system message, the row, whether it had earlier turns)."""
+    if not isinstance(record, dict) or not isinstance(record.get("messages"), list):
+        raise LineProblem('expected an object with a "messages" list')
+    messages = [chat_message_text(m, n) for n, m in enumerate(record["messages"], start=1)]
+    for number, (role, _) in enumerate(messages, start=1):
         if role not in ("system", "user", "assistant"):
-            problems.add(path, f"role {role!r} is not supported (system, user, assistant)")
-            return None
-        if isinstance(content, list):  # content parts: keep the text ones
-            texts = [p.get("text") for p in content if isinstance(p, dict)]
-            if not all(isinstance(t, str) for t in texts) or len(texts) != len(content):
-                problems.add(f"{path}.content", "only text content is supported")
-                return None
-            content = "".join(t for t in texts if isinstance(t, str))
-        if not isinstance(content, str):
-            problems.add(f"{path}.content", "must be text")
-            return None
-        out.append((role, content))
-    return out
+            raise LineProblem(
+                f"message {number}: role {role!r} is not supported (system, user, assistant)"
+            )
+    if not messages or messages[-1][0] != "assistant":
+        raise LineProblem("the last message must be the assistant's answer")
+    users = [c for r, c in messages if r == "user"]
+    if not users:
+        raise LineProblem("has no user message")
+    system = "\n\n".join(c for r, c in messages if r == "system")
+    row = TestRow(vars={"input": users[-1]}, expected=messages[-1][1])
+    return system, row, len(users) > 1
 
 
 def parse(data: bytes, source: str) -> Package:
     text = decode_text(data, source)
     problems = Collector(source)
-    rows: list[TestRow] = []
-    systems: list[str] = []
-    multi_turn = False
-    # lines end at \n only: splitlines() would also split at U+2028 and friends, which
-    # JSON leaves unescaped inside strings
-    for number, line in enumerate(text.split("\n"), start=1):
-        line = line.removesuffix("\r")
-        if not line.strip():
-            continue
-        where = f"line {number}"
-        try:
-            record = json.loads(line)
-        except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
-            problems.add(where, f"not valid JSON: {getattr(exc, 'msg', exc)}")
-            continue
-        messages = _messages(record, where, problems)
-        if messages is None:
-            continue
-        if not messages or messages[-1][0] != "assistant":
-            problems.add(where, "the last message must be the assistant's answer")
-            continue
-        users = [c for r, c in messages if r == "user"]
-        if not users:
-            problems.add(where, "has no user message")
-            continue
-        multi_turn |= len(users) > 1
-        systems.append("\n\n".join(c for r, c in messages if r == "system"))
-        rows.append(TestRow(vars={"input": users[-1]}, expected=messages[-1][1]))
+    conversations, bad_lines = jsonl_records(text, _conversation)
+    for number, message in bad_lines:
+        problems.add(f"line {number}", message)
+    systems = [system for system, _, _ in conversations]
+    rows = [row for _, row, _ in conversations]
+    multi_turn = any(earlier for _, _, earlier in conversations)
     if not rows and not problems.problems:
         problems.add("", "no conversations in the file")
     problems.check()
