@@ -249,8 +249,8 @@ def test_item_models_pass_the_model_tester(qtmodeltester, library: Library) -> N
     qtmodeltester.check(summary)
 
     history = EvalRunListModel()
-    history.set_runs([run])
-    history.add_run(run.model_copy(update={"complete": False}))
+    history.set_items([run])
+    history.add(run.model_copy(update={"complete": False}))
     qtmodeltester.check(history)
     assert "(stopped)" in history.data(history.index(0))
 

@@ -270,7 +270,7 @@ def test_item_models_pass_the_model_tester(qtmodeltester, library: Library) -> N
     softs = SoftPromptListModel()
     qtmodeltester.check(softs)
     soft = stored_soft_prompt(library, prompt)
-    softs.set_soft_prompts([soft])
+    softs.set_items([soft])
     softs.add(soft.model_copy(update={"id": "second", "name": "second"}))
     softs.add(soft)  # already listed: updated in place
     qtmodeltester.check(softs)

@@ -208,8 +208,8 @@ def test_item_models_pass_the_model_tester(qtmodeltester, library_dir: Path) -> 
     from workbench.core.models import RunRecord
 
     runs = RunListModel()
-    runs.set_runs([RunRecord(model="m", backend="b", output="one\ntwo")])
-    runs.add_run(RunRecord(model="m", backend="b", output=""))
+    runs.set_items([RunRecord(model="m", backend="b", output="one\ntwo")])
+    runs.add(RunRecord(model="m", backend="b", output=""))
     qtmodeltester.check(runs)
     assert "(empty)" in runs.data(runs.index(0))
 
@@ -295,7 +295,7 @@ def test_two_runs_compare_side_by_side(qtbot, library_dir) -> None:
     dialog = run.compare_selected()
     assert dialog is not None
     qtbot.addWidget(dialog)
-    older, newer = run.history_model.run_at(1), run.history_model.run_at(0)
+    older, newer = run.history_model.at(1), run.history_model.at(0)
     assert [p.toPlainText() for p in dialog.panes] == [older.output, newer.output]
 
 

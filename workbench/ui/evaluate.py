@@ -25,7 +25,6 @@ from typing import Any, Literal, TypeVar
 from pydantic import ValidationError
 from PySide6.QtCore import (
     QAbstractItemModel,
-    QAbstractListModel,
     QAbstractTableModel,
     QModelIndex,
     QObject,
@@ -89,6 +88,7 @@ from workbench.core.models import (
 from workbench.core.softprompt import load_soft_prompt_tensor
 from workbench.core.testsets_io import rows_in_split
 from workbench.ui.jobs import Job, JobRunner
+from workbench.ui.models import NewestFirstModel
 from workbench.ui.run import RunPanel, describe_error
 
 _Index = QModelIndex | QPersistentModelIndex
@@ -786,52 +786,21 @@ class SummaryModel(QAbstractTableModel):
         return None
 
 
-class EvalRunListModel(QAbstractListModel):
+class EvalRunListModel(NewestFirstModel):
     """A prompt's stored evaluations, newest first."""
 
-    RunIdRole = Qt.ItemDataRole.UserRole + 1
+    def _text(self, run: EvalRun) -> str:
+        when = run.created.astimezone().strftime("%d %b %H:%M:%S")
+        primary = primary_metric(run)
+        scores = " / ".join(format_metric(primary, s.metrics.get(primary)) for s in run.summaries)
+        stopped = " (stopped)" if not run.complete else ""
+        return (
+            f"{when} · {run.test_set_name or 'test set'} · {len(run.variants)} variant(s)"
+            f" · {primary} {scores}{stopped}"
+        )
 
-    def __init__(self, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self._runs: list[EvalRun] = []
-
-    def set_runs(self, runs: Sequence[EvalRun]) -> None:
-        self.beginResetModel()
-        self._runs = list(runs)
-        self.endResetModel()
-
-    def add_run(self, run: EvalRun) -> None:
-        self.beginInsertRows(QModelIndex(), 0, 0)
-        self._runs.insert(0, run)
-        self.endInsertRows()
-
-    def run_at(self, row: int) -> EvalRun | None:
-        return self._runs[row] if 0 <= row < len(self._runs) else None
-
-    def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self._runs)
-
-    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or not 0 <= index.row() < len(self._runs):
-            return None
-        run = self._runs[index.row()]
-        if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
-            when = run.created.astimezone().strftime("%d %b %H:%M:%S")
-            primary = primary_metric(run)
-            scores = " / ".join(
-                format_metric(primary, s.metrics.get(primary)) for s in run.summaries
-            )
-            stopped = " (stopped)" if not run.complete else ""
-            text = (
-                f"{when} · {run.test_set_name or 'test set'} · {len(run.variants)} variant(s)"
-                f" · {primary} {scores}{stopped}"
-            )
-            if role == Qt.ItemDataRole.ToolTipRole:
-                return f"{text}\nvariants: {', '.join(v.name for v in run.variants)}"
-            return text
-        if role == self.RunIdRole:
-            return run.id
-        return None
+    def _tooltip(self, run: EvalRun) -> str:
+        return f"{self._text(run)}\nvariants: {', '.join(v.name for v in run.variants)}"
 
 
 # ---------------------------------------------------------------------------
@@ -1038,7 +1007,7 @@ class EvaluatePanel(QWidget):
             return
         # another prompt: its own default variant, test sets and history
         self.variants_model.set_variants([VariantSpec(name=prompt.name)] if prompt else [])
-        self.history_model.set_runs(self.library.eval_runs_for(prompt.id) if prompt else [])
+        self.history_model.set_items(self.library.eval_runs_for(prompt.id) if prompt else [])
         if self._live is not None:
             self._live.shown = False  # the run goes on (and is saved) out of sight
         self._show(None, None)
@@ -1329,7 +1298,7 @@ class EvaluatePanel(QWidget):
             self._show_message(f"The evaluation finished but could not be saved: {exc}")
             return
         if self._prompt is not None and self._prompt.id == live.prompt_id:
-            self.history_model.add_run(run)
+            self.history_model.add(run)
         if run.complete:
             self._show_message(f"Finished: {cases} case(s) over {len(run.variants)} variant(s).")
         else:
@@ -1374,7 +1343,7 @@ class EvaluatePanel(QWidget):
             )
 
     def show_history_row(self, row: int) -> None:
-        run = self.history_model.run_at(row)
+        run = self.history_model.at(row)
         if run is not None:
             self.show_run(run)
 

@@ -35,7 +35,6 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 from PySide6.QtCore import (
-    QAbstractListModel,
     QAbstractTableModel,
     QModelIndex,
     QObject,
@@ -81,6 +80,7 @@ from workbench.core.tuning import (
 )
 from workbench.ui.evaluate import METRIC_LABELS, format_duration, format_metric
 from workbench.ui.jobs import Job, JobRunner
+from workbench.ui.models import NewestFirstModel
 from workbench.ui.run import RunPanel
 
 _Index = QModelIndex | QPersistentModelIndex
@@ -470,58 +470,20 @@ class NearestTokensModel(QAbstractTableModel):
         return None
 
 
-class SoftPromptListModel(QAbstractListModel):
+class SoftPromptListModel(NewestFirstModel):
     """A prompt's soft prompts, newest first."""
 
-    SoftPromptIdRole = Qt.ItemDataRole.UserRole + 1
+    def _text(self, soft: SoftPrompt) -> str:
+        when = soft.created.astimezone().strftime("%d %b %H:%M")
+        accuracy = soft.metrics.get("best_val_accuracy")
+        score = f" · val acc {accuracy:.2f}" if accuracy is not None else ""
+        return f"{soft.name} · {when}{score}"
 
-    def __init__(self, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self._items: list[SoftPrompt] = []
-
-    def set_soft_prompts(self, items: Sequence[SoftPrompt]) -> None:
-        self.beginResetModel()
-        self._items = sorted(items, key=lambda s: s.created, reverse=True)
-        self.endResetModel()
-
-    def add(self, soft: SoftPrompt) -> int:
-        existing = self.row_of(soft.id)
-        if existing >= 0:
-            self._items[existing] = soft
-            index = self.index(existing, 0)
-            self.dataChanged.emit(index, index)
-            return existing
-        self.beginInsertRows(QModelIndex(), 0, 0)
-        self._items.insert(0, soft)
-        self.endInsertRows()
-        return 0
-
-    def at(self, row: int) -> SoftPrompt | None:
-        return self._items[row] if 0 <= row < len(self._items) else None
-
-    def row_of(self, soft_id: str) -> int:
-        return next((i for i, s in enumerate(self._items) if s.id == soft_id), -1)
-
-    def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self._items)
-
-    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or not 0 <= index.row() < len(self._items):
-            return None
-        soft = self._items[index.row()]
-        if role == Qt.ItemDataRole.DisplayRole:
-            when = soft.created.astimezone().strftime("%d %b %H:%M")
-            accuracy = soft.metrics.get("best_val_accuracy")
-            score = f" · val acc {accuracy:.2f}" if accuracy is not None else ""
-            return f"{soft.name} · {when}{score}"
-        if role == Qt.ItemDataRole.ToolTipRole:
-            return (
-                f"{soft.name}\n{soft.num_virtual_tokens} virtual tokens on {soft.base_model}\n"
-                f"prompt version {soft.prompt_version}"
-            )
-        if role == self.SoftPromptIdRole:
-            return soft.id
-        return None
+    def _tooltip(self, soft: SoftPrompt) -> str:
+        return (
+            f"{soft.name}\n{soft.num_virtual_tokens} virtual tokens on {soft.base_model}\n"
+            f"prompt version {soft.prompt_version}"
+        )
 
 
 # ---------------------------------------------------------------------------
@@ -843,7 +805,7 @@ class GraduatePanel(QWidget):
             self._summary_timer.start()  # per keystroke: re-count a little later
             return
         self.refresh_test_sets(keep=False)
-        self.soft_model.set_soft_prompts(self.library.soft_prompts_for(prompt.id) if prompt else [])
+        self.soft_model.set_items(self.library.soft_prompts_for(prompt.id) if prompt else [])
         self._shown_soft = None
         self.metrics_label.clear()
         self.nearest_model.set_tokens([])

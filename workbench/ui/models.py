@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from PySide6.QtCore import (
@@ -72,44 +73,72 @@ class PromptListModel(QAbstractListModel):
         self.endResetModel()
 
 
-class RunListModel(QAbstractListModel):
-    """A prompt's stored runs, newest first."""
+class NewestFirstModel(QAbstractListModel):
+    """Stored documents with an `id` and a `created` time (runs, evaluations, soft
+    prompts), newest first. Subclasses say how an item reads: `_text`, `_tooltip`."""
 
-    RunIdRole = Qt.ItemDataRole.UserRole + 1
+    IdRole = Qt.ItemDataRole.UserRole + 1
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self._runs: list[RunRecord] = []
+        self._items: list[Any] = []
 
-    def set_runs(self, runs: list[RunRecord]) -> None:
+    def set_items(self, items: Sequence[Any]) -> None:
         self.beginResetModel()
-        self._runs = list(runs)
+        self._items = sorted(items, key=lambda item: item.created, reverse=True)
         self.endResetModel()
 
-    def add_run(self, run: RunRecord) -> None:
+    def add(self, item: Any) -> int:
+        """Put a new item on top, or refresh the one with its id; returns its row."""
+        existing = self.row_of(item.id)
+        if existing >= 0:
+            self._items[existing] = item
+            index = self.index(existing, 0)
+            self.dataChanged.emit(index, index)
+            return existing
         self.beginInsertRows(QModelIndex(), 0, 0)
-        self._runs.insert(0, run)
+        self._items.insert(0, item)
         self.endInsertRows()
+        return 0
+
+    def at(self, row: int) -> Any:
+        return self._items[row] if 0 <= row < len(self._items) else None
+
+    def row_of(self, item_id: str) -> int:
+        return next((i for i, item in enumerate(self._items) if item.id == item_id), -1)
 
     def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self._runs)
+        return 0 if parent.isValid() else len(self._items)
 
     def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or not 0 <= index.row() < len(self._runs):
+        if not index.isValid() or not 0 <= index.row() < len(self._items):
             return None
-        run = self._runs[index.row()]
+        item = self._items[index.row()]
         if role == Qt.ItemDataRole.DisplayRole:
-            when = run.created.astimezone().strftime("%d %b %H:%M:%S")
-            first_line = run.output.strip().splitlines()[0] if run.output.strip() else "(empty)"
-            return f"{when} · {run.model} · {first_line[:60]}"
+            return self._text(item)
         if role == Qt.ItemDataRole.ToolTipRole:
-            return run.output[:2000]
-        if role == self.RunIdRole:
-            return run.id
+            return self._tooltip(item)
+        if role == self.IdRole:
+            return item.id
         return None
 
-    def run_at(self, row: int) -> RunRecord | None:
-        return self._runs[row] if 0 <= row < len(self._runs) else None
+    def _text(self, item: Any) -> str:
+        raise NotImplementedError
+
+    def _tooltip(self, item: Any) -> str:
+        return self._text(item)
+
+
+class RunListModel(NewestFirstModel):
+    """A prompt's stored runs, newest first."""
+
+    def _text(self, run: RunRecord) -> str:
+        when = run.created.astimezone().strftime("%d %b %H:%M:%S")
+        first_line = run.output.strip().splitlines()[0] if run.output.strip() else "(empty)"
+        return f"{when} · {run.model} · {first_line[:60]}"
+
+    def _tooltip(self, run: RunRecord) -> str:
+        return run.output[:2000]
 
 
 class VersionListModel(QAbstractListModel):

@@ -411,7 +411,7 @@ class RunPanel(QWidget):
                 self.stops.setPlainText(stops)
         finally:
             self._loading_params = False
-        self.history_model.set_runs(self.library.runs_for(prompt.id) if prompt else [])
+        self.history_model.set_items(self.library.runs_for(prompt.id) if prompt else [])
         self.refresh_soft_prompts(prompt)
         self.output.clear()
         self.stats.clear()
@@ -539,7 +539,7 @@ class RunPanel(QWidget):
     def _finished_run(self, record: RunRecord) -> None:
         self._show_stats(record.stats)
         self.library.save_run(record)
-        self.history_model.add_run(record)
+        self.history_model.add(record)
         self.run_saved.emit(record)
 
     # -- history -------------------------------------------------------------------
@@ -548,7 +548,7 @@ class RunPanel(QWidget):
         self.compare_button.setEnabled(len(self.history.selectionModel().selectedRows()) == 2)
 
     def show_run(self, row: int) -> None:
-        run = self.history_model.run_at(row)
+        run = self.history_model.at(row)
         if run is not None:
             self.output.clear()
             self.output.append_plain(run.output)
@@ -556,7 +556,7 @@ class RunPanel(QWidget):
 
     def compare_selected(self) -> CompareDialog | None:
         rows = sorted(i.row() for i in self.history.selectionModel().selectedRows())
-        runs = [self.history_model.run_at(r) for r in rows]
+        runs = [self.history_model.at(r) for r in rows]
         if len(runs) != 2 or None in runs:
             return None
         dialog = CompareDialog(runs[1], runs[0], self)  # older on the left
