@@ -44,11 +44,10 @@ from PySide6.QtWidgets import (
 from workbench.core.models import BUILTIN_TRIGGERS, ChainOfThought, ChainStep, CoTMode, Prompt
 from workbench.core.templates import TemplateError, template_variables
 from workbench.ui.rows import RowList
+from workbench.ui.widgets import ERROR_COLOR, ERROR_STYLE
 
 _Index = QModelIndex | QPersistentModelIndex
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_ERROR_COLOR = "#b3261e"
-_ERROR_STYLE = f"color: {_ERROR_COLOR};"
 
 # Combo box entries, in the order of the stacked pages.
 _MODES: tuple[tuple[CoTMode, str], ...] = (
@@ -193,7 +192,7 @@ class ChainStepsModel(RowList, QAbstractListModel):
         if role == Qt.ItemDataRole.ToolTipRole:
             return self.step_error(index.row()) or step.template
         if role == Qt.ItemDataRole.ForegroundRole and self.step_error(index.row()):
-            return QBrush(QColor(_ERROR_COLOR))
+            return QBrush(QColor(ERROR_COLOR))
         return None
 
     def setData(self, index: _Index, value: Any, role: int = Qt.ItemDataRole.EditRole) -> bool:
@@ -257,7 +256,7 @@ def _error_label(object_name: str) -> QLabel:
     label = QLabel()
     label.setObjectName(object_name)
     label.setWordWrap(True)
-    label.setStyleSheet(_ERROR_STYLE)
+    label.setStyleSheet(ERROR_STYLE)
     label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
     label.hide()
     return label
@@ -556,7 +555,7 @@ class CoTPanel(QWidget):
             used = template_variables(self.scaffold_edit.toPlainText(), "scaffold")
         except TemplateError as exc:
             text = f"Template error — line {exc.line}, column {exc.column}: {exc.message}"
-            self.scaffold_variables.setStyleSheet(_ERROR_STYLE)
+            self.scaffold_variables.setStyleSheet(ERROR_STYLE)
         else:
             names = ", ".join(_braces(n) for n in used) or "none"
             text = f"Variables used: {names}"

@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
 from workbench.core.backends.base import BackendError
 from workbench.core.models import Message, Prompt
 from workbench.core.templates import TemplateError, prompt_variables, render_preview
+from workbench.ui.widgets import ERROR_STYLE
 
 ChatTemplate = Callable[[list[Message]], str]
 TokenCounter = Callable[[str], int]
@@ -138,7 +139,7 @@ class PromptEditor(QWidget):
             "templateEdit", "User message template, e.g.  Review: {{ review }}"
         )
         self.error = QLabel(objectName="templateError")
-        self.error.setStyleSheet("color: #b3261e;")
+        self.error.setStyleSheet(ERROR_STYLE)
         self.error.setWordWrap(True)
         self.error.hide()
 

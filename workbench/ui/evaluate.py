@@ -90,6 +90,7 @@ from workbench.core.testsets_io import rows_in_split
 from workbench.ui.jobs import Job, JobRunner
 from workbench.ui.models import NewestFirstModel
 from workbench.ui.run import RunPanel, describe_error
+from workbench.ui.widgets import named
 
 _Index = QModelIndex | QPersistentModelIndex
 _W = TypeVar("_W", bound=QWidget)
@@ -190,11 +191,6 @@ def _by_name(choices: dict[str, str], text: str, none_text: str) -> object:
 def _first_error(exc: ValidationError) -> str:
     error = exc.errors()[0]
     return str(error["msg"])
-
-
-def _named(widget: _W, name: str) -> _W:
-    widget.setObjectName(name)  # object names are what tests and the main window look up
-    return widget
 
 
 def format_metric(key: str, value: float | None) -> str:
@@ -842,12 +838,12 @@ class EvaluatePanel(QWidget):
         self._shown: tuple[EvalRun, TestSet | None] | None = None
 
         # -- options
-        self.test_set_combo = _named(QComboBox(), "evalTestSet")
+        self.test_set_combo = named(QComboBox(), "evalTestSet")
         self.test_set_combo.setToolTip("The prompt's test sets (edit them in the Test sets panel)")
-        self.split_combo = _named(QComboBox(), "evalSplit")
+        self.split_combo = named(QComboBox(), "evalSplit")
         for label, value in self.SPLITS:
             self.split_combo.addItem(label, value)
-        self.mode_combo = _named(QComboBox(), "evalMode")
+        self.mode_combo = named(QComboBox(), "evalMode")
         for mode in self.MODES:
             self.mode_combo.addItem(mode, mode)
         self.mode_combo.setToolTip(
@@ -855,7 +851,7 @@ class EvaluatePanel(QWidget):
             "else generate\ngenerate: sample an answer and compare it with the metrics\n"
             "likelihood: pick the most likely label (needs a label set)"
         )
-        self.limit = _named(QSpinBox(), "evalLimit")
+        self.limit = named(QSpinBox(), "evalLimit")
         self.limit.setRange(0, 1_000_000)
         self.limit.setSpecialValueText("all")
         self.limit.setToolTip("Only the first N cases of the split (0 = all)")
@@ -863,7 +859,7 @@ class EvaluatePanel(QWidget):
         metrics_row = QHBoxLayout()
         metrics_row.addWidget(QLabel("Metrics:"))
         for name in TEXT_METRICS:
-            box = _named(QCheckBox(METRIC_LABELS.get(name, name)), f"evalMetric_{name}")
+            box = named(QCheckBox(METRIC_LABELS.get(name, name)), f"evalMetric_{name}")
             box.setChecked(name in DEFAULT_METRICS)
             self.metric_boxes[name] = box
             metrics_row.addWidget(box)
@@ -880,7 +876,7 @@ class EvaluatePanel(QWidget):
 
         # -- variants
         self.variants_model = VariantsModel(self)
-        self.variants_view = _named(QTableView(), "evalVariants")
+        self.variants_view = named(QTableView(), "evalVariants")
         self.variants_view.setModel(self.variants_model)
         self.variants_view.setItemDelegate(VariantDelegate(self.variants_view))
         self.variants_view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -891,9 +887,9 @@ class EvaluatePanel(QWidget):
             | QAbstractItemView.EditTrigger.EditKeyPressed
         )
         self.variants_view.setMaximumHeight(150)
-        self.add_variant_button = _named(QPushButton("Add variant"), "addVariant")
-        self.remove_variant_button = _named(QPushButton("Remove"), "removeVariant")
-        self.preset_button = _named(QPushButton("Zero-shot / few-shot / CoT"), "presetZeroFewCot")
+        self.add_variant_button = named(QPushButton("Add variant"), "addVariant")
+        self.remove_variant_button = named(QPushButton("Remove"), "removeVariant")
+        self.preset_button = named(QPushButton("Zero-shot / few-shot / CoT"), "presetZeroFewCot")
         self.preset_button.setToolTip(
             "Three variants: zero-shot (no examples, no CoT), few-shot (as the prompt), "
             "and zero-shot chain of thought"
@@ -908,15 +904,15 @@ class EvaluatePanel(QWidget):
         variants_layout.addLayout(variant_buttons)
 
         # -- run controls
-        self.run_button = _named(QPushButton("Run evaluation"), "evalRun")
-        self.stop_button = _named(QPushButton("Stop"), "evalStop")
+        self.run_button = named(QPushButton("Run evaluation"), "evalRun")
+        self.stop_button = named(QPushButton("Stop"), "evalStop")
         self.stop_button.setEnabled(False)
         self.stop_button.setToolTip("Stop; the cases done so far are kept as a partial run")
-        self.progress = _named(QProgressBar(), "evalProgress")
+        self.progress = named(QProgressBar(), "evalProgress")
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
-        self.eta = _named(QLabel(), "evalEta")
-        self.message = _named(QLabel(), "evalMessage")
+        self.eta = named(QLabel(), "evalEta")
+        self.message = named(QLabel(), "evalMessage")
         self.message.setWordWrap(True)
         self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         run_row = QHBoxLayout()
@@ -927,14 +923,14 @@ class EvaluatePanel(QWidget):
 
         # -- results
         self.summary_model = SummaryModel(self)
-        self.summary_view = _named(QTableView(), "evalSummary")
+        self.summary_view = named(QTableView(), "evalSummary")
         self.summary_view.setModel(self.summary_model)
         self.summary_view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.summary_view.horizontalHeader().setSectionResizeMode(
             QHeaderView.ResizeMode.ResizeToContents
         )
         self.grid_model = ResultsGridModel(self)
-        self.grid_view = _named(QTableView(), "evalGrid")
+        self.grid_view = named(QTableView(), "evalGrid")
         self.grid_view.setModel(self.grid_model)
         self.grid_view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.grid_view.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
@@ -942,11 +938,11 @@ class EvaluatePanel(QWidget):
         # fitting columns to contents looks at this many rows, not at all of a big run
         self.grid_view.horizontalHeader().setResizeContentsPrecision(100)
         self.history_model = EvalRunListModel(self)
-        self.history = _named(QListView(), "evalHistory")
+        self.history = named(QListView(), "evalHistory")
         self.history.setModel(self.history_model)
         self.history.setWordWrap(True)
-        self.export_csv_button = _named(QPushButton("Export CSV…"), "evalExportCsv")
-        self.export_json_button = _named(QPushButton("Export JSON…"), "evalExportJson")
+        self.export_csv_button = named(QPushButton("Export CSV…"), "evalExportCsv")
+        self.export_json_button = named(QPushButton("Export JSON…"), "evalExportJson")
         history_box = QWidget()
         history_layout = QVBoxLayout(history_box)
         history_layout.setContentsMargins(0, 0, 0, 0)

@@ -36,6 +36,7 @@ from workbench.core import exchange
 from workbench.core.exchange import ExportReport, ImportPlan, ImportResult, Resolution
 from workbench.core.exchange.plan import CLASH_POLICIES
 from workbench.core.library import Library, LibraryError
+from workbench.ui.widgets import ERROR_STYLE
 
 _Index = QModelIndex | QPersistentModelIndex
 
@@ -235,7 +236,7 @@ class ImportPreviewDialog(QDialog):
         self.message = QLabel()
         self.message.setObjectName("importMessage")
         self.message.setWordWrap(True)
-        self.message.setStyleSheet("color: #b00020")
+        self.message.setStyleSheet(ERROR_STYLE)
         layout.addWidget(self.message)
 
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
@@ -387,7 +388,7 @@ class ExportDialog(QDialog):
             raise
         except (OSError, ValueError, LibraryError) as exc:
             self.message.setText(f"Not exported: {exc}")
-            self.message.setStyleSheet("color: #b00020")
+            self.message.setStyleSheet(ERROR_STYLE)
             return None
         self.exported.emit(self.report)
         self.accept()

@@ -46,7 +46,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPlainTextEdit,
-    QPushButton,
     QSpinBox,
     QStyledItemDelegate,
     QStyleOptionViewItem,
@@ -65,6 +64,7 @@ from workbench.core.models import FewShot, FewShotExample, FewShotOrder, FewShot
 from workbench.core.templates import TemplateError, check_template, select_examples
 from workbench.core.templates import template_variables as find_template_variables
 from workbench.ui.rows import RowList
+from workbench.ui.widgets import make_button, show_message
 
 _Index = QModelIndex | QPersistentModelIndex
 
@@ -492,18 +492,18 @@ class FewShotPanel(QWidget):
         paste_action.triggered.connect(self.paste_clipboard)
         self.table.addAction(paste_action)
 
-        self.add_button = self._button("Add", "addExample", "Add an empty example")
-        self.delete_button = self._button("Delete", "deleteExample", "Delete the selected rows")
-        self.up_button = self._button("Move up", "moveExampleUp", "Move the selected rows up")
-        self.down_button = self._button(
+        self.add_button = make_button("Add", "addExample", "Add an empty example")
+        self.delete_button = make_button("Delete", "deleteExample", "Delete the selected rows")
+        self.up_button = make_button("Move up", "moveExampleUp", "Move the selected rows up")
+        self.down_button = make_button(
             "Move down", "moveExampleDown", "Move the selected rows down"
         )
-        self.paste_button = self._button(
+        self.paste_button = make_button(
             "Paste",
             "pasteExamples",
             "Add rows copied from a spreadsheet: input column(s) first, output last",
         )
-        self.import_button = self._button(
+        self.import_button = make_button(
             "Import…", "importExamples", "Add examples from a CSV or JSONL file"
         )
         buttons = QHBoxLayout()
@@ -615,12 +615,6 @@ class FewShotPanel(QWidget):
         )
         self._show_settings()
         self._update_buttons()
-
-    def _button(self, text: str, name: str, tip: str) -> QPushButton:
-        button = QPushButton(text)
-        button.setObjectName(name)
-        button.setToolTip(tip)
-        return button
 
     # -- the interface used by the main window -------------------------------------
 
@@ -796,10 +790,7 @@ class FewShotPanel(QWidget):
         self.down_button.setEnabled(bool(rows) and rows[-1] < count - 1)
 
     def _show_message(self, text: str, *, error: bool = False) -> None:
-        self.message.setText(text)
-        self.message.setProperty("error", error)
-        self.message.setStyleSheet("color: #c62828;" if error else "")
-        self.message.setVisible(bool(text))
+        show_message(self.message, text, error=error)
 
 
 def _plural(count: int) -> str:

@@ -82,6 +82,7 @@ from workbench.ui.evaluate import METRIC_LABELS, format_duration, format_metric
 from workbench.ui.jobs import Job, JobRunner
 from workbench.ui.models import NewestFirstModel
 from workbench.ui.run import RunPanel
+from workbench.ui.widgets import named
 
 _Index = QModelIndex | QPersistentModelIndex
 
@@ -103,11 +104,6 @@ INITS = (
 TRAIN_COLOUR = "#1f77b4"
 VAL_LOSS_COLOUR = "#d62728"
 ACCURACY_COLOUR = "#2ca02c"
-
-
-def _named(widget: Any, name: str) -> Any:
-    widget.setObjectName(name)  # object names are what tests and the main window look up
-    return widget
 
 
 # ---------------------------------------------------------------------------
@@ -550,9 +546,9 @@ class GraduatePanel(QWidget):
         self.redraw_timer.timeout.connect(self._redraw_if_dirty)
 
         # -- settings
-        self.data_label = _named(QLabel(), "gradData")
+        self.data_label = named(QLabel(), "gradData")
         self.data_label.setWordWrap(True)
-        self.test_set_combo = _named(QComboBox(), "gradTestSet")
+        self.test_set_combo = named(QComboBox(), "gradTestSet")
         # long test-set names must not widen the settings column (the popup shows them)
         self.test_set_combo.setSizeAdjustPolicy(
             QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
@@ -563,42 +559,42 @@ class GraduatePanel(QWidget):
             "early, its held-out test split compares hard and soft prompts.\n"
             "none: train on the few-shot examples only, no comparison."
         )
-        self.model_label = _named(QLabel(), "gradModel")
+        self.model_label = named(QLabel(), "gradModel")
         self.model_label.setWordWrap(True)
         self.model_label.setToolTip("The model picked in the Run panel")
-        self.tokens = _named(QSpinBox(), "gradTokens")
+        self.tokens = named(QSpinBox(), "gradTokens")
         self.tokens.setRange(1, 512)
         self.tokens.setValue(20)
         self.tokens.setToolTip("Virtual tokens: the soft prompt's length (they count as context)")
-        self.init_combo = _named(QComboBox(), "gradInit")
+        self.init_combo = named(QComboBox(), "gradInit")
         self.init_combo.setSizeAdjustPolicy(
             QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
         )
         self.init_combo.setMinimumContentsLength(10)
         for value, label in INITS:
             self.init_combo.addItem(label, value)
-        self.init_text = _named(QLineEdit(), "gradInitText")
+        self.init_text = named(QLineEdit(), "gradInitText")
         self.init_text.setToolTip("Text init: the virtual tokens start as this text's tokens")
-        self.learning_rate = _named(QDoubleSpinBox(), "gradLr")
+        self.learning_rate = named(QDoubleSpinBox(), "gradLr")
         self.learning_rate.setDecimals(5)
         self.learning_rate.setRange(0.00001, 10.0)
         self.learning_rate.setSingleStep(0.005)
         self.learning_rate.setValue(3e-2)
-        self.steps = _named(QSpinBox(), "gradSteps")
+        self.steps = named(QSpinBox(), "gradSteps")
         self.steps.setRange(1, 1_000_000)
         self.steps.setValue(225)
-        self.epochs = _named(QDoubleSpinBox(), "gradEpochs")
+        self.epochs = named(QDoubleSpinBox(), "gradEpochs")
         self.epochs.setRange(0.1, 100_000)
         self.epochs.setDecimals(1)
         self.epochs.setValue(10)
         self.epochs.hide()
-        self.length_unit = _named(QComboBox(), "gradLengthUnit")
+        self.length_unit = named(QComboBox(), "gradLengthUnit")
         self.length_unit.addItem("steps", "steps")
         self.length_unit.addItem("epochs", "epochs")
         self.length_unit.setToolTip(
             "Train for a number of optimiser steps, or of passes over the training data"
         )
-        self.length_info = _named(QLabel(), "gradLengthInfo")
+        self.length_info = named(QLabel(), "gradLengthInfo")
         self.length_info.setWordWrap(True)
         length = QWidget()
         length_row = QHBoxLayout(length)
@@ -606,29 +602,29 @@ class GraduatePanel(QWidget):
         for widget in (self.steps, self.epochs, self.length_unit):
             length_row.addWidget(widget)
         length_row.addStretch(1)
-        self.batch = _named(QSpinBox(), "gradBatch")
+        self.batch = named(QSpinBox(), "gradBatch")
         self.batch.setRange(1, 4096)
         self.batch.setValue(8)
-        self.eval_every = _named(QSpinBox(), "gradEvalEvery")
+        self.eval_every = named(QSpinBox(), "gradEvalEvery")
         self.eval_every.setRange(1, 1_000_000)
         self.eval_every.setValue(25)
         self.eval_every.setToolTip("Validate every N steps (and at the last step)")
-        self.patience = _named(QSpinBox(), "gradPatience")
+        self.patience = named(QSpinBox(), "gradPatience")
         self.patience.setRange(0, 10_000)
         self.patience.setValue(4)
         self.patience.setSpecialValueText("off")
         self.patience.setSuffix(" evaluations")
         self.patience.setToolTip("Stop after this many validations without improvement")
-        self.device_combo = _named(QComboBox(), "gradDevice")
+        self.device_combo = named(QComboBox(), "gradDevice")
         for device in DEVICES:
             self.device_combo.addItem(device, device)
-        self.device_info = _named(QLabel("(shown when the panel opens)"), "gradDeviceInfo")
+        self.device_info = named(QLabel("(shown when the panel opens)"), "gradDeviceInfo")
         self.device_info.setWordWrap(True)
-        self.precision_combo = _named(QComboBox(), "gradPrecision")
+        self.precision_combo = named(QComboBox(), "gradPrecision")
         for precision in PRECISIONS:
             self.precision_combo.addItem(precision, precision)
         self.precision_combo.setToolTip("auto: bf16 (or fp16) on a GPU, fp32 on the CPU")
-        self.seed = _named(QSpinBox(), "gradSeed")
+        self.seed = named(QSpinBox(), "gradSeed")
         self.seed.setRange(0, 2**31 - 1)
         self.seed.setToolTip("Seeds the split, the initialisation and the batch order")
 
@@ -653,19 +649,19 @@ class GraduatePanel(QWidget):
         self.settings_box.setLayout(form)
 
         # -- run controls
-        self.start_button = _named(QPushButton("Start"), "gradStart")
+        self.start_button = named(QPushButton("Start"), "gradStart")
         self.start_button.setToolTip("Train, save and compare (one background job)")
-        self.pause_button = _named(QPushButton("Pause"), "gradPause")
+        self.pause_button = named(QPushButton("Pause"), "gradPause")
         self.pause_button.setEnabled(False)
-        self.stop_button = _named(QPushButton("Stop"), "gradStop")
+        self.stop_button = named(QPushButton("Stop"), "gradStop")
         self.stop_button.setEnabled(False)
         self.stop_button.setToolTip("Stop; the best prompt so far is kept and saved")
-        self.status = _named(QLabel(), "gradStatus")
+        self.status = named(QLabel(), "gradStatus")
         self.status.setWordWrap(True)
-        self.message = _named(QLabel(), "gradMessage")
+        self.message = named(QLabel(), "gradMessage")
         self.message.setWordWrap(True)
         self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.saved_label = _named(QLabel(), "gradSaved")
+        self.saved_label = named(QLabel(), "gradSaved")
         self.saved_label.setWordWrap(True)
         buttons = QHBoxLayout()
         buttons.addWidget(self.start_button)
@@ -695,28 +691,28 @@ class GraduatePanel(QWidget):
         self.plot_holder = QWidget()
         self.plot_layout = QVBoxLayout(self.plot_holder)
         self.plot_layout.setContentsMargins(0, 0, 0, 0)
-        self.progress_label = _named(QLabel(), "gradProgress")
+        self.progress_label = named(QLabel(), "gradProgress")
         self.comparison_model = ComparisonModel(self)
-        self.comparison_view = _named(QTableView(), "gradComparison")
+        self.comparison_view = named(QTableView(), "gradComparison")
         self.comparison_view.setModel(self.comparison_model)
         self.comparison_view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.comparison_view.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.comparison_view.setMaximumHeight(140)
         self.nearest_model = NearestTokensModel(self)
-        self.nearest_view = _named(QTableView(), "gradNearest")
+        self.nearest_view = named(QTableView(), "gradNearest")
         self.nearest_view.setModel(self.nearest_model)
         self.nearest_view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.nearest_view.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
-        self.nearest_status = _named(QLabel(), "gradNearestStatus")
+        self.nearest_status = named(QLabel(), "gradNearestStatus")
         self.soft_model = SoftPromptListModel(self)
-        self.soft_list = _named(QListView(), "gradSoftPrompts")
+        self.soft_list = named(QListView(), "gradSoftPrompts")
         self.soft_list.setModel(self.soft_model)
         self.soft_list.setWordWrap(True)
-        self.metrics_label = _named(QLabel(), "gradMetrics")
+        self.metrics_label = named(QLabel(), "gradMetrics")
         self.metrics_label.setWordWrap(True)
-        self.export_button = _named(QPushButton("Export as PEFT adapter…"), "gradExport")
+        self.export_button = named(QPushButton("Export as PEFT adapter…"), "gradExport")
         self.export_button.setEnabled(False)
-        self.import_button = _named(QPushButton("Import PEFT adapter…"), "gradImport")
+        self.import_button = named(QPushButton("Import PEFT adapter…"), "gradImport")
         self.import_button.setToolTip(
             "Add a prompt-tuning adapter saved by PEFT (safetensors) as a soft prompt of "
             "this prompt, for the model picked in the Run panel"
@@ -959,7 +955,7 @@ class GraduatePanel(QWidget):
             return self.plot
         import pyqtgraph as pg  # type: ignore[import-untyped]
 
-        plot = _named(pg.PlotWidget(), "gradPlot")
+        plot = named(pg.PlotWidget(), "gradPlot")
         plot.setBackground("w")
         item = plot.getPlotItem()
         item.setClipToView(True)

@@ -44,7 +44,6 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QMessageBox,
     QPlainTextEdit,
-    QPushButton,
     QSpinBox,
     QStyledItemDelegate,
     QStyleOptionViewItem,
@@ -68,10 +67,9 @@ from workbench.core.testsets_io import (
     test_set_to_jsonl,
 )
 from workbench.ui.rows import RowList
+from workbench.ui.widgets import ERROR_COLOR, make_button, show_message
 
 _Index = QModelIndex | QPersistentModelIndex
-_ERROR_COLOR = "#c62828"
-_ERROR_STYLE = f"color: {_ERROR_COLOR};"
 _MAX_LISTED_ANSWERS = 8  # without a label set, list expected answers only when this few
 
 
@@ -223,7 +221,7 @@ class TestRowsModel(RowList, QAbstractTableModel):
             return self._text(row, column) or None
         if role == Qt.ItemDataRole.ForegroundRole:
             if marked:
-                return QBrush(QColor(_ERROR_COLOR))
+                return QBrush(QColor(ERROR_COLOR))
             if column.kind == "var" and column.name not in row.vars:
                 return QGuiApplication.palette().brush(
                     QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text
@@ -423,9 +421,9 @@ class TestSetPanel(QWidget):
         self.picker = QComboBox()
         self.picker.setObjectName("testSetPicker")
         self.picker.setToolTip("The prompt's test sets")
-        self.new_button = self._button("New…", "newTestSet", "Create an empty test set")
-        self.rename_button = self._button("Rename…", "renameTestSet", "Rename this test set")
-        self.delete_set_button = self._button("Delete", "deleteTestSet", "Delete this test set")
+        self.new_button = make_button("New…", "newTestSet", "Create an empty test set")
+        self.rename_button = make_button("Rename…", "renameTestSet", "Rename this test set")
+        self.delete_set_button = make_button("Delete", "deleteTestSet", "Delete this test set")
         picker_row = QHBoxLayout()
         picker_row.addWidget(self.picker, 1)
         for button in (self.new_button, self.rename_button, self.delete_set_button):
@@ -446,17 +444,17 @@ class TestSetPanel(QWidget):
         delete_action.triggered.connect(self.delete_selected)
         self.table.addAction(delete_action)
 
-        self.add_button = self._button("Add row", "addTestRow", "Add an empty row")
-        self.delete_rows_button = self._button(
+        self.add_button = make_button("Add row", "addTestRow", "Add an empty row")
+        self.delete_rows_button = make_button(
             "Delete rows", "deleteTestRows", "Delete the selected rows"
         )
-        self.import_button = self._button(
+        self.import_button = make_button(
             "Import…", "importTestSet", "Add rows from a CSV or JSONL file"
         )
-        self.export_button = self._button(
+        self.export_button = make_button(
             "Export…", "exportTestSet", "Write the rows to a CSV or JSONL file"
         )
-        self.split_button = self._button(
+        self.split_button = make_button(
             "Split…", "splitTestSet", "Divide the rows into train, validation and test"
         )
         buttons = QHBoxLayout()
@@ -513,12 +511,6 @@ class TestSetPanel(QWidget):
             signal.connect(self._update_buttons)
         self.table.selectionModel().selectionChanged.connect(self._update_buttons)
         self._show_test_set(None)
-
-    def _button(self, text: str, name: str, tip: str) -> QPushButton:
-        button = QPushButton(text)
-        button.setObjectName(name)
-        button.setToolTip(tip)
-        return button
 
     # -- the interface used by the main window -------------------------------------
 
@@ -872,10 +864,7 @@ class TestSetPanel(QWidget):
         self.delete_rows_button.setEnabled(has_set and bool(self.selected_rows()))
 
     def _show_message(self, text: str, *, error: bool = False) -> None:
-        self.message.setText(text)
-        self.message.setProperty("error", error)
-        self.message.setStyleSheet(_ERROR_STYLE if error else "")
-        self.message.setVisible(bool(text))
+        show_message(self.message, text, error=error)
 
 
 def _parse_labels(text: str) -> list[str] | None:

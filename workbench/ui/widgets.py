@@ -1,0 +1,34 @@
+"""Small widget helpers every panel uses: object names (what tests and the main window
+look up), buttons with a tooltip, one error colour, and a message line."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from PySide6.QtWidgets import QLabel, QPushButton, QWidget
+
+ERROR_COLOR = "#c62828"
+ERROR_STYLE = f"color: {ERROR_COLOR};"
+
+_W = TypeVar("_W", bound=QWidget)
+
+
+def named(widget: _W, name: str) -> _W:
+    """`widget` with its object name set."""
+    widget.setObjectName(name)
+    return widget
+
+
+def make_button(text: str, name: str, tip: str) -> QPushButton:
+    """A push button with an object name and a tooltip."""
+    result = named(QPushButton(text), name)
+    result.setToolTip(tip)
+    return result
+
+
+def show_message(label: QLabel, text: str, *, error: bool = False) -> None:
+    """Show `text` in a panel's message line (red for an error); hide it when empty."""
+    label.setText(text)
+    label.setProperty("error", error)
+    label.setStyleSheet(ERROR_STYLE if error else "")
+    label.setVisible(bool(text))
