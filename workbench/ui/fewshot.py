@@ -64,7 +64,7 @@ from workbench.core.models import FewShot, FewShotExample, FewShotOrder, FewShot
 from workbench.core.templates import TemplateError, check_template, select_examples
 from workbench.core.templates import template_variables as find_template_variables
 from workbench.ui.rows import RowList
-from workbench.ui.widgets import make_button, show_message
+from workbench.ui.widgets import delete_selected_rows, make_button, selected_rows, show_message
 
 _Index = QModelIndex | QPersistentModelIndex
 
@@ -641,14 +641,10 @@ class FewShotPanel(QWidget):
             self.table.edit(index)
 
     def selected_rows(self) -> list[int]:
-        return sorted({i.row() for i in self.table.selectionModel().selectedIndexes()})
+        return selected_rows(self.table)
 
     def delete_selected(self) -> None:
-        rows = self.selected_rows()
-        if rows and self.model.remove_rows(rows):
-            remaining = self.model.rowCount()
-            if remaining:
-                self.table.selectRow(min(rows[0], remaining - 1))
+        delete_selected_rows(self.table)
 
     def move_selected(self, delta: Literal[-1, 1]) -> None:
         # the selection follows the rows: the selection model tracks them by persistent index

@@ -67,7 +67,13 @@ from workbench.core.testsets_io import (
     test_set_to_jsonl,
 )
 from workbench.ui.rows import RowList
-from workbench.ui.widgets import ERROR_COLOR, make_button, show_message
+from workbench.ui.widgets import (
+    ERROR_COLOR,
+    delete_selected_rows,
+    make_button,
+    selected_rows,
+    show_message,
+)
 
 _Index = QModelIndex | QPersistentModelIndex
 _MAX_LISTED_ANSWERS = 8  # without a label set, list expected answers only when this few
@@ -616,14 +622,10 @@ class TestSetPanel(QWidget):
             self.table.edit(index)
 
     def selected_rows(self) -> list[int]:
-        return sorted({i.row() for i in self.table.selectionModel().selectedIndexes()})
+        return selected_rows(self.table)
 
     def delete_selected(self) -> None:
-        rows = self.selected_rows()
-        if rows and self.model.remove_rows(rows):
-            remaining = self.model.rowCount()
-            if remaining:
-                self.table.selectRow(min(rows[0], remaining - 1))
+        delete_selected_rows(self.table)
 
     def import_file(self, path: Path) -> int:
         """Append the rows of a CSV or JSONL file; returns how many were added.

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TypeVar
 
-from PySide6.QtWidgets import QLabel, QPushButton, QWidget
+from PySide6.QtWidgets import QAbstractItemView, QLabel, QPushButton, QWidget
 
 ERROR_COLOR = "#c62828"
 ERROR_STYLE = f"color: {ERROR_COLOR};"
@@ -32,3 +32,19 @@ def show_message(label: QLabel, text: str, *, error: bool = False) -> None:
     label.setProperty("error", error)
     label.setStyleSheet(ERROR_STYLE if error else "")
     label.setVisible(bool(text))
+
+
+def selected_rows(view: QAbstractItemView) -> list[int]:
+    """The rows of a view's selected cells, in order."""
+    return sorted({index.row() for index in view.selectionModel().selectedIndexes()})
+
+
+def delete_selected_rows(view: QAbstractItemView) -> None:
+    """Remove the selected rows (the model has `remove_rows`: see ui/rows.py) and select
+    the row that took the first one's place."""
+    rows = selected_rows(view)
+    model = view.model()
+    if rows and model.remove_rows(rows):  # type: ignore[attr-defined]
+        remaining = model.rowCount()
+        if remaining:
+            view.selectRow(min(rows[0], remaining - 1))  # type: ignore[attr-defined]
