@@ -131,6 +131,41 @@ def csv_records(
         start = reader.line_num + 1
 
 
+def csv_table(
+    text: str,
+    delimiter: str,
+    header: Callable[[list[str]], list[str]],
+    read_row: Callable[[list[str], list[str]], _T],
+    blank: Callable[[list[str]], bool] = _blank_cells,
+) -> tuple[list[_T], list[tuple[int, str]], bool]:
+    """Read CSV with a header row: `header` turns it into column names, `read_row` turns
+    (names, cells) into an item; either raises LineProblem. Returns the items, (line,
+    message) problems, and whether a header was read. A header problem is the only
+    problem reported: no row can be read without it."""
+    items: list[_T] = []
+    problems: list[tuple[int, str]] = []
+    names: list[str] | None = None
+    try:
+        for line, record in csv_records(strip_bom(text), delimiter, blank):
+            if names is None:
+                try:
+                    names = header(record)
+                except LineProblem as exc:
+                    return [], [(line, f"header: {exc}")], False
+            elif len(record) != len(names):
+                problems.append(
+                    (line, f"expected {len(names)} fields like the header, got {len(record)}")
+                )
+            else:
+                try:
+                    items.append(read_row(names, record))
+                except LineProblem as exc:
+                    problems.append((line, str(exc)))
+    except BrokenCsv as exc:
+        problems.append((exc.line, str(exc)))
+    return items, problems, names is not None
+
+
 def strip_bom(text: str) -> str:
     return text[1:] if text.startswith("\ufeff") else text
 
@@ -148,25 +183,13 @@ def parse_examples_csv(
 ) -> list[FewShotExample]:
     """Examples from CSV whose header row names the columns: 'output', and 'input' or
     variable names. With `variables` (the user template's), other names are refused."""
-    problems: list[tuple[int, str]] = []
-    examples: list[FewShotExample] = []
-    names: list[str] | None = None
-    try:
-        for line, row in csv_records(strip_bom(text), delimiter):
-            if names is None:
-                try:
-                    names = _column_names(row, variables)
-                except LineProblem as exc:
-                    raise ExamplesFormatError(source, [(line, f"header: {exc}")]) from None
-            elif len(row) != len(names):
-                problems.append(
-                    (line, f"expected {len(names)} fields like the header, got {len(row)}")
-                )
-            else:
-                examples.append(_example_from_cells(names, row, variables))
-    except BrokenCsv as exc:
-        problems.append((exc.line, str(exc)))
-    if names is None and not problems:
+    examples, problems, had_header = csv_table(
+        text,
+        delimiter,
+        lambda cells: _column_names(cells, variables),
+        lambda names, cells: _example_from_cells(names, cells, variables),
+    )
+    if not had_header and not problems:
         problems.append((0, "empty: expected a header row naming the columns"))
     if problems:
         raise ExamplesFormatError(source, problems)

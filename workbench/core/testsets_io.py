@@ -26,14 +26,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final, Literal, get_args
 
 from workbench.core.examples_io import (
-    BrokenCsv,
     LineProblem,
     chat_message_text,
-    csv_records,
+    csv_table,
     json_text,
     json_type,
     jsonl_records,
-    strip_bom,
 )
 from workbench.core.models import TestRow, TestSet
 
@@ -141,29 +139,14 @@ def parse_test_set_csv(
     With `variables` (the prompt's), other variable columns are refused. A header with
     no rows is an empty test set.
     """
-    problems: list[tuple[int, str]] = []
-    rows: list[TestRow] = []
-    names: list[str] | None = None
-    try:
-        for line, record in csv_records(strip_bom(text), delimiter, _blank_record):
-            if names is None:
-                try:
-                    names = _header(record, variables)
-                except LineProblem as exc:
-                    # without a header no row can be read, so its problems are all there is
-                    raise TestSetFormatError(source, [(line, f"header: {exc}")]) from None
-            elif len(record) != len(names):
-                problems.append(
-                    (line, f"expected {len(names)} fields like the header, got {len(record)}")
-                )
-            else:
-                try:
-                    rows.append(_row_from_cells(names, record))
-                except LineProblem as exc:
-                    problems.append((line, str(exc)))
-    except BrokenCsv as exc:
-        problems.append((exc.line, str(exc)))
-    if names is None and not problems:
+    rows, problems, had_header = csv_table(
+        text,
+        delimiter,
+        lambda cells: _header(cells, variables),
+        _row_from_cells,
+        _blank_record,
+    )
+    if not had_header and not problems:
         problems.append((0, "empty: expected a header row naming the columns"))
     if problems:
         raise TestSetFormatError(source, problems)
