@@ -90,7 +90,7 @@ from workbench.core.testsets_io import rows_in_split
 from workbench.ui.jobs import Job, JobRunner
 from workbench.ui.models import NewestFirstModel
 from workbench.ui.run import RunPanel, describe_error
-from workbench.ui.widgets import named
+from workbench.ui.widgets import named, side_by_side, titled_column
 
 _Index = QModelIndex | QPersistentModelIndex
 _W = TypeVar("_W", bound=QWidget)
@@ -943,15 +943,11 @@ class EvaluatePanel(QWidget):
         self.history.setWordWrap(True)
         self.export_csv_button = named(QPushButton("Export CSV…"), "evalExportCsv")
         self.export_json_button = named(QPushButton("Export JSON…"), "evalExportJson")
-        history_box = QWidget()
-        history_layout = QVBoxLayout(history_box)
-        history_layout.setContentsMargins(0, 0, 0, 0)
-        history_layout.addWidget(QLabel("Earlier evaluations"))
-        history_layout.addWidget(self.history, 1)
-        export_row = QHBoxLayout()
-        export_row.addWidget(self.export_csv_button)
-        export_row.addWidget(self.export_json_button)
-        history_layout.addLayout(export_row)
+        history_box = titled_column(
+            "Earlier evaluations",
+            (self.history, 1),
+            side_by_side(self.export_csv_button, self.export_json_button),
+        )
         results = QSplitter(Qt.Orientation.Vertical)
         results.addWidget(self.summary_view)
         results.addWidget(self.grid_view)

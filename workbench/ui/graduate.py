@@ -82,7 +82,7 @@ from workbench.ui.evaluate import METRIC_LABELS, format_duration, format_metric
 from workbench.ui.jobs import Job, JobRunner
 from workbench.ui.models import NewestFirstModel
 from workbench.ui.run import RunPanel
-from workbench.ui.widgets import named
+from workbench.ui.widgets import named, titled_column
 
 _Index = QModelIndex | QPersistentModelIndex
 
@@ -718,26 +718,21 @@ class GraduatePanel(QWidget):
             "this prompt, for the model picked in the Run panel"
         )
 
-        comparison_box = QWidget()
-        comparison_layout = QVBoxLayout(comparison_box)
-        comparison_layout.setContentsMargins(0, 0, 0, 0)
-        comparison_layout.addWidget(QLabel("Held-out comparison"))
-        comparison_layout.addWidget(self.progress_label)
-        comparison_layout.addWidget(self.comparison_view)
-        nearest_box = QWidget()
-        nearest_layout = QVBoxLayout(nearest_box)
-        nearest_layout.setContentsMargins(0, 0, 0, 0)
-        nearest_layout.addWidget(QLabel("Nearest tokens of each virtual token (cosine)"))
-        nearest_layout.addWidget(self.nearest_view, 1)
-        nearest_layout.addWidget(self.nearest_status)
-        soft_box = QWidget()
-        soft_layout = QVBoxLayout(soft_box)
-        soft_layout.setContentsMargins(0, 0, 0, 0)
-        soft_layout.addWidget(QLabel("Soft prompts of this prompt"))
-        soft_layout.addWidget(self.soft_list, 1)
-        soft_layout.addWidget(self.metrics_label)
-        soft_layout.addWidget(self.export_button)
-        soft_layout.addWidget(self.import_button)
+        comparison_box = titled_column(
+            "Held-out comparison", self.progress_label, self.comparison_view
+        )
+        nearest_box = titled_column(
+            "Nearest tokens of each virtual token (cosine)",
+            (self.nearest_view, 1),
+            self.nearest_status,
+        )
+        soft_box = titled_column(
+            "Soft prompts of this prompt",
+            (self.soft_list, 1),
+            self.metrics_label,
+            self.export_button,
+            self.import_button,
+        )
         lower = QSplitter(Qt.Orientation.Horizontal)
         lower.addWidget(nearest_box)
         lower.addWidget(soft_box)

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 from workbench.core.library import Library, LibraryError
 from workbench.ui.editor import monospace
 from workbench.ui.models import PromptListModel, VersionListModel
+from workbench.ui.widgets import titled_column
 
 ALL_TAGS = "All tags"
 
@@ -107,13 +108,9 @@ class LibraryPanel(QWidget):
         top_layout.addWidget(self.list, 1)
         top_layout.addLayout(buttons)
         top_layout.addWidget(self.undo_button)
-        bottom = QWidget()
-        bottom_layout = QVBoxLayout(bottom)
-        bottom_layout.setContentsMargins(0, 0, 0, 0)
-        bottom_layout.addWidget(QLabel("History"))
-        bottom_layout.addWidget(self.version_list, 1)
-        bottom_layout.addWidget(self.diff, 2)
-        bottom_layout.addWidget(self.restore_button)
+        bottom = titled_column(
+            "History", (self.version_list, 1), (self.diff, 2), self.restore_button
+        )
         splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.addWidget(top)
         splitter.addWidget(bottom)

@@ -54,6 +54,7 @@ from workbench.core.templates import TemplateError
 from workbench.ui.editor import monospace
 from workbench.ui.jobs import Job, JobRunner
 from workbench.ui.models import RunListModel
+from workbench.ui.widgets import titled_column
 
 TOKEN_PROPERTY = QTextCharFormat.Property.UserProperty + 1
 
@@ -272,18 +273,8 @@ class RunPanel(QWidget):
         top_layout.addLayout(params)
         top_layout.addLayout(buttons)
         top_layout.addWidget(self.probabilities)
-        out = QWidget()
-        out_layout = QVBoxLayout(out)
-        out_layout.setContentsMargins(0, 0, 0, 0)
-        out_layout.addWidget(QLabel("Output"))
-        out_layout.addWidget(self.output, 1)
-        out_layout.addWidget(self.stats)
-        hist = QWidget()
-        hist_layout = QVBoxLayout(hist)
-        hist_layout.setContentsMargins(0, 0, 0, 0)
-        hist_layout.addWidget(QLabel("Runs of this prompt"))
-        hist_layout.addWidget(self.history, 1)
-        hist_layout.addWidget(self.compare_button)
+        out = titled_column("Output", (self.output, 1), self.stats)
+        hist = titled_column("Runs of this prompt", (self.history, 1), self.compare_button)
         splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.addWidget(top)
         splitter.addWidget(out)

@@ -5,12 +5,22 @@ from __future__ import annotations
 
 from typing import TypeVar
 
-from PySide6.QtWidgets import QAbstractItemView, QLabel, QPushButton, QWidget
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QLabel,
+    QLayout,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 ERROR_COLOR = "#c62828"
 ERROR_STYLE = f"color: {ERROR_COLOR};"
 
 _W = TypeVar("_W", bound=QWidget)
+
+Part = QWidget | QLayout | tuple[QWidget, int]
 
 
 def named(widget: _W, name: str) -> _W:
@@ -48,3 +58,28 @@ def delete_selected_rows(view: QAbstractItemView) -> None:
         remaining = model.rowCount()
         if remaining:
             view.selectRow(min(rows[0], remaining - 1))  # type: ignore[attr-defined]
+
+
+def titled_column(title: str, *parts: Part) -> QWidget:
+    """A borderless column: a title line, then each part (a widget, a layout, or a
+    (widget, stretch) pair for those that take the spare height)."""
+    box = QWidget()
+    layout = QVBoxLayout(box)
+    layout.setContentsMargins(0, 0, 0, 0)
+    layout.addWidget(QLabel(title))
+    for part in parts:
+        if isinstance(part, tuple):
+            layout.addWidget(*part)
+        elif isinstance(part, QLayout):
+            layout.addLayout(part)
+        else:
+            layout.addWidget(part)
+    return box
+
+
+def side_by_side(*widgets: QWidget) -> QHBoxLayout:
+    """Widgets side by side."""
+    row = QHBoxLayout()
+    for widget in widgets:
+        row.addWidget(widget)
+    return row
