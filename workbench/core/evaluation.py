@@ -26,14 +26,17 @@ import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from workbench.core.backends.base import Backend
 from workbench.core.models import (
     CaseResult,
     CoTMode,
+    EvalMode,
     EvalRun,
     Prompt,
+    ScoringMode,
+    Split,
     TestSet,
     VariantSpec,
     VariantSummary,
@@ -41,7 +44,7 @@ from workbench.core.models import (
 from workbench.core.running import RunFinished, run_prompt
 from workbench.core.templates import extract_answer, render_messages
 
-Mode = Literal["auto", "generate", "likelihood"]
+Mode = EvalMode  # kept as a name: callers import evaluation.Mode
 
 
 class EvaluationError(ValueError):
@@ -125,7 +128,7 @@ def apply_variant(prompt: Prompt, spec: VariantSpec) -> Prompt:
     return prompt.model_copy(update=update) if update else prompt
 
 
-def choose_mode(test_set: TestSet, mode: Mode) -> Literal["generate", "likelihood"]:
+def choose_mode(test_set: TestSet, mode: Mode) -> ScoringMode:
     if mode == "likelihood" and not test_set.labels:
         raise EvaluationError(
             f"test set {test_set.name!r} has no label set; likelihood scoring needs one"
@@ -162,6 +165,32 @@ BackendFor = Callable[[VariantSpec], Backend]
 SoftPromptFor = Callable[[str], Any]  # soft prompt id -> numpy [N, d]
 
 
+def new_eval_run(
+    prompt_id: str | None,
+    test_set: TestSet,
+    variants: Sequence[VariantSpec],
+    metrics: Sequence[str],
+    chosen_mode: ScoringMode,
+    split: Split | None,
+) -> EvalRun:
+    """An evaluation run before its first case: what `evaluate` fills in, and what a live
+    view shows meanwhile (likelihood runs always measure `label`)."""
+    metric_list = list(metrics)
+    if chosen_mode == "likelihood" and "label" not in metric_list:
+        metric_list.insert(0, "label")
+    return EvalRun(
+        prompt_id=prompt_id,
+        test_set_id=test_set.id,
+        test_set_name=test_set.name,
+        split=split,
+        mode=chosen_mode,
+        metrics=metric_list,
+        variants=list(variants),
+        results=[[] for _ in variants],
+        complete=False,
+    )
+
+
 def evaluate(
     variants: Sequence[tuple[VariantSpec, Prompt]],
     test_set: TestSet,
@@ -171,10 +200,12 @@ def evaluate(
     mode: Mode = "auto",
     cancel: threading.Event | None = None,
     batch_size: int = 8,
-    split: Literal["train", "validation", "test"] | None = None,
+    split: Split | None = None,
     soft_prompt_for: SoftPromptFor | None = None,
+    prompt_id: str | None = None,
 ) -> Iterator[EvalEvent]:
-    """Run every variant over the chosen rows of a test set."""
+    """Run every variant over the chosen rows of a test set. The run is filed under
+    `prompt_id` (the evaluated prompt; default: the first variant's)."""
     cancel = cancel or threading.Event()
     chosen_mode = choose_mode(test_set, mode)
     unknown = [m for m in metrics if m not in TEXT_METRICS and m != "label"]
@@ -185,20 +216,15 @@ def evaluate(
         raise EvaluationError(f"test set {test_set.name!r} has no rows to evaluate")
     if not variants:
         raise EvaluationError("nothing to evaluate: no variants")
-    metric_list = list(metrics)
-    if chosen_mode == "likelihood" and "label" not in metric_list:
-        metric_list.insert(0, "label")
-    run = EvalRun(
-        prompt_id=variants[0][1].id,
-        test_set_id=test_set.id,
-        test_set_name=test_set.name,
-        split=split,
-        mode=chosen_mode,
-        metrics=metric_list,
-        variants=[spec for spec, _ in variants],
-        results=[[] for _ in variants],
-        complete=False,
+    run = new_eval_run(
+        prompt_id if prompt_id is not None else variants[0][1].id,
+        test_set,
+        [spec for spec, _ in variants],
+        metrics,
+        chosen_mode,
+        split,
     )
+    metric_list = run.metrics
     total = len(variants) * len(rows)
     done = 0
     started = time.perf_counter()

@@ -31,6 +31,20 @@ _T = TypeVar("_T", bound="BaseModel")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
+# -- choice lists: one source of truth for the schema, argparse and the combo boxes
+# (`typing.get_args(BackendName)` lists the values)
+BackendName = Literal["llama.cpp", "transformers", "openai"]
+ModelSource = Literal["gguf", "hf", "openai"]
+Device = Literal["auto", "cpu", "cuda", "mps"]
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+InitMode = Literal["text", "vocab", "random"]
+Split = Literal["train", "validation", "test"]
+EvalMode = Literal["auto", "generate", "likelihood"]
+"""How an evaluation scores: `auto` picks likelihood when the test set has labels."""
+ScoringMode = Literal["generate", "likelihood"]
+"""What an evaluation ran as (an `EvalMode` once `auto` is decided)."""
+
+
 Id = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")]
 """Ids name files in the library, so they are restricted to safe file-name characters."""
 
@@ -253,7 +267,7 @@ class TestRow(_Model):
     vars: dict[str, str] = Field(default_factory=dict)
     expected: str = ""
     group: str | None = None
-    split: Literal["train", "validation", "test"] | None = Field(
+    split: Split | None = Field(
         default=None, description="set by TestSet splitting; None = not split"
     )
 
@@ -277,7 +291,7 @@ class TestSet(_Model):
 
 class TrainConfig(_Model):
     num_virtual_tokens: int = Field(default=20, ge=1, le=512)
-    init: Literal["text", "vocab", "random"] = "text"
+    init: InitMode = "text"
     init_text: str | None = None
     learning_rate: float = Field(default=3e-2, gt=0)
     weight_decay: float = Field(default=0.0, ge=0)
@@ -291,8 +305,8 @@ class TrainConfig(_Model):
     batch_size: int = Field(default=8, ge=1)
     eval_every: int = Field(default=25, ge=1)
     early_stopping_patience: int | None = Field(default=4, ge=1)
-    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    device: Device = "auto"
+    precision: Precision = "auto"
     seed: int = 0
     max_length: int = Field(default=256, ge=8)
 
@@ -318,7 +332,7 @@ class SoftPrompt(_Model):
     base_model_hash: str
     num_virtual_tokens: int = Field(ge=1)
     hidden_size: int | None = Field(default=None, ge=1)
-    init: Literal["text", "vocab", "random"] = "text"
+    init: InitMode = "text"
     init_text: str | None = None
     train_config: TrainConfig = Field(default_factory=TrainConfig)
     data_hash: str | None = None
@@ -369,7 +383,7 @@ class VariantSpec(_Model):
     prompt_id: Id | None = Field(default=None, description="None = the evaluated prompt")
     prompt_version: int | None = Field(default=None, description="None = the current one")
     model: str | None = Field(default=None, description="model id; None = the default")
-    backend: Literal["llama.cpp", "transformers", "openai"] | None = None
+    backend: BackendName | None = None
     few_shot_count: int | None = Field(default=None, ge=0, description="0 = zero-shot")
     cot_mode: CoTMode | None = None
     soft_prompt_id: Id | None = Field(default=None, description="run with this soft prompt")
@@ -405,8 +419,8 @@ class EvalRun(_Model):
     prompt_id: Id | None = None
     test_set_id: Id | None = None
     test_set_name: str = ""
-    split: Literal["train", "validation", "test"] | None = None
-    mode: Literal["generate", "likelihood"] = "generate"
+    split: Split | None = None
+    mode: ScoringMode = "generate"
     metrics: list[str] = Field(default_factory=list)
     variants: list[VariantSpec] = Field(default_factory=list)
     results: list[list[CaseResult]] = Field(default_factory=list)
@@ -422,14 +436,14 @@ class ModelSpec(_Model):
     kind: Literal["model"] = "model"
     id: Id
     name: str
-    source: Literal["gguf", "hf", "openai"]
+    source: ModelSource
     path: str | None = Field(default=None, description="file (gguf) or folder (hf)")
     url: str | None = Field(default=None, description="base URL of an OpenAI-compatible server")
     remote_model: str | None = Field(default=None, description="model name on the server")
     api_key_env: str | None = Field(
         default=None, description="environment variable holding the server's API key"
     )
-    backend: Literal["llama.cpp", "transformers", "openai"] | None = Field(
+    backend: BackendName | None = Field(
         default=None, description="None = the natural one for the source"
     )
     allow_pickle: bool = Field(default=False, description="accept pickle .bin weights (unsafe)")

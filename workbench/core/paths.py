@@ -28,3 +28,16 @@ def cache_dir() -> Path:
     import platformdirs
 
     return Path(platformdirs.user_cache_dir(APP_DIR_NAME, appauthor=False))
+
+
+ENV_LOG = "WORKBENCH_LOG_DIR"
+
+
+def log_dir() -> Path:
+    """The rotating log files (`WORKBENCH_LOG_DIR` overrides)."""
+    override = os.environ.get(ENV_LOG)
+    if override:
+        return Path(override).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_log_dir(APP_DIR_NAME, appauthor=False))

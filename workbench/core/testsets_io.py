@@ -33,9 +33,8 @@ from workbench.core.examples_io import (
     json_type,
     jsonl_records,
 )
-from workbench.core.models import TestRow, TestSet
+from workbench.core.models import Split, TestRow, TestSet
 
-Split = Literal["train", "validation", "test"]
 SPLITS: Final[tuple[Split, ...]] = get_args(Split)
 """The split names, in the order `split_test_set` fills them."""
 

@@ -15,12 +15,20 @@ the worker, in the middle of unrelated Python code). While a runner lives, autom
 collection is off and the runner collects on the GUI thread from a timer: the young
 generation every second, and every ten seconds the middle one while a job runs or
 everything when the worker is idle (as Anki does).
+
+Outcomes: a job ends in exactly one of three ways, each with its own callback on the GUI
+thread — `on_done(result)` (the function returned, or its generator ended: the result is
+the last event, None when it yielded nothing), `on_error(exc, traceback_text)` (it
+raised; the traceback is logged too), or `on_cancelled()` (stopped before it started:
+it never ran). An error in a job without `on_error` is not swallowed: the runner emits
+`job_failed`, which the main window shows as an error dialog.
 """
 
 from __future__ import annotations
 
 import gc
 import itertools
+import logging
 import queue
 import threading
 import time
@@ -33,6 +41,8 @@ from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 JobFunction = Callable[[threading.Event], Any]
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class Job:
@@ -43,10 +53,12 @@ class Job:
     on_events: Callable[[list[Any]], None] | None = None
     on_done: Callable[[Any], None] | None = None
     on_error: Callable[[BaseException, str], None] | None = None
+    on_cancelled: Callable[[], None] | None = None
     cancel: threading.Event = field(default_factory=threading.Event)
     id: int = 0
     started: bool = False
     finished: bool = False
+    outcome: str | None = None  # "done", "error" or "cancelled" once finished
 
     def stop(self) -> None:
         """Ask the job to stop; it ends at its next check (token, step, row)."""
@@ -59,6 +71,7 @@ class _Bridge(QObject):
     events = Signal(int, list)
     done = Signal(int, object)
     failed = Signal(int, object, str)
+    cancelled = Signal(int)
     state = Signal(int, bool)
 
 
@@ -66,6 +79,7 @@ class JobRunner(QObject):
     """Runs jobs one at a time on one worker thread."""
 
     busy_changed = Signal(bool)
+    job_failed = Signal(str, object, str)  # job name, exception, traceback: no on_error
 
     _live = 0  # runners alive: automatic garbage collection is off while any is
     GC_INTERVAL_MS = 1000
@@ -81,6 +95,7 @@ class JobRunner(QObject):
         self._bridge.events.connect(self._deliver_events)
         self._bridge.done.connect(self._deliver_done)
         self._bridge.failed.connect(self._deliver_error)
+        self._bridge.cancelled.connect(self._deliver_cancelled)
         self._bridge.state.connect(self._deliver_state)
         self._closed = False
         self._thread = threading.Thread(target=self._work, name="workbench-jobs", daemon=True)
@@ -121,8 +136,9 @@ class JobRunner(QObject):
         on_events: Callable[[list[Any]], None] | None = None,
         on_done: Callable[[Any], None] | None = None,
         on_error: Callable[[BaseException, str], None] | None = None,
+        on_cancelled: Callable[[], None] | None = None,
     ) -> Job:
-        return self.submit(Job(name, function, on_events, on_done, on_error))
+        return self.submit(Job(name, function, on_events, on_done, on_error, on_cancelled))
 
     @property
     def busy(self) -> bool:
@@ -156,7 +172,7 @@ class JobRunner(QObject):
             if job is None:
                 return
             if job.cancel.is_set():
-                self._bridge.done.emit(job.id, None)
+                self._bridge.cancelled.emit(job.id)
                 continue
             self._bridge.state.emit(job.id, True)
             try:
@@ -165,7 +181,9 @@ class JobRunner(QObject):
                     result = self._drain(job, result)
                 self._bridge.done.emit(job.id, result)
             except BaseException as exc:  # reported to the GUI, never kills the worker
-                self._bridge.failed.emit(job.id, exc, traceback.format_exc())
+                trace = traceback.format_exc()
+                log.error("job %r failed:\n%s", job.name, trace)
+                self._bridge.failed.emit(job.id, exc, trace)
 
     def _drain(self, job: Job, events: Iterator[Any]) -> Any:
         """Forward a generator's events in batches; returns the last event."""
@@ -208,8 +226,20 @@ class JobRunner(QObject):
         if job is None:
             return
         job.finished = True
+        job.outcome = "done"
         if job.on_done is not None:
             job.on_done(result)
+        self.busy_changed.emit(self.busy)
+
+    @Slot(int)
+    def _deliver_cancelled(self, job_id: int) -> None:
+        job = self._jobs.pop(job_id, None)
+        if job is None:
+            return
+        job.finished = True
+        job.outcome = "cancelled"
+        if job.on_cancelled is not None:
+            job.on_cancelled()
         self.busy_changed.emit(self.busy)
 
     @Slot(int, object, str)
@@ -218,6 +248,9 @@ class JobRunner(QObject):
         if job is None:
             return
         job.finished = True
+        job.outcome = "error"
         if job.on_error is not None:
             job.on_error(error, trace)
+        else:
+            self.job_failed.emit(job.name, error, trace)
         self.busy_changed.emit(self.busy)

@@ -1,0 +1,161 @@
+"""The evaluation flow: variants → prompts, versions and soft prompts; rows by split and
+limit; then the run itself on a `BackendPool`. The Evaluate panel and `workbench eval`
+both plan with `plan_evaluation` and run with `run_evaluation`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from workbench.core.backends.pool import BackendPool
+from workbench.core.evaluation import (
+    DEFAULT_METRICS,
+    EvalEvent,
+    EvaluationError,
+    choose_mode,
+    evaluate,
+    new_eval_run,
+)
+from workbench.core.flows.lookup import find_soft_prompt
+from workbench.core.library import Library
+from workbench.core.models import (
+    EvalMode,
+    EvalRun,
+    Prompt,
+    ScoringMode,
+    Split,
+    TestSet,
+    VariantSpec,
+)
+from workbench.core.softprompt import load_soft_prompt_tensor
+from workbench.core.testsets_io import rows_in_split
+
+__all__ = [
+    "DEFAULT_METRICS",
+    "EvalPlan",
+    "default_split",
+    "plan_evaluation",
+    "run_evaluation",
+    "select_rows",
+]
+
+
+def default_split(test_set: TestSet) -> Split | None:
+    """The held-out `test` split when the test set is split, else every row (None)."""
+    return "test" if any(row.split for row in test_set.rows) else None
+
+
+def select_rows(test_set: TestSet, split: Split | None, limit: int | None = None) -> list[int]:
+    """The row indices of a split (None = all), the first `limit` of them when given."""
+    rows = rows_in_split(test_set, split)
+    return rows[:limit] if limit else rows
+
+
+@dataclass(frozen=True)
+class EvalPlan:
+    """One evaluation, fully resolved before anything loads (checked on the GUI thread in
+    the app, before a model loads in the CLI)."""
+
+    prompt: Prompt  # the evaluated prompt: the run is filed under it
+    variants: list[tuple[VariantSpec, Prompt]]
+    test_set: TestSet
+    rows: list[int]
+    split: Split | None
+    metrics: list[str]
+    mode: EvalMode
+    chosen_mode: ScoringMode
+    soft_paths: dict[str, Path] = field(default_factory=dict)  # soft prompt id -> tensor
+
+    @property
+    def specs(self) -> list[VariantSpec]:
+        return [spec for spec, _ in self.variants]
+
+    @property
+    def total(self) -> int:
+        return len(self.variants) * len(self.rows)
+
+    def new_run(self) -> EvalRun:
+        """The run as `run_evaluation` starts it (no results yet): what a live view shows."""
+        return new_eval_run(
+            self.prompt.id,
+            self.test_set,
+            self.specs,
+            self.metrics,
+            self.chosen_mode,
+            self.split,
+        )
+
+
+def variant_prompt(library: Library | None, prompt: Prompt, spec: VariantSpec) -> Prompt:
+    """The prompt (and version) a variant runs: `prompt` unless the variant names another."""
+    base = prompt
+    if spec.prompt_id is not None and spec.prompt_id != prompt.id:
+        if library is None:
+            raise EvaluationError(f"variant {spec.name!r} names another prompt: needs the library")
+        base = library.find_prompt(spec.prompt_id)
+    if spec.prompt_version is not None:
+        if library is None:
+            raise EvaluationError(f"variant {spec.name!r} names a version: needs the library")
+        base = library.version(base.id, spec.prompt_version)
+    return base
+
+
+def plan_evaluation(
+    library: Library | None,
+    prompt: Prompt,
+    test_set: TestSet,
+    specs: Sequence[VariantSpec],
+    *,
+    split: Split | None,
+    limit: int | None = None,
+    metrics: Sequence[str] = DEFAULT_METRICS,
+    mode: EvalMode = "auto",
+) -> EvalPlan:
+    """Resolve variants, rows and soft prompts; every mistake raises here, with a message
+    for the user, before any model loads. A variant's `soft_prompt_id` may be a soft
+    prompt's id or name (the command line's `soft=NAME`); the plan holds ids."""
+    rows = select_rows(test_set, split, limit)
+    if not rows:
+        where = f"the {split} split of " if split else ""
+        raise EvaluationError(f"There are no rows in {where}{test_set.name!r} to evaluate.")
+    if not specs:
+        raise EvaluationError("Add at least one variant to evaluate.")
+    chosen = choose_mode(test_set, mode)
+    if chosen == "generate" and not metrics:
+        raise EvaluationError("Pick at least one metric to score generated answers with.")
+    variants: list[tuple[VariantSpec, Prompt]] = []
+    soft_paths: dict[str, Path] = {}
+    for spec in specs:
+        if spec.soft_prompt_id is not None:
+            if library is None:
+                raise EvaluationError(f"variant {spec.name!r} uses a soft prompt: needs the library")
+            try:
+                soft = find_soft_prompt(library, spec.soft_prompt_id)
+            except LookupError as exc:
+                raise EvaluationError(f"Variant {spec.name!r}: {exc}") from None
+            spec = spec.model_copy(update={"soft_prompt_id": soft.id})
+            soft_paths[soft.id] = library.soft_prompt_tensor_path(soft)
+        variants.append((spec, variant_prompt(library, prompt, spec)))
+    return EvalPlan(prompt, variants, test_set, rows, split, list(metrics), mode, chosen, soft_paths)
+
+
+def run_evaluation(
+    plan: EvalPlan, pool: BackendPool, cancel: threading.Event | None = None
+) -> Iterator[EvalEvent]:
+    """Evaluate the plan (a generator of `evaluate`'s events); the caller owns the pool
+    and closes it."""
+    yield from evaluate(
+        plan.variants,
+        plan.test_set,
+        plan.rows,
+        pool.get,
+        plan.metrics,
+        plan.mode,
+        cancel,
+        split=plan.split,
+        soft_prompt_for=lambda soft_id: load_soft_prompt_tensor(plan.soft_paths[soft_id]),
+        prompt_id=plan.prompt.id,
+    )
