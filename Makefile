@@ -4,7 +4,7 @@
 PYTHON ?= python3
 VENV   ?= .venv
 TORCH  ?= 2.13.0
-# portable, faster llama.cpp build (see DESIGN.md); pip caches the built wheel
+# portable, faster llama.cpp build (about half the compile time); pip caches the built wheel
 LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF
 SMOLLM2 ?= 0.1.2
 PYINSTALLER ?= 6.22.3

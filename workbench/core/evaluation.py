@@ -1,6 +1,6 @@
 """Evaluation: metrics, variants, and runs of prompts over test sets.
 
-`evaluate()` is a generator (DESIGN.md's threading model): it yields one `CaseDone`
+`evaluate()` is a generator (the threading model of docs/architecture.md): it yields one `CaseDone`
 per case and variant, `Progress` with an ETA, and a final `EvalFinished` carrying the
 `EvalRun` (also when cancelled: then `complete` is False). Each variant runs over all
 its cases before the next, so a loaded model is reused.

@@ -1,7 +1,7 @@
 """The Backend protocol, its events and errors, and helpers every backend shares.
 
-A backend wraps one loaded model. `stream()` is a generator (see DESIGN.md's
-threading model): it yields a `TokenEvent` per generated token and ends with one
+A backend wraps one loaded model. `stream()` is a generator (the threading model of
+docs/architecture.md): it yields a `TokenEvent` per generated token and ends with one
 `Finished` event carrying the stats; it checks the cancel event once per token.
 """
 
