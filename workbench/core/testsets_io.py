@@ -23,7 +23,7 @@ import json
 import random
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any, Final, Literal, get_args
+from typing import Any, Final, get_args
 
 from workbench.core.examples_io import (
     LineProblem,

@@ -58,7 +58,7 @@ class BackendPool:
 
     def key_for(self, variant: VariantSpec) -> BackendKey:
         model = self.model_for(variant)
-        backend = variant.backend
+        backend: str | None = variant.backend
         if backend is None and self.default_backend in backends_for(model):
             backend = self.default_backend
         return model.id, backend or model.default_backend()

@@ -131,7 +131,9 @@ def plan_evaluation(
     for spec in specs:
         if spec.soft_prompt_id is not None:
             if library is None:
-                raise EvaluationError(f"variant {spec.name!r} uses a soft prompt: needs the library")
+                raise EvaluationError(
+                    f"variant {spec.name!r} uses a soft prompt: needs the library"
+                )
             try:
                 soft = find_soft_prompt(library, spec.soft_prompt_id)
             except LookupError as exc:
@@ -139,7 +141,9 @@ def plan_evaluation(
             spec = spec.model_copy(update={"soft_prompt_id": soft.id})
             soft_paths[soft.id] = library.soft_prompt_tensor_path(soft)
         variants.append((spec, variant_prompt(library, prompt, spec)))
-    return EvalPlan(prompt, variants, test_set, rows, split, list(metrics), mode, chosen, soft_paths)
+    return EvalPlan(
+        prompt, variants, test_set, rows, split, list(metrics), mode, chosen, soft_paths
+    )
 
 
 def run_evaluation(
