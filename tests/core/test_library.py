@@ -248,3 +248,19 @@ def test_deleting_a_prompt_keeps_its_draft_for_undo(library: Library) -> None:
     assert library.draft(p.id) is None
     library.undelete_prompt(p.id)
     assert library.draft(p.id).system == "wip"
+
+
+def test_a_damaged_history_or_draft_file_is_reported_once(library: Library) -> None:
+    p = library.new_prompt("Damaged", system="first")
+    library.save_prompt(p.model_copy(update={"system": "second"}))
+    bad_version = library.history_dir / p.id / "v000001.json"
+    bad_version.write_text("{ not json")
+    bad_draft = library.drafts_dir / f"{p.id}.json"
+    bad_draft.parent.mkdir(parents=True, exist_ok=True)
+    bad_draft.write_text("{ not json")
+    for _ in range(3):
+        assert [v.version for v in library.history(p.id)] == [2]
+        assert library.draft(p.id) is None
+    paths = [problem.path for problem in library.problems]
+    assert paths.count(bad_version) == 1 and paths.count(bad_draft) == 1
+    assert len(library.problems) == 2

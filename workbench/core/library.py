@@ -241,6 +241,15 @@ class Library:
                 f"(library schema {version}; this release reads up to {SCHEMA_VERSION})"
             )
 
+    def _report(self, problems: Iterable[LoadProblem]) -> None:
+        """Record one problem per file, the latest message replacing an earlier one:
+        history, drafts and runs are read on every call, so a damaged file would
+        otherwise be listed again each time."""
+        with self._lock:
+            for problem in problems:
+                self.problems = [p for p in self.problems if p.path != problem.path]
+                self.problems.append(problem)
+
     def reload(self) -> None:
         """(Re)read every file; bad ones land in `problems` and are left untouched."""
         with self._lock:
@@ -327,7 +336,7 @@ class Library:
 
     def _parse_prompt(self, path: Path) -> Prompt | None:
         loaded, problems, bad = load_one(path, Prompt)
-        self.problems.extend(problems)
+        self._report(problems)
         self._bad_paths |= bad
         return loaded
 
@@ -551,7 +560,7 @@ class Library:
         if not path.exists():
             return None
         document, problems, _ = load_one(path, Prompt)
-        self.problems.extend(problems)
+        self._report(problems)
         return document
 
     def discard_draft(self, prompt_id: str) -> None:
@@ -581,7 +590,7 @@ class Library:
                 try:
                     document = read_document(path)
                 except SchemaError as exc:
-                    self.problems.append(LoadProblem(path, str(exc)))
+                    self._report([LoadProblem(path, str(exc))])
                     continue
                 if isinstance(document, Prompt) and document.id == prompt_id:
                     versions[document.version] = document
@@ -704,7 +713,7 @@ class Library:
                 try:
                     document = read_document(path)
                 except SchemaError as exc:
-                    self.problems.append(LoadProblem(path, str(exc)))
+                    self._report([LoadProblem(path, str(exc))])
                     continue
                 if isinstance(document, RunRecord):
                     runs.append(document)
@@ -726,7 +735,7 @@ class Library:
         if folder.exists():
             for path in folder.glob("*.json"):
                 document, problems, _ = load_one(path, EvalRun)
-                self.problems.extend(problems)
+                self._report(problems)
                 if document is not None:
                     runs.append(document)
         runs.sort(key=lambda r: (r.created, r.id), reverse=True)
