@@ -1,0 +1,88 @@
+"""The variants box: the variants table with its combo-box cells, and the buttons that
+add, remove and preset variants."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QPushButton,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from workbench.core.models import CoTMode, VariantSpec
+from workbench.ui.evaluate.variants import VariantDelegate, VariantsModel
+from workbench.ui.widgets import named
+
+
+class VariantsEditor(QGroupBox):
+    """Edits a `VariantsModel`; `changed` after the buttons add or remove variants."""
+
+    changed = Signal()
+
+    def __init__(self, model: VariantsModel, parent: QWidget | None = None) -> None:
+        super().__init__("Variants", parent)
+        self.model = model
+        self.view = named(QTableView(), "evalVariants")
+        self.view.setModel(model)
+        self.view.setItemDelegate(VariantDelegate(self.view))
+        self.view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.view.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.view.setEditTriggers(
+            QAbstractItemView.EditTrigger.DoubleClicked
+            | QAbstractItemView.EditTrigger.SelectedClicked
+            | QAbstractItemView.EditTrigger.EditKeyPressed
+        )
+        self.view.setMaximumHeight(150)
+        self.add_button = named(QPushButton("Add variant"), "addVariant")
+        self.remove_button = named(QPushButton("Remove"), "removeVariant")
+        self.preset_button = named(QPushButton("Zero-shot / few-shot / CoT"), "presetZeroFewCot")
+        self.preset_button.setToolTip(
+            "Three variants: zero-shot (no examples, no CoT), few-shot (as the prompt), "
+            "and zero-shot chain of thought"
+        )
+        buttons = QVBoxLayout()
+        for button in (self.add_button, self.remove_button, self.preset_button):
+            buttons.addWidget(button)
+        buttons.addStretch(1)
+        layout = QHBoxLayout(self)
+        layout.addWidget(self.view, 1)
+        layout.addLayout(buttons)
+        self.add_button.clicked.connect(self.add_variant)
+        self.remove_button.clicked.connect(self.remove_selected)
+        self.preset_button.clicked.connect(self.preset_zero_few_cot)
+
+    def add_variant(self) -> None:
+        row = self.model.add_variant(VariantSpec(name=self.model.unique_name()))
+        self.view.setCurrentIndex(self.model.index(row, 0))
+        self.changed.emit()
+
+    def remove_selected(self) -> None:
+        rows = sorted(
+            {i.row() for i in self.view.selectionModel().selectedIndexes()}
+            or ({self.view.currentIndex().row()} - {-1}),
+            reverse=True,
+        )
+        for row in rows:
+            self.model.removeRows(row, 1)
+        self.changed.emit()
+
+    def preset_zero_few_cot(self) -> None:
+        """Zero-shot vs few-shot vs chain of thought, the classic three-way comparison."""
+        self.model.set_variants(
+            [
+                VariantSpec(name="zero-shot", few_shot_count=0, cot_mode=CoTMode.OFF),
+                VariantSpec(name="few-shot"),
+                VariantSpec(name="chain-of-thought", cot_mode=CoTMode.ZERO_SHOT),
+            ]
+        )
+        self.changed.emit()
+
+    def set_editable(self, editable: bool) -> None:
+        for widget in (self.add_button, self.remove_button, self.preset_button, self.view):
+            widget.setEnabled(editable)

@@ -1,0 +1,400 @@
+"""The Evaluate panel: the options, the variants and the results wired to one evaluation job.
+
+`EvaluatePanel` plans with the core's `plan_evaluation` (every mistake shows before a
+model loads) and runs `run_evaluation` as ONE background job on the window's
+`JobRunner`, on a backend pool from the model session: the session's loaded model is
+lent, any other model is loaded one at a time. The job's events arrive in batches and
+fill the results grid and the summary live. The finished (or stopped) `EvalRun` is
+stored in the library under the evaluated prompt and listed in the panel's history,
+from where any earlier run can be shown again and exported as CSV or JSON.
+
+The GUI thread never calls a model: backends are loaded, used and closed inside the job.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QShowEvent
+from PySide6.QtWidgets import (
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from workbench.core.backends.base import BackendError
+from workbench.core.backends.pool import BackendPool
+from workbench.core.evaluation import (
+    CaseDone,
+    EvalEvent,
+    EvalFinished,
+    EvaluationError,
+    Progress,
+    summarise,
+)
+from workbench.core.flows.evaluate import EvalPlan, plan_evaluation, run_evaluation
+from workbench.core.flows.report import format_progress
+from workbench.core.library import Library, LibraryError
+from workbench.core.models import CaseResult, EvalRun, Prompt, TestSet, VariantSpec
+from workbench.ui.evaluate.browser import ResultsBrowser
+from workbench.ui.evaluate.editor import VariantsEditor
+from workbench.ui.evaluate.options import EvalOptions
+from workbench.ui.evaluate.variants import VariantsModel
+from workbench.ui.jobs import Job, JobRunner
+from workbench.ui.session import ModelSession, PromptSelection, describe_error
+from workbench.ui.widgets import named, show_message, side_by_side
+
+log = logging.getLogger(__name__)
+
+# what a plan or a pool raises for the user's mistakes, shown as the panel's message
+_PLAN_ERRORS = (EvaluationError, LibraryError, BackendError, LookupError, ValueError)
+
+
+@dataclass
+class _LiveRun:
+    """The evaluation in progress: the job, and the run as its events fill it in."""
+
+    job: Job | None
+    run: EvalRun
+    test_set: TestSet
+    shown: bool = True  # False once the user shows another run meanwhile
+
+
+class EvaluatePanel(QWidget):
+    """Compare prompt variants over a test set; see the module docstring."""
+
+    evaluation_finished = Signal(object)
+    """The stored `EvalRun` (complete, or partial after Stop)."""
+
+    def __init__(
+        self,
+        library: Library,
+        jobs: JobRunner,
+        session: ModelSession,
+        selection: PromptSelection,
+    ) -> None:
+        super().__init__()
+        self.library = library
+        self.jobs = jobs
+        self.session = session
+        self.selection = selection
+        self._prompt: Prompt | None = None
+        self._live: _LiveRun | None = None
+
+        self.options = EvalOptions(library)
+        self.split_combo = self.options.split_combo
+        self.mode_combo = self.options.mode_combo
+        self.test_set_combo = self.options.test_set_combo
+
+        # -- variants
+        self.variants_model = VariantsModel(self)
+        self.variants = VariantsEditor(self.variants_model)
+
+        # -- run controls
+        self.run_button = named(QPushButton("Run evaluation"), "evalRun")
+        self.stop_button = named(QPushButton("Stop"), "evalStop")
+        self.stop_button.setEnabled(False)
+        self.stop_button.setToolTip("Stop; the cases done so far are kept as a partial run")
+        self.progress = named(QProgressBar(), "evalProgress")
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.eta = named(QLabel(), "evalEta")
+        self.message = named(QLabel(), "evalMessage")
+        self.message.setWordWrap(True)
+        self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        run_row = side_by_side(self.run_button, self.stop_button)
+        run_row.addWidget(self.progress, 1)
+        run_row.addWidget(self.eta)
+
+        # -- results
+        self.browser = ResultsBrowser()
+        self.grid_model = self.browser.grid_model
+        self.summary_model = self.browser.summary_model
+        self.history_model = self.browser.history_model
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.options)
+        layout.addWidget(self.variants)
+        layout.addLayout(run_row)
+        layout.addWidget(self.message)
+        layout.addWidget(self.browser, 1)
+
+        # -- wiring
+        self.options.test_set_picked.connect(self._update_buttons)
+        self.variants.changed.connect(self._update_buttons)
+        self.variants.preset_button.clicked.connect(self._preset_chosen)
+        self.variants_model.edit_rejected.connect(self._show_message)
+        self.run_button.clicked.connect(self.run)
+        self.stop_button.clicked.connect(self.stop)
+        self.browser.run_requested.connect(self.show_run)
+        self.browser.message.connect(self._show_message)
+        selection.selected.connect(self.set_prompt)
+        selection.edited.connect(self.set_prompt)
+        session.models_changed.connect(self.refresh)
+        session.selection_changed.connect(lambda _spec, _backend: self._show_default_model())
+
+        self._show_default_model()
+        self.set_prompt(selection.prompt)
+
+    # -- prompt, test sets, history ----------------------------------------------
+
+    def set_prompt(self, prompt: Prompt | None) -> None:
+        """Show the working copy of the selected prompt; call again after each edit."""
+        previous = self._prompt
+        same = prompt is not None and previous is not None and prompt.id == previous.id
+        self._prompt = prompt
+        if same:
+            # an edit of the working copy (called per keystroke): re-read the stored
+            # versions only after a save made a new one
+            if prompt and previous and prompt.version != previous.version:
+                self.refresh()
+            return
+        # another prompt: its own default variant, test sets and history
+        self.variants_model.set_variants([VariantSpec(name=prompt.name)] if prompt else [])
+        self.browser.set_history(self.library.eval_runs_for(prompt.id) if prompt else [])
+        if self._live is not None:
+            self._live.shown = False  # the run goes on (and is saved) out of sight
+        self._show(None, None)
+        self._show_message("")
+        self.options.set_prompt_id(prompt.id if prompt else None)
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Re-read the prompt's test sets, versions and the model list."""
+        self.refresh_test_sets()
+        versions: list[int] = []
+        others: list[tuple[str, str]] = []
+        soft: list[tuple[str, str]] = []
+        if self._prompt is not None:
+            try:
+                versions = [p.version for p in self.library.history(self._prompt.id)]
+            except LibraryError:
+                versions = []  # a prompt not (yet) in the library has no stored versions
+            others = [(p.id, p.name) for p in self.library.search() if p.id != self._prompt.id]
+            soft = [(sp.id, sp.name) for sp in self.library.soft_prompts_for(self._prompt.id)]
+        models = [spec.id for spec in self.session.catalog.all()]
+        self.variants_model.set_choices(versions, models, others, soft)
+        self._update_buttons()
+
+    def refresh_test_sets(self) -> None:
+        """Re-list the prompt's test sets (they are edited in the Test sets panel)."""
+        self.options.refresh_test_sets()
+
+    def selected_test_set(self) -> TestSet | None:
+        return self.options.selected_test_set()
+
+    def selected_metrics(self) -> list[str]:
+        return self.options.selected_metrics()
+
+    def _show_default_model(self) -> None:
+        spec, backend = self.session.selected_model()
+        self.variants_model.set_default_model(f"{spec.name} on {backend}")
+
+    def showEvent(self, event: QShowEvent) -> None:
+        # test sets are edited in another panel: pick up changes when this one is shown
+        if self._prompt is not None and self._live is None:
+            self.refresh_test_sets()
+        super().showEvent(event)
+
+    # -- variants --------------------------------------------------------------------
+
+    def _preset_chosen(self) -> None:
+        if self._prompt is not None and not self._prompt.few_shot.examples:
+            self._show_message(
+                "This prompt has no few-shot examples, so its few-shot variant runs zero-shot."
+            )
+
+    # -- running ---------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self._live is not None
+
+    def run(self) -> None:
+        """Start the evaluation as one background job (nothing runs on this thread)."""
+        if self._live is not None:
+            return
+        try:
+            plan = self._plan()
+            pool = self.session.pool()
+            pool.check(plan.specs)  # "still loading" shows before anything loads
+            loading = pool.needs_loading(plan.specs)
+        except _PLAN_ERRORS as exc:
+            self._show_message(describe_error(exc), error=True)
+            return
+        live = _LiveRun(None, plan.new_run(), plan.test_set)
+        self._live = live
+        self._show(live.run, plan.test_set)
+        self.browser.clear_history_pick()
+        self.progress.setRange(0, plan.total)
+        self.progress.setValue(0)
+        self.eta.setText(format_progress(0, plan.total, None))
+        self._show_message("Loading models…" if loading else "Running…")
+        self._update_buttons()
+
+        def work(cancel: Any) -> Iterator[EvalEvent]:
+            # on the worker: the pool loads one model of its own at a time, and lets the
+            # last one go when the run ends, however it ends
+            try:
+                yield from run_evaluation(plan, pool, cancel)
+            finally:
+                pool.close()
+
+        live.job = self.jobs.run(
+            "evaluate",
+            work,
+            on_events=lambda events: self._on_events(live, events),
+            on_done=lambda _last: self._end(live),
+            on_error=lambda exc, trace: self._on_error(live, exc, trace),
+            on_cancelled=lambda: self._on_cancelled(live, pool),
+        )
+
+    def _plan(self) -> EvalPlan:
+        """Everything the job needs, checked here so mistakes show before anything loads."""
+        if self._prompt is None:
+            raise EvaluationError("Select a prompt to evaluate.")
+        test_set = self.options.selected_test_set()
+        if test_set is None:
+            raise EvaluationError(
+                "This prompt has no test set: create one in the Test sets panel first."
+            )
+        return plan_evaluation(
+            self.library,
+            self._prompt,
+            test_set,
+            self.variants_model.variants(),
+            split=self.options.selected_split(),
+            limit=self.options.selected_limit(),
+            metrics=self.options.selected_metrics(),
+            mode=self.options.selected_mode(),
+        )
+
+    def stop(self) -> None:
+        """Ask the running evaluation to stop; what is done is saved as a partial run."""
+        if self._live is not None and self._live.job is not None:
+            self._live.job.stop()
+            self.stop_button.setEnabled(False)
+            self._show_message("Stopping…")
+
+    def _on_events(self, live: _LiveRun, events: list[Any]) -> None:
+        new: list[tuple[int, CaseResult]] = []
+        progress: Progress | None = None
+        finished: EvalRun | None = None
+        for event in events:
+            if isinstance(event, CaseDone):
+                live.run.results[event.variant].append(event.result)
+                new.append((event.variant, event.result))
+            elif isinstance(event, Progress):
+                progress = event
+            elif isinstance(event, EvalFinished):
+                finished = event.run
+        if new and live.shown:
+            live.run.summaries = [
+                summarise(spec.name, results, live.test_set, live.run.metrics)
+                for spec, results in zip(live.run.variants, live.run.results, strict=True)
+            ]
+            self.browser.add_results(live.run, new)
+        if progress is not None:
+            self.progress.setRange(0, progress.total)
+            self.progress.setValue(progress.done)
+            self.eta.setText(format_progress(progress.done, progress.total, progress.eta_s))
+            if not self._live_cancelled():
+                self._show_message("Running…")  # replaces "Loading models…"
+        if finished is not None:
+            self._finished(live, finished)
+
+    def _finished(self, live: _LiveRun, run: EvalRun) -> None:
+        cases = sum(len(r) for r in run.results)
+        if cases == 0:  # stopped while loading: an empty run would only clutter the history
+            self._show_message("Stopped before any case finished; nothing was saved.")
+            return
+        if live.shown:
+            self._show(run, live.test_set)
+        try:
+            self.library.save_eval_run(run)
+        except (LibraryError, OSError) as exc:
+            log.warning("could not save evaluation %s: %s", run.id, exc)
+            self._show_message(f"The evaluation finished but could not be saved: {exc}", True)
+            return
+        # filed under the evaluated prompt (the core's rule): listed while it is shown
+        if self._prompt is not None and self._prompt.id == run.prompt_id:
+            self.browser.add_to_history(run)
+        if run.complete:
+            self._show_message(f"Finished: {cases} case(s) over {len(run.variants)} variant(s).")
+        else:
+            total = self.progress.maximum()
+            self._show_message(f"Stopped: the partial run ({cases} of {total} cases) was saved.")
+        self.evaluation_finished.emit(run)
+
+    def _on_cancelled(self, live: _LiveRun, pool: BackendPool) -> None:
+        pool.close()  # it never ran, so it loaded nothing: this only tidies up
+        self._end(live)
+        self._show_message("Stopped before it started; nothing was saved.")
+
+    def _on_error(self, live: _LiveRun, exc: BaseException, trace: str) -> None:
+        log.error("the evaluation failed: %s\n%s", describe_error(exc), trace)
+        self._end(live)
+        self._show_message(f"The evaluation failed: {describe_error(exc)}", error=True)
+
+    def _end(self, live: _LiveRun) -> None:
+        if self._live is live:
+            self._live = None
+        self.eta.setText("")
+        self._update_buttons()
+
+    # -- showing and exporting results -----------------------------------------------
+
+    def _show(self, run: EvalRun | None, test_set: TestSet | None) -> None:
+        self.browser.display(run, test_set)
+        self._update_buttons()
+
+    def show_run(self, run: EvalRun) -> None:
+        """Show a stored evaluation (its test set from the library; unknown when gone)."""
+        if self._live is not None:
+            self._live.shown = False
+        test_set = self.library.test_sets.get(run.test_set_id) if run.test_set_id else None
+        self._show(run, test_set)
+        if test_set is None:
+            self._show_message(
+                f"The test set {run.test_set_name!r} of this run is no longer in the library: "
+                "its variables are unknown."
+            )
+
+    def shown_run(self) -> EvalRun | None:
+        return self.browser.shown_run()
+
+    def export_csv(self, path: str | Path) -> None:
+        """Write the shown run as CSV (one line per case and variant), atomically."""
+        self.browser.export_csv(path)
+
+    def export_json(self, path: str | Path) -> None:
+        """Write the shown run as JSON, atomically."""
+        self.browser.export_json(path)
+
+    # -- state --------------------------------------------------------------------------
+
+    def _show_message(self, text: str, error: bool = False) -> None:
+        show_message(self.message, text, error=error)
+
+    def _update_buttons(self) -> None:
+        idle = self._live is None
+        editable = idle and self._prompt is not None
+        self.run_button.setEnabled(
+            editable and self.options.has_test_sets() and self.variants_model.rowCount() > 0
+        )
+        self.stop_button.setEnabled(not idle and not self._live_cancelled())
+        self.options.set_editable(editable)
+        self.variants.set_editable(editable)
+        self.browser.set_exportable(idle)
+
+    def _live_cancelled(self) -> bool:
+        job = self._live.job if self._live else None
+        return job is not None and job.cancel.is_set()
