@@ -1,9 +1,11 @@
 """Templates: sandboxed Jinja2 into chat messages, variable discovery, positioned errors.
 
 Templates may come from imported libraries, so they are untrusted: rendering uses
-Jinja2's immutable sandbox with StrictUndefined, and every failure (syntax, missing
-variable, sandbox violation) becomes a `TemplateError` carrying the field, line and
-column it happened at.
+Jinja2's immutable sandbox with StrictUndefined and a work budget (`core/sandbox.py`:
+value sizes, message size, loop iterations), and every failure (syntax, missing
+variable, sandbox violation, a limit exceeded) becomes a `TemplateError` carrying the
+field, line and column it happened at. Every render path — preview, run, evaluation,
+few-shot formats, chain steps, training data, exports — goes through `render_template`.
 """
 
 from __future__ import annotations
@@ -11,16 +13,24 @@ from __future__ import annotations
 import random
 import re
 import traceback
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, wraps
+from typing import ParamSpec, TypeVar
 
 import jinja2
 from jinja2 import meta, nodes
 from jinja2.exceptions import SecurityError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from workbench.core.models import CoTMode, FewShot, FewShotOrder, FewShotStyle, Message, Prompt
+from workbench.core.sandbox import (
+    BudgetedSandbox,
+    RenderLimitExceeded,
+    budget_scope,
+    count_loops,
+    render_limits,
+    template_risks,
+)
 
 _TEMPLATE_NAME = "<template>"
 
@@ -37,9 +47,9 @@ class TemplateError(ValueError):
 
 
 @cache
-def environment() -> ImmutableSandboxedEnvironment:
+def environment() -> BudgetedSandbox:
     """The one Jinja2 environment: sandboxed, immutable, strict about undefined names."""
-    return ImmutableSandboxedEnvironment(
+    return BudgetedSandbox(
         undefined=jinja2.StrictUndefined,
         autoescape=False,
         keep_trailing_newline=True,
@@ -105,7 +115,48 @@ def _parse(source: str, field: str) -> nodes.Template:
 
 @cache
 def _compile(source: str) -> jinja2.Template:
-    return environment().from_string(source)
+    env = environment()
+    code = env.compile(count_loops(env.parse(source, name=_TEMPLATE_NAME)), _TEMPLATE_NAME)
+    return env.template_class.from_code(env, code, env.make_globals(None))
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def one_budget(function: Callable[_P, _R]) -> Callable[_P, _R]:
+    """All templates rendered inside `function` share one render budget."""
+
+    @wraps(function)
+    def budgeted(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with budget_scope():
+            return function(*args, **kwargs)
+
+    return budgeted
+
+
+def template_problems(source: str, field: str = "template") -> list[str]:
+    """Why this template would certainly exceed the render limits, judged without
+    running it (for imports); a template that does not parse reports that."""
+    try:
+        tree = _parse(source, field)
+    except TemplateError as exc:
+        return [str(exc)]
+    return [f"{field}, {risk}" for risk in template_risks(tree)]
+
+
+def _render_capped(template: jinja2.Template, values: Mapping[str, object]) -> str:
+    """The rendered text, read piece by piece: stops at the message-size limit instead of
+    building a text of any size."""
+    limit = render_limits().max_message_size
+    pieces: list[str] = []
+    size = 0
+    for piece in template.generate(**values):
+        size += len(piece)
+        if size > limit:
+            raise RenderLimitExceeded("the rendered message", size, "max_message_size", limit)
+        pieces.append(piece)
+    return "".join(pieces)
 
 
 def template_variables(source: str, field: str = "template") -> list[str]:
@@ -133,7 +184,13 @@ def render_template(source: str, values: Mapping[str, object], field: str = "tem
         names = ", ".join(repr(m) for m in missing)
         raise TemplateError(f"no value for variable {names}", field=field, line=line, column=column)
     try:
-        return str(_compile(source).render(**values))
+        with budget_scope():
+            return _render_capped(_compile(source), values)
+    except RenderLimitExceeded as exc:
+        line = _template_line_from_traceback(exc) or 1
+        raise TemplateError(
+            str(exc), field=field, line=line, column=_guess_column(source, line, str(exc))
+        ) from None
     except SecurityError as exc:
         line = _template_line_from_traceback(exc) or 1
         raise TemplateError(
@@ -217,6 +274,7 @@ def _join(*parts: str) -> str:
     return "\n\n".join(p for p in parts if p)
 
 
+@one_budget
 def render_messages(prompt: Prompt, values: Mapping[str, str]) -> list[Message]:
     """The chat messages for one call of a (non-chain) prompt, before the model's chat template.
 
@@ -262,6 +320,7 @@ def render_messages(prompt: Prompt, values: Mapping[str, str]) -> list[Message]:
     return messages
 
 
+@one_budget
 def render_chain_step(
     prompt: Prompt, values: Mapping[str, str], index: int, outputs: Mapping[str, str]
 ) -> list[Message]:
@@ -308,6 +367,7 @@ class RenderedStep:
     messages: list[Message]
 
 
+@one_budget
 def render_preview(prompt: Prompt, values: Mapping[str, str]) -> list[RenderedStep]:
     """Everything the model will see for a prompt; chain steps show placeholders for
     the outputs of earlier steps (which exist only once the chain runs)."""
