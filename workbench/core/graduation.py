@@ -9,17 +9,21 @@
 4. Zero-shot hard prompt vs few-shot hard prompt vs soft prompt are compared on the
    held-out test split (accuracy and context tokens per call), and the comparison is
    saved as an evaluation run.
+
+Before that, both front ends plan the same way: `train_config` turns their settings
+into a `TrainConfig`, `training_test_set` picks the test set, `prepare` counts what
+training will use, and `describe_prepared` / `describe_plan` say so.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from workbench.core.backends.base import BackendSettings
+from workbench.core.backends.base import BackendError, BackendSettings
 from workbench.core.evaluation import EvalEvent, EvalFinished, evaluate
 from workbench.core.library import Library
 from workbench.core.models import (
@@ -31,6 +35,7 @@ from workbench.core.models import (
     TrainConfig,
     VariantSpec,
     new_id,
+    validate_as,
 )
 from workbench.core.testsets_io import rows_in_split, split_test_set
 from workbench.core.tuning import (
@@ -99,6 +104,74 @@ def prepare(
     held_out = len(rows_in_split(test_set, "test")) if test_set else 0
     labels = list(test_set.labels) if test_set and test_set.labels else None
     return Prepared(test_set, len(train), len(validation), held_out, labels)
+
+
+def train_config(options: Mapping[str, Any]) -> TrainConfig:
+    """A TrainConfig from a front end's settings (the form, `workbench tune`'s options),
+    keyed by TrainConfig field: None means "the default"; an `early_stopping_patience`
+    of 0 turns early stopping off. Raises `SchemaError` naming each bad setting."""
+    given = {k: v for k, v in options.items() if v is not None}
+    if given.get("early_stopping_patience") == 0:
+        given["early_stopping_patience"] = None  # 0 = never stop early
+    return validate_as(TrainConfig, given, "training options")
+
+
+def training_test_set(library: Library | None, prompt: Prompt, ref: str | None) -> TestSet | None:
+    """The test set a graduation uses: `ref` (a file, name or id) when given, else the
+    prompt's first test set, else None (training on the few-shot examples alone)."""
+    from workbench.core.flows.lookup import resolve_test_set
+
+    if ref is None and (library is None or not library.test_sets_for(prompt.id)):
+        return None
+    return resolve_test_set(library, prompt, ref)
+
+
+def describe_prepared(prepared: Prepared, few_shot: int) -> str:
+    """What training will use, in one line (the Graduate panel's summary): `few_shot`
+    is the number of the prompt's few-shot examples."""
+    from_rows = prepared.train_examples - few_shot
+    if prepared.test_set is None:
+        train = f"{prepared.train_examples} training examples (few-shot examples only)"
+    else:
+        train = (
+            f"{prepared.train_examples} training examples "
+            f"({few_shot} few-shot + {from_rows} from the train split)"
+        )
+    validation = (
+        f"{prepared.validation_examples} validation rows"
+        if prepared.validation_examples
+        else "no validation rows (no early stopping)"
+    )
+    held_out = (
+        f"{prepared.held_out_rows} held-out rows for the comparison"
+        if prepared.held_out_rows
+        else "no held-out rows (no comparison)"
+    )
+    labels = f"labels: {', '.join(prepared.labels)}" if prepared.labels else "no label set"
+    return " · ".join([train, validation, held_out, labels])
+
+
+def describe_plan(prompt: Prompt, spec: ModelSpec, prepared: Prepared, config: TrainConfig) -> str:
+    """The graduation about to run, in one line (`workbench tune` prints it)."""
+    epochs = f" ({config.epochs:g} epochs)" if config.epochs else ""
+    return (
+        f"graduating {prompt.name!r} on {spec.name}: {prepared.train_examples} training, "
+        f"{prepared.validation_examples} validation, {prepared.held_out_rows} held-out rows; "
+        f"{config.num_virtual_tokens} virtual tokens, "
+        f"{config.total_steps(prepared.train_examples)} steps{epochs}"
+    )
+
+
+def describe_training_error(exc: BaseException) -> str:
+    """A message for a training failure: what failed and what to change."""
+    text = str(exc)
+    if isinstance(exc, TrainingError):
+        return text
+    if "OutOfMemory" in type(exc).__name__ or "out of memory" in text.lower():
+        return f"out of memory ({text}); try a smaller batch size or fewer virtual tokens"
+    if isinstance(exc, BackendError | ValueError | OSError):
+        return text
+    return f"{type(exc).__name__}: {exc}"
 
 
 def model_folder(spec: ModelSpec) -> Path:
