@@ -132,3 +132,35 @@ def test_static_check_finds_literal_risks_without_running() -> None:
     assert any("range" in p for p in template_problems("{% for i in range(1000000) %}{% endfor %}"))
     assert template_problems("Review: {{ review }} {{ 'ab' * 3 }}") == []
     assert template_problems("{{ broken") and "line 1" in template_problems("{{ broken")[0]
+
+
+def test_a_hostile_imported_library_imports_shows_its_problems_and_harms_nothing(
+    tmp_path: Path,
+) -> None:
+    from workbench.core.exchange import plan_file
+    from workbench.core.library import Library
+
+    library = Library(tmp_path / "lib")
+    kept = library.new_prompt("Kept", user_template="Hi {{ name }}")
+    before = (library.prompts_dir / f"{kept.id}.json").read_bytes()
+    hostile = tmp_path / "hostile.yaml"
+    hostile.write_text(
+        "prompts:\n"
+        "  - \"{{ 'a' * 100000000 }}\"\n"
+        "  - \"{% for i in range(99999) %}{% for j in range(99999) %}{% endfor %}{% endfor %}\"\n"
+        "  - \"Fine: {{ text }}\"\n"
+        "tests:\n  - vars: {text: x}\n",
+        "utf-8",
+    )
+    plan = plan_file(library, hostile)  # nothing is rendered to plan it
+    problems = plan.template_problems
+    assert len(problems) == 1 and "100,000,000" in problems[0]
+    result = plan.apply()
+    assert len(result.added) >= 3
+    assert (library.prompts_dir / f"{kept.id}.json").read_bytes() == before
+    for prompt in library.prompts.values():
+        if prompt.id == kept.id or "Fine" in prompt.user_template:
+            render_messages(prompt, {"name": "a", "text": "b"})
+        else:
+            with pytest.raises(TemplateError, match="max_value_size|max_iterations"):
+                render_messages(prompt, {})

@@ -145,6 +145,24 @@ def template_problems(source: str, field: str = "template") -> list[str]:
     return [f"{field}, {risk}" for risk in template_risks(tree)]
 
 
+def prompt_template_problems(prompt: Prompt) -> list[str]:
+    """Every template of a prompt checked statically (`template_problems`): what an
+    import preview shows before anything is written or rendered."""
+    sources = [("system", prompt.system), ("user_template", prompt.user_template)]
+    sources.append(("few_shot.example_format", prompt.few_shot.example_format))
+    sources.append(("cot.scaffold", prompt.cot.scaffold))
+    for i, step in enumerate(prompt.cot.steps):
+        sources.append((f"cot.steps.{i}.template", step.template))
+        if step.system:
+            sources.append((f"cot.steps.{i}.system", step.system))
+    return [
+        f"{prompt.name!r}: {problem}"
+        for field, source in sources
+        if source
+        for problem in template_problems(source, field)
+    ]
+
+
 def _render_capped(template: jinja2.Template, values: Mapping[str, object]) -> str:
     """The rendered text, read piece by piece: stops at the message-size limit instead of
     building a text of any size."""

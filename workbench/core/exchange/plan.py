@@ -233,6 +233,18 @@ class ImportPlan:
     def notes(self) -> list[str]:
         return self.package.notes
 
+    @property
+    def template_problems(self) -> list[str]:
+        """Templates in the file that would certainly exceed the render limits (checked
+        without rendering): the preview shows them; they import, and refuse to render."""
+        from workbench.core.templates import prompt_template_problems
+
+        return [
+            problem
+            for item in self.package.prompts
+            for problem in prompt_template_problems(item.prompt)
+        ]
+
     def clashes(self) -> list[int]:
         return [i for i, item in enumerate(self.items) if item.choices]
 
