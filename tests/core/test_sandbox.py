@@ -147,8 +147,8 @@ def test_a_hostile_imported_library_imports_shows_its_problems_and_harms_nothing
     hostile.write_text(
         "prompts:\n"
         "  - \"{{ 'a' * 100000000 }}\"\n"
-        "  - \"{% for i in range(99999) %}{% for j in range(99999) %}{% endfor %}{% endfor %}\"\n"
-        "  - \"Fine: {{ text }}\"\n"
+        '  - "{% for i in range(99999) %}{% for j in range(99999) %}{% endfor %}{% endfor %}"\n'
+        '  - "Fine: {{ text }}"\n'
         "tests:\n  - vars: {text: x}\n",
         "utf-8",
     )
@@ -162,5 +162,5 @@ def test_a_hostile_imported_library_imports_shows_its_problems_and_harms_nothing
         if prompt.id == kept.id or "Fine" in prompt.user_template:
             render_messages(prompt, {"name": "a", "text": "b"})
         else:
-            with pytest.raises(TemplateError, match="max_value_size|max_iterations"):
+            with pytest.raises(TemplateError, match=r"max_value_size|max_iterations"):
                 render_messages(prompt, {})
