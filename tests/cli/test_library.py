@@ -1,84 +1,14 @@
-"""The command line: --version, --help, render, library list/show/history/seed, clean errors."""
+"""`workbench library`: seed, list, show, history, export, import and schema."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from workbench import __version__
 from workbench.cli import main
 from workbench.core.library import Library
-
-
-def run_cli(*args: str, env_library: Path | None = None) -> subprocess.CompletedProcess[str]:
-    import os
-
-    env = dict(os.environ)
-    if env_library is not None:
-        env["WORKBENCH_LIBRARY"] = str(env_library)
-    return subprocess.run(
-        [sys.executable, "-m", "workbench", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
-
-
-def test_version_and_help() -> None:
-    version = run_cli("--version")
-    assert version.returncode == 0 and version.stdout.strip() == f"workbench {__version__}"
-    helped = run_cli("--help")
-    assert helped.returncode == 0
-    for command in ("gui", "render", "library"):
-        assert command in helped.stdout
-
-
-def test_render_prints_the_messages(library_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    Library(library_dir).new_prompt("Greet", system="Be brief.", user_template="Hi {{ name }}")
-    assert main(["--library", str(library_dir), "render", "greet", "--var", "name=Ada"]) == 0
-    out = capsys.readouterr().out
-    assert out == "--- system ---\nBe brief.\n--- user ---\nHi Ada\n"
-    assert (
-        main(["--library", str(library_dir), "render", "Greet", "--var", "name=Bo", "--json"]) == 0
-    )
-    line = json.loads(capsys.readouterr().out)
-    assert line["messages"][-1] == {"role": "user", "content": "Hi Bo"}
-
-
-def test_render_a_prompt_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from workbench.core.models import Prompt
-
-    path = tmp_path / "p.json"
-    path.write_text(Prompt(name="file", user_template="{{ x }}!").model_dump_json())
-    assert main(["--library", str(tmp_path / "lib"), "render", str(path), "--var", "x=1"]) == 0
-    assert capsys.readouterr().out.endswith("1!\n")
-
-
-def test_render_missing_variable_is_a_clean_error(library_dir: Path) -> None:
-    Library(library_dir).new_prompt("Greet", user_template="Hi {{ name }}")
-    result = run_cli("render", "Greet", env_library=library_dir)
-    assert result.returncode == 2
-    assert "needs values for: name" in result.stderr
-    assert "Traceback" not in result.stderr
-
-
-def test_render_template_error_is_a_clean_error(library_dir: Path) -> None:
-    Library(library_dir).new_prompt("Broken", user_template="Hi {{ name ")
-    result = run_cli("--library", str(library_dir), "render", "Broken", "--var", "name=x")
-    assert result.returncode == 2
-    assert "user_template, line 1" in result.stderr
-    assert "Traceback" not in result.stderr
-
-
-def test_unknown_prompt_is_a_clean_error(library_dir: Path) -> None:
-    result = run_cli("--library", str(library_dir), "render", "nope")
-    assert result.returncode == 2
-    assert "no prompt named 'nope'" in result.stderr
 
 
 def test_library_seed_list_show_history(
