@@ -38,7 +38,7 @@ def _find_one(items: Iterable[_Item], ref: str, what: str) -> _Item:
     if len(matches) == 1:
         return matches[0]
     known = ", ".join(f"{item.id} ({item.name})" for item in pool) or "none"
-    many = "more than one" if matches else "no"
+    many = "more than one" if matches else "no single"  # the CLI's wording: scripts match on it
     raise NotFoundError(f"{many} {what} {ref!r} in the library (known: {known})")
 
 
