@@ -223,7 +223,7 @@ class EvaluatePanel(QWidget):
         if self._live is not None:
             return
         try:
-            plan = self._plan()
+            plan = self._evaluation_plan()
             pool = self.session.pool()
             pool.check(plan.specs)  # "still loading" shows before anything loads
             loading = pool.needs_loading(plan.specs)
@@ -257,7 +257,7 @@ class EvaluatePanel(QWidget):
             on_cancelled=lambda: self._on_cancelled(live, pool),
         )
 
-    def _plan(self) -> EvalPlan:
+    def _evaluation_plan(self) -> EvalPlan:
         """Everything the job needs, checked here so mistakes show before anything loads."""
         if self._prompt is None:
             raise EvaluationError("Select a prompt to evaluate.")
