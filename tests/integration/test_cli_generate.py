@@ -1,4 +1,5 @@
-"""`workbench models` and `workbench generate` end to end, as a user runs them."""
+"""`workbench models`, `generate` and `eval` end to end, as a user runs them (Ctrl-C
+included: every command stops the same way)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from workbench.core.library import Library
+from workbench.core.models import Prompt, TestRow, TestSet
 
 pytestmark = pytest.mark.integration
 
@@ -126,4 +128,33 @@ def test_ctrl_c_stops_generation_cleanly(library_dir: Path) -> None:
     assert events[-1]["event"] == "done"
     assert events[-1]["stats"]["finish_reason"] == "cancelled"
     assert events[-1]["stats"]["completion_tokens"] < 400
+    assert "Traceback" not in err
+
+
+def test_ctrl_c_stops_an_evaluation_cleanly(library_dir: Path) -> None:
+    """The first Ctrl-C ends `workbench eval` with what it finished (a partial summary,
+    exit 130), as it ends `generate`."""
+    library = Library(library_dir)
+    prompt = library.save_prompt(
+        Prompt(name="Echo", system="Repeat the word.", user_template="{{ word }}")
+    )
+    rows = [TestRow(vars={"word": f"word{i}"}, expected=f"word{i}") for i in range(40)]
+    library.save_test_set(TestSet(name="words", prompt_id=prompt.id, rows=rows))
+    env = {**os.environ, "WORKBENCH_LIBRARY": str(library_dir)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "workbench", "eval", "Echo", "--json", "--no-save"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert proc.stdout is not None
+    first = json.loads(proc.stdout.readline())  # the evaluation is under way
+    assert first["event"] == "case"
+    proc.send_signal(signal.SIGINT)
+    rest, err = proc.communicate(timeout=120)
+    lines = [json.loads(line) for line in rest.splitlines()]
+    assert proc.returncode == 130, err
+    assert lines[-1]["event"] == "summary" and lines[-1]["complete"] is False
+    assert lines[-1]["summaries"][0]["cases"] < len(rows)
     assert "Traceback" not in err
