@@ -125,3 +125,24 @@ def test_settings_persist_and_a_damaged_file_falls_back_to_defaults(tmp_path: Pa
     assert (loaded.threads, loaded.n_ctx) == (1, 1024)
     (tmp_path / "settings.json").write_text("{oops")
     assert load_settings(tmp_path) == BackendSettings()
+
+
+def test_running_and_training_pick_the_same_precision_on_every_device(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One rule: `hf.pick_dtype` (running) and `tuning.pick_precision(.., "auto")`
+    (training) used to disagree on MPS (fp16 against fp32)."""
+    torch = pytest.importorskip("torch")
+    from workbench.core.backends.hf import auto_precision, dtype_for, pick_dtype
+    from workbench.core.tuning import pick_precision
+
+    for bf16 in (True, False):
+        monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda bf16=bf16: bf16)
+        for device in ("cpu", "cuda", "mps"):
+            precision = pick_precision(device, "auto")
+            assert precision == auto_precision(device)
+            assert pick_dtype(device) == dtype_for(precision)
+        assert pick_precision("cuda", "auto") == ("bf16" if bf16 else "fp16")
+    assert pick_precision("mps", "auto") == "fp16"
+    assert pick_dtype("mps") == torch.float16
+    assert pick_precision("cpu", "auto") == "fp32" and pick_dtype("cpu") == torch.float32

@@ -61,3 +61,25 @@ def test_killed_writer_leaves_a_consistent_library(
     assert versions[-1] == int(prompt.system)
     assert set(range(1, committed + 1)) <= set(versions)
     assert library.test_sets["crashset"].rows[0].expected in {str(committed), str(committed + 1)}
+
+
+def test_a_failed_replace_keeps_the_old_file_and_leaves_no_temp_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Deterministic: the rename over the target fails (a full disk, a locked file)."""
+    import os
+
+    from workbench.core import fsutil
+
+    target = tmp_path / "prompt.json"
+    fsutil.atomic_write_text(target, "old")
+
+    def refuse(src: object, dst: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", refuse)
+    with pytest.raises(OSError, match="No space left"):
+        fsutil.atomic_write_text(target, "new")
+    monkeypatch.undo()
+    assert target.read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["prompt.json"]

@@ -1,4 +1,4 @@
-"""Atomic file writes: the one way the library puts bytes on disk.
+"""Atomic file writes (the one way the library puts bytes on disk) and file hashing.
 
 A write goes to a temp file in the target's folder, is fsynced, then `os.replace`d
 over the target and the folder is fsynced, so a crash at any instant leaves either
@@ -10,10 +10,16 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 TEMP_SUFFIX = ".tmp"
+HASH_CHUNK_BYTES = 1 << 20
+
+
+class Cancelled(Exception):
+    """A long file operation (hashing a multi-GB model, converting it) was stopped."""
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -64,8 +70,14 @@ def remove_stale_temp_files(folder: Path, older_than_s: float = 3600.0) -> int:
     return removed
 
 
-def file_sha256(path: Path) -> str:
-    """SHA-256 of a file, remembered by (path, size, mtime) so big files are hashed once."""
+def file_sha256(
+    path: Path,
+    cancel: threading.Event | None = None,
+    chunk_bytes: int = HASH_CHUNK_BYTES,
+) -> str:
+    """SHA-256 of a file, remembered by (path, size, mtime) so big files are hashed once.
+    A set `cancel` stops the hashing at the next chunk (`Cancelled`; nothing is
+    remembered): a multi-GB model takes a while."""
     import hashlib
     import json
 
@@ -84,7 +96,9 @@ def file_sha256(path: Path) -> str:
         return str(index[key])
     digest = hashlib.sha256()
     with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
+        for block in iter(lambda: handle.read(chunk_bytes), b""):
+            if cancel is not None and cancel.is_set():
+                raise Cancelled(f"hashing {path.name} was stopped")
             digest.update(block)
     index[key] = digest.hexdigest()
     atomic_write_text(index_path, json.dumps(index, indent=1))

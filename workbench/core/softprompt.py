@@ -15,6 +15,7 @@ Nothing heavy is imported here at module level (numpy and safetensors lazily).
 from __future__ import annotations
 
 import hashlib
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -95,9 +96,10 @@ def load_soft_prompt_tensor(path: Path) -> SoftPromptArray:
 # -- matching a soft prompt to the loaded model ------------------------------------
 
 
-def model_hash_for_spec(spec: ModelSpec) -> str:
+def model_hash_for_spec(spec: ModelSpec, cancel: threading.Event | None = None) -> str:
     """The identity of a model's weights: the SHA-256 of a GGUF file, or for a Hugging
-    Face folder a SHA-256 over config.json and the weight files' names and sizes."""
+    Face folder a SHA-256 over config.json and the weight files' names and sizes.
+    A set `cancel` stops the hashing of a big GGUF file (`fsutil.Cancelled`)."""
     if spec.source == "openai" or not spec.path:
         raise SoftPromptError(
             f"model {spec.name!r} is not a local model file or folder; "
@@ -105,7 +107,7 @@ def model_hash_for_spec(spec: ModelSpec) -> str:
         )
     path = Path(spec.path)
     if spec.source == "gguf" or path.is_file():
-        return file_sha256(path)
+        return file_sha256(path, cancel)
     digest = hashlib.sha256()
     config = path / "config.json"
     digest.update(b"config.json\0")

@@ -190,7 +190,8 @@ def pick_device(preference: str) -> str:
 
 
 def pick_precision(device: str, preference: str) -> str:
-    """bf16 on a GPU that supports it (fp16 where only that is supported); fp32 on CPU."""
+    """The chosen precision, checked against the device; "auto" follows
+    `backends.hf.auto_precision` (bf16 or fp16 on a GPU, fp32 on the CPU)."""
     import torch
 
     if preference != "auto":
@@ -199,9 +200,9 @@ def pick_precision(device: str, preference: str) -> str:
         if preference in ("bf16", "fp16") and device == "cpu":
             raise TrainingError(f"{preference} training needs a GPU; use fp32 on the CPU")
         return preference
-    if device == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return "fp32"
+    from workbench.core.backends.hf import auto_precision
+
+    return auto_precision(device)  # the same rule as running a model
 
 
 def device_description(device: str) -> str:

@@ -1,8 +1,8 @@
 """transformers backend: Hugging Face folders and GGUF files (dequantised and cached).
 
 Generation is a plain decoding loop over the model's KV cache rather than
-`model.generate` on a hidden thread: the core stays a generator (DESIGN.md's
-threading model), the cancel check runs every token through a StoppingCriteria,
+`model.generate` on a hidden thread: the core stays a generator (the threading
+model in docs/architecture.md), the cancel check runs every token through a StoppingCriteria,
 log-probabilities come straight from each step's scores, and a soft prompt's
 embeddings can be fed at prefill without PEFT's generation pitfalls.
 """
@@ -29,7 +29,7 @@ from workbench.core.backends.base import (
     TokenEvent,
     top_from_logprobs,
 )
-from workbench.core.fsutil import file_sha256
+from workbench.core.fsutil import Cancelled, file_sha256
 from workbench.core.models import GenerationParams, Message, ModelSpec
 from workbench.core.paths import cache_dir
 
@@ -51,26 +51,47 @@ def pick_device(preference: str = "auto") -> str:
     return preference
 
 
-def pick_dtype(device: str) -> Any:
-    """bf16 where the GPU supports it, else fp16 on a GPU; fp32 on the CPU."""
+def auto_precision(device: str) -> str:
+    """The one rule for a device's precision when none is chosen, for running and for
+    training alike: bf16 on a CUDA GPU that supports it, fp16 on other GPUs (older CUDA
+    cards, Apple's MPS), fp32 on the CPU."""
+    if device == "cuda":
+        import torch
+
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if device == "mps":
+        return "fp16"
+    return "fp32"
+
+
+def dtype_for(precision: str) -> Any:
+    """The torch dtype of a precision name ("bf16", "fp16", anything else fp32)."""
     import torch
 
-    if device == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if device == "mps":
-        return torch.float16
-    return torch.float32
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
 
 
-def gguf_as_hf_folder(gguf: Path) -> Path:
+def pick_dtype(device: str) -> Any:
+    """The dtype a model is run in on `device` (see `auto_precision`)."""
+    return dtype_for(auto_precision(device))
+
+
+def gguf_as_hf_folder(gguf: Path, cancel: threading.Event | None = None) -> Path:
     """A safetensors folder converted from a GGUF file, cached by the file's hash: the
-    first load dequantises (slow), later loads read the cached folder (fast)."""
+    first load dequantises (slow), later loads read the cached folder (fast). A set
+    `cancel` stops it (`Cancelled`) while hashing, before the conversion and before the
+    result is saved; nothing half-done is left in the cache."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    target = cache_dir() / "hf-from-gguf" / file_sha256(gguf)[:32]
+    def check(step: str) -> None:
+        if cancel is not None and cancel.is_set():
+            raise Cancelled(f"converting {gguf.name} was stopped {step}")
+
+    target = cache_dir() / "hf-from-gguf" / file_sha256(gguf, cancel)[:32]
     if (target / "config.json").is_file():
         return target
+    check("before dequantising")
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = target.parent / f".{target.name}.{os.getpid()}.partial"
     shutil.rmtree(staging, ignore_errors=True)
@@ -81,12 +102,18 @@ def gguf_as_hf_folder(gguf: Path) -> Path:
         tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     except Exception as exc:
         raise ModelLoadError(f"transformers could not read {gguf.name} as GGUF: {exc}") from None
+    check("after dequantising")  # the slow step is over; don't spend the disk writes
     # the weights are dequantised now: save them as a plain fp32 checkpoint
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    model.save_pretrained(str(staging), safe_serialization=True)
-    tokenizer.save_pretrained(str(staging))
+    try:
+        model.save_pretrained(str(staging), safe_serialization=True)
+        tokenizer.save_pretrained(str(staging))
+        check("while saving the converted weights")
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     try:
         os.replace(staging, target)  # atomic: a crash leaves no half-written cache
     except OSError:
