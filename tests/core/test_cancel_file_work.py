@@ -40,7 +40,7 @@ def test_hashing_stops_midway_and_remembers_nothing(tmp_path: Path) -> None:
     big = tmp_path / "model.gguf"
     big.write_bytes(bytes(range(256)) * 64)  # 16 KiB: 16 chunks of 1 KiB
     cancel = _CancelAfter(checks=5)
-    with pytest.raises(Cancelled, match="model.gguf"):
+    with pytest.raises(Cancelled, match=r"model\.gguf"):
         file_sha256(big, cancel, chunk_bytes=1024)
     assert cancel.asked == 6  # checked per chunk, stopped at the sixth
     # nothing half-hashed was remembered: the next hash reads the whole file

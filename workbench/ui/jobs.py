@@ -1,7 +1,7 @@
 """The one place that owns threads: runs core generators and calls off the GUI thread.
 
 A `JobRunner` has a single worker thread and a queue, so model jobs run one at a
-time (DESIGN.md: two model jobs oversubscribe a small CPU, and llama.cpp crashes when
+time (two model jobs oversubscribe a small CPU, and llama.cpp crashes when
 two threads call one model). A job is a callable returning an iterator of events
 (a core generator) or a plain value. What it yields is batched on the worker and
 handed to the GUI thread through queued Qt signals at most every `batch_interval_s`;
