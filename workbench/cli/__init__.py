@@ -61,8 +61,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.flush()  # inside the try: a closed pipe surfaces here, not at exit
         return status
     except BrokenPipeError:
+        logger.debug("stdout closed early")
         return quiet_broken_pipe()
     except KeyboardInterrupt:
+        logger.info("workbench %s interrupted", args.command or "gui")
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as exc:

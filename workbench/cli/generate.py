@@ -131,12 +131,8 @@ def print_event(event: RunEvent, as_json: bool) -> None:
             print(flush=True)
 
 
-def soft_prompt_for(
-    ref: str | None, library: Library, backend: Backend
-) -> tuple[SoftPrompt | None, Any]:
+def soft_prompt_for(ref: str, library: Library, backend: Backend) -> tuple[SoftPrompt, Any]:
     """The --soft soft prompt and its tensor, checked against the loaded model."""
-    if not ref:
-        return None, None
     from workbench.core.flows.lookup import find_soft_prompt, load_soft_prompt
     from workbench.core.softprompt import check_compatible
 
@@ -171,7 +167,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
     final = None
     record = None
     try:
-        soft_meta, soft = soft_prompt_for(args.soft, library or open_library(args), backend)
+        soft_meta: SoftPrompt | None = None
+        soft: Any = None
+        if args.soft:
+            soft_meta, soft = soft_prompt_for(args.soft, library or open_library(args), backend)
         with cancel_on_sigint() as cancel:
             events: Iterator[RunEvent]
             if prompt is not None:
