@@ -1,0 +1,341 @@
+"""The training settings form: the model and test set, TrainConfig <-> widgets, the
+"train for" steps/epochs row and the device label (torch is asked on the worker)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from typing import Any, get_args
+
+from PySide6.QtCore import QTimer, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QSpinBox,
+    QWidget,
+)
+
+from workbench.core import graduation
+from workbench.core.models import (
+    Device,
+    InitMode,
+    ModelSpec,
+    Precision,
+    Prompt,
+    TestSet,
+    TrainConfig,
+)
+from workbench.core.tuning import init_text
+from workbench.ui.jobs import JobRunner
+from workbench.ui.session import ModelSession
+from workbench.ui.widgets import named
+
+log = logging.getLogger(__name__)
+
+NO_TEST_SET = ""  # the test-set picker's data for "none"
+
+DEVICES: tuple[str, ...] = get_args(Device)
+PRECISIONS: tuple[str, ...] = get_args(Precision)
+INIT_LABELS: dict[str, str] = {
+    "text": "text (the prompt's instruction)",
+    "vocab": "vocabulary sample",
+    "random": "random",
+}
+INITS: tuple[tuple[str, str], ...] = tuple((m, INIT_LABELS[m]) for m in get_args(InitMode))
+
+
+def selected_spec(session: ModelSession) -> ModelSpec | None:
+    """The session's selected model, or None (a model removed from the catalogue)."""
+    try:
+        spec, _backend = session.selected_model()
+    except Exception:  # nothing picked, or a model removed from the catalogue
+        return None
+    return spec
+
+
+def _spin(name: str, low: int, high: int, value: int) -> QSpinBox:
+    box = named(QSpinBox(), name)
+    box.setRange(low, high)
+    box.setValue(value)
+    return box
+
+
+def _narrow_combo(name: str, length: int) -> QComboBox:
+    """A combo box whose long item texts never widen the settings (the popup shows them)."""
+    combo = named(QComboBox(), name)
+    combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    combo.setMinimumContentsLength(length)
+    return combo
+
+
+class TrainingSettings(QGroupBox):
+    """The "Settings" box; `config()` reads it, `set_config()` fills it."""
+
+    data_changed = Signal()
+    """The test set or the seed changed: what training uses must be counted again
+    (seed edits arrive a little later, once per pause in typing)."""
+
+    def __init__(self, jobs: JobRunner, parent: QWidget | None = None) -> None:
+        super().__init__("Settings", parent)
+        self.jobs = jobs
+        self._train_examples: int | None = None
+        self._editable = True
+        self._auto_init_text = ""
+        self._device_text: dict[str, str] = {}
+        self._device_pending: set[str] = set()
+
+        self.model_label = named(QLabel(), "gradModel")
+        self.model_label.setWordWrap(True)
+        self.model_label.setToolTip("The model picked in the Run panel")
+        self.test_set_combo = _narrow_combo("gradTestSet", 14)
+        self.test_set_combo.setToolTip(
+            "Its train split trains (with the few-shot examples), its validation split stops "
+            "early, its held-out test split compares hard and soft prompts.\n"
+            "none: train on the few-shot examples only, no comparison."
+        )
+        self.data_label = named(QLabel(), "gradData")
+        self.data_label.setWordWrap(True)
+        self.tokens = _spin("gradTokens", 1, 512, 20)
+        self.tokens.setToolTip("Virtual tokens: the soft prompt's length (they count as context)")
+        self.init_combo = _narrow_combo("gradInit", 10)
+        for value, label in INITS:
+            self.init_combo.addItem(label, value)
+        self.init_text = named(QLineEdit(), "gradInitText")
+        self.init_text.setToolTip("Text init: the virtual tokens start as this text's tokens")
+        self.learning_rate = named(QDoubleSpinBox(), "gradLr")
+        self.learning_rate.setDecimals(5)
+        self.learning_rate.setRange(0.00001, 10.0)
+        self.learning_rate.setSingleStep(0.005)
+        self.learning_rate.setValue(3e-2)
+        self.steps = _spin("gradSteps", 1, 1_000_000, 225)
+        self.epochs = named(QDoubleSpinBox(), "gradEpochs")
+        self.epochs.setRange(0.1, 100_000)
+        self.epochs.setDecimals(1)
+        self.epochs.setValue(10)
+        self.epochs.hide()
+        self.length_unit = named(QComboBox(), "gradLengthUnit")
+        self.length_unit.addItem("steps", "steps")
+        self.length_unit.addItem("epochs", "epochs")
+        self.length_unit.setToolTip(
+            "Train for a number of optimiser steps, or of passes over the training data"
+        )
+        self.length_info = named(QLabel(), "gradLengthInfo")
+        self.length_info.setWordWrap(True)
+        length = QWidget()
+        length_row = QHBoxLayout(length)
+        length_row.setContentsMargins(0, 0, 0, 0)
+        for widget in (self.steps, self.epochs, self.length_unit):
+            length_row.addWidget(widget)
+        length_row.addStretch(1)
+        self.batch = _spin("gradBatch", 1, 4096, 8)
+        self.eval_every = _spin("gradEvalEvery", 1, 1_000_000, 25)
+        self.eval_every.setToolTip("Validate every N steps (and at the last step)")
+        self.patience = _spin("gradPatience", 0, 10_000, 4)
+        self.patience.setSpecialValueText("off")
+        self.patience.setSuffix(" evaluations")
+        self.patience.setToolTip("Stop after this many validations without improvement")
+        self.device_combo = named(QComboBox(), "gradDevice")
+        for device in DEVICES:
+            self.device_combo.addItem(device, device)
+        self.device_info = named(QLabel("(shown when the panel opens)"), "gradDeviceInfo")
+        self.device_info.setWordWrap(True)
+        self.precision_combo = named(QComboBox(), "gradPrecision")
+        for precision in PRECISIONS:
+            self.precision_combo.addItem(precision, precision)
+        self.precision_combo.setToolTip("auto: bf16 (or fp16) on a GPU, fp32 on the CPU")
+        self.seed = _spin("gradSeed", 0, 2**31 - 1, 0)
+        self.seed.setToolTip("Seeds the split, the initialisation and the batch order")
+
+        form = QFormLayout(self)
+        form.addRow("Model", self.model_label)
+        form.addRow("Test set", self.test_set_combo)
+        form.addRow("Data", self.data_label)
+        form.addRow("Virtual tokens", self.tokens)
+        form.addRow("Initialisation", self.init_combo)
+        form.addRow("Init text", self.init_text)
+        form.addRow("Learning rate", self.learning_rate)
+        form.addRow("Train for", length)
+        form.addRow("", self.length_info)
+        form.addRow("Batch size", self.batch)
+        form.addRow("Evaluate every", self.eval_every)
+        form.addRow("Early stop after", self.patience)
+        form.addRow("Device", self.device_combo)
+        form.addRow("", self.device_info)
+        form.addRow("Precision", self.precision_combo)
+        form.addRow("Seed", self.seed)
+
+        # a seed typed digit by digit is counted once, a little after the last digit
+        self._seed_timer = QTimer(self, singleShot=True, interval=250)
+        self._seed_timer.timeout.connect(self.data_changed)
+        self.test_set_combo.currentIndexChanged.connect(lambda _: self.data_changed.emit())
+        self.seed.valueChanged.connect(lambda _: self._seed_timer.start())
+        self.length_unit.currentIndexChanged.connect(lambda _: self._show_length())
+        self.epochs.valueChanged.connect(lambda _: self._show_length())
+        self.batch.valueChanged.connect(lambda _: self._show_length())
+        self.init_combo.currentIndexChanged.connect(lambda _: self.set_editable(self._editable))
+        self.device_combo.currentIndexChanged.connect(lambda _: self.show_device_info())
+
+    # -- TrainConfig <-> widgets -----------------------------------------------------
+
+    def options(self) -> dict[str, Any]:
+        """The form's values by TrainConfig field, for `graduation.train_config`."""
+        init = str(self.init_combo.currentData())
+        text = self.init_text.text().strip()
+        by_epochs = self.length_unit.currentData() == "epochs"
+        return {
+            "num_virtual_tokens": self.tokens.value(),
+            "init": init,
+            "init_text": text if init == "text" and text else None,
+            "learning_rate": self.learning_rate.value(),
+            "steps": self.steps.value(),
+            "epochs": self.epochs.value() if by_epochs else None,
+            "batch_size": self.batch.value(),
+            "eval_every": self.eval_every.value(),
+            "early_stopping_patience": self.patience.value(),  # 0 = off
+            "device": self.device_combo.currentData(),
+            "precision": self.precision_combo.currentData(),
+            "seed": self.seed.value(),
+        }
+
+    def config(self) -> TrainConfig:
+        """The form as a TrainConfig (`SchemaError` names a bad setting)."""
+        return graduation.train_config(self.options())
+
+    def set_config(self, config: TrainConfig) -> None:
+        """Fill the form from a TrainConfig (e.g. to repeat an earlier run)."""
+        self.tokens.setValue(config.num_virtual_tokens)
+        self.init_combo.setCurrentIndex(self.init_combo.findData(config.init))
+        if config.init_text:
+            self.init_text.setText(config.init_text)
+        self.learning_rate.setValue(config.learning_rate)
+        self.steps.setValue(config.steps)
+        if config.epochs is not None:
+            self.epochs.setValue(config.epochs)
+        self.length_unit.setCurrentIndex(
+            self.length_unit.findData("epochs" if config.epochs is not None else "steps")
+        )
+        self.batch.setValue(config.batch_size)
+        self.eval_every.setValue(config.eval_every)
+        self.patience.setValue(config.early_stopping_patience or 0)
+        self.device_combo.setCurrentIndex(self.device_combo.findData(config.device))
+        self.precision_combo.setCurrentIndex(self.precision_combo.findData(config.precision))
+        self.seed.setValue(config.seed)
+
+    def follow_prompt(self, prompt: Prompt | None, same: bool) -> None:
+        """The init text follows the prompt's instruction until the user edits it
+        (`same`: an edit of the prompt already shown, not another prompt)."""
+        auto = init_text(prompt) if prompt is not None else ""
+        if not same or self.init_text.text() == self._auto_init_text:
+            self.init_text.setText(auto)
+        self._auto_init_text = auto
+
+    def set_editable(self, editable: bool) -> None:
+        """Editable while idle with a prompt; the init text only for a text init."""
+        self._editable = editable
+        self.setEnabled(editable)
+        self.init_text.setEnabled(editable and self.init_combo.currentData() == "text")
+
+    # -- model, test sets and length -------------------------------------------------
+
+    def show_model(self, spec: ModelSpec | None) -> None:
+        if spec is None:
+            self.model_label.setText("No model picked in the Run panel")
+        elif spec.source == "openai":
+            self.model_label.setText(
+                f"{spec.name}: served over HTTP, cannot be trained; pick a local model in the "
+                "Run panel"
+            )
+        else:
+            self.model_label.setText(f"{spec.name} (picked in the Run panel)")
+
+    def set_test_sets(self, sets: Sequence[TestSet], keep: bool = True) -> None:
+        """List these test sets. `keep`: keep the current pick when it is still listed
+        (else the first test set is picked, the one `graduation.training_test_set` uses:
+        most prompts train on theirs). Quiet: the caller counts the data again."""
+        current = self.test_set_combo.currentData() if keep else None
+        self.test_set_combo.blockSignals(True)
+        self.test_set_combo.clear()
+        self.test_set_combo.addItem("none (few-shot examples only, no comparison)", NO_TEST_SET)
+        for test_set in sets:
+            labels = f", labels: {', '.join(test_set.labels)}" if test_set.labels else ""
+            self.test_set_combo.addItem(
+                f"{test_set.name} ({len(test_set.rows)} rows{labels})", test_set.id
+            )
+        index = self.test_set_combo.findData(current) if current is not None else -1
+        if index < 0:
+            index = 1 if sets else 0
+        self.test_set_combo.setCurrentIndex(index)
+        self.test_set_combo.blockSignals(False)
+
+    def test_set_id(self) -> str | None:
+        return str(self.test_set_combo.currentData() or "") or None
+
+    def select_test_set(self, test_set_id: str | None) -> None:
+        index = self.test_set_combo.findData(test_set_id or NO_TEST_SET)
+        if index >= 0:
+            self.test_set_combo.setCurrentIndex(index)
+
+    def show_length(self, train_examples: int | None) -> None:
+        """Remember how many examples train (None: unknown) and show the length row."""
+        self._train_examples = train_examples
+        self._show_length()
+
+    def _show_length(self) -> None:
+        """Steps or epochs: show the box in use, and what epochs come to in steps."""
+        by_epochs = self.length_unit.currentData() == "epochs"
+        self.steps.setVisible(not by_epochs)
+        self.epochs.setVisible(by_epochs)
+        examples = self._train_examples
+        if by_epochs and examples:
+            config = TrainConfig(epochs=self.epochs.value(), batch_size=self.batch.value())
+            steps = config.total_steps(examples)
+            self.length_info.setText(
+                f"= {steps} steps of {self.batch.value()} over {examples} examples"
+            )
+        else:
+            self.length_info.clear()
+
+    # -- the device label ------------------------------------------------------------
+
+    def show_device_info(self) -> None:
+        """What the picked device means here, asked once per choice in a job (it
+        imports torch, never on the GUI thread)."""
+        choice = str(self.device_combo.currentData())
+        if choice in self._device_text:
+            self.device_info.setText(self._device_text[choice])
+            return
+        self.device_info.setText("checking the device…")
+        if choice in self._device_pending:
+            return
+        self._device_pending.add(choice)
+
+        def work(cancel: threading.Event) -> str:
+            from workbench.core import tuning
+
+            device = tuning.pick_device(choice)
+            description = tuning.device_description(device)
+            return f"auto picks {description}" if choice == "auto" else description
+
+        def show(text: str) -> None:
+            self._device_pending.discard(choice)
+            self._device_text[choice] = text
+            if self.device_combo.currentData() == choice:
+                self.device_info.setText(text)
+
+        def failed(exc: BaseException, trace: str) -> None:
+            log.error("describing device %s failed: %s\n%s", choice, exc, trace)
+            show(f"not available: {graduation.describe_training_error(exc)}")
+
+        self.jobs.run(
+            f"describe device {choice}",
+            work,
+            on_done=lambda text: show(str(text)),
+            on_error=failed,
+            on_cancelled=lambda: self._device_pending.discard(choice),
+        )

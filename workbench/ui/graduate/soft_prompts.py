@@ -1,0 +1,316 @@
+"""A prompt's soft prompts: the list and what it shows of the selected one (metrics,
+nearest tokens), and exporting or importing it as a PEFT prompt-tuning adapter (jobs:
+a GGUF model may need converting, peft is imported, a model file is hashed)."""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QFileDialog,
+    QHeaderView,
+    QLabel,
+    QListView,
+    QPushButton,
+    QSplitter,
+    QTableView,
+    QWidget,
+)
+
+from workbench.core import graduation
+from workbench.core.library import Library
+from workbench.core.models import ModelSpec, Prompt, SoftPrompt
+from workbench.core.names import slug
+from workbench.ui.graduate.nearest import NearestTokens, NearestTokensModel, Neighbours
+from workbench.ui.graduate.settings import selected_spec
+from workbench.ui.jobs import Job, JobRunner
+from workbench.ui.models import NewestFirstModel
+from workbench.ui.session import ModelSession
+from workbench.ui.widgets import named, titled_column
+
+log = logging.getLogger(__name__)
+
+
+class SoftPromptListModel(NewestFirstModel):
+    """A prompt's soft prompts, newest first."""
+
+    def _text(self, soft: SoftPrompt) -> str:
+        when = soft.created.astimezone().strftime("%d %b %H:%M")
+        accuracy = soft.metrics.get("best_val_accuracy")
+        score = f" · val acc {accuracy:.2f}" if accuracy is not None else ""
+        return f"{soft.name} · {when}{score}"
+
+    def _tooltip(self, soft: SoftPrompt) -> str:
+        return (
+            f"{soft.name}\n{soft.num_virtual_tokens} virtual tokens on {soft.base_model}\n"
+            f"prompt version {soft.prompt_version}"
+        )
+
+
+def describe_soft_prompt(soft: SoftPrompt) -> str:
+    """Its settings and final metrics, two lines."""
+    metrics = ", ".join(
+        f"{key} {value:g}" for key, value in sorted(soft.metrics.items()) if math.isfinite(value)
+    )
+    config = soft.train_config
+    return (
+        f"{soft.num_virtual_tokens} virtual tokens · {config.steps} steps · lr "
+        f"{config.learning_rate:g} · batch {config.batch_size} · init {soft.init}\n"
+        f"{metrics or 'no metrics'}"
+    )
+
+
+class SoftPrompts(QSplitter):
+    """The nearest-tokens table (left) and the soft-prompt list (right)."""
+
+    shown = Signal(object)
+    """A soft prompt was picked in the list (the `SoftPrompt`)."""
+    message = Signal(str)
+    """A line for the panel's message label (export and import outcomes)."""
+    exported = Signal(object)
+    """The folder a PEFT adapter was written to (a `Path`)."""
+    imported = Signal(object)
+    """The soft prompt made from an imported PEFT adapter (a `SoftPrompt`)."""
+
+    def __init__(
+        self,
+        library: Library,
+        jobs: JobRunner,
+        session: ModelSession,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.library = library
+        self.jobs = jobs
+        self.session = session
+        self._prompt: Prompt | None = None
+        self._shown: SoftPrompt | None = None
+        self.nearest = NearestTokens(jobs)
+
+        self.nearest_model = NearestTokensModel(self)
+        self.nearest_view = named(QTableView(), "gradNearest")
+        self.nearest_view.setModel(self.nearest_model)
+        self.nearest_view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.nearest_view.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.nearest_status = named(QLabel(), "gradNearestStatus")
+        self.soft_model = SoftPromptListModel(self)
+        self.soft_list = named(QListView(), "gradSoftPrompts")
+        self.soft_list.setModel(self.soft_model)
+        self.soft_list.setWordWrap(True)
+        self.metrics_label = named(QLabel(), "gradMetrics")
+        self.metrics_label.setWordWrap(True)
+        self.export_button = named(QPushButton("Export as PEFT adapter…"), "gradExport")
+        self.export_button.setEnabled(False)
+        self.import_button = named(QPushButton("Import PEFT adapter…"), "gradImport")
+        self.import_button.setToolTip(
+            "Add a prompt-tuning adapter saved by PEFT (safetensors) as a soft prompt of "
+            "this prompt, for the model picked in the Run panel"
+        )
+        self.addWidget(
+            titled_column(
+                "Nearest tokens of each virtual token (cosine)",
+                (self.nearest_view, 1),
+                self.nearest_status,
+            )
+        )
+        self.addWidget(
+            titled_column(
+                "Soft prompts of this prompt",
+                (self.soft_list, 1),
+                self.metrics_label,
+                self.export_button,
+                self.import_button,
+            )
+        )
+        self.setStretchFactor(0, 2)
+        self.setStretchFactor(1, 1)
+
+        self.export_button.clicked.connect(self._export_dialog)
+        self.import_button.clicked.connect(self._import_dialog)
+        self.soft_list.selectionModel().currentChanged.connect(
+            lambda current, _previous: self.show_row(current.row())
+        )
+        self.soft_list.clicked.connect(lambda index: self.show_row(index.row()))
+
+    # -- the list ----------------------------------------------------------------------
+
+    def set_prompt(self, prompt: Prompt | None) -> None:
+        """List another prompt's soft prompts (nothing shown until one is picked)."""
+        self._prompt = prompt
+        self.soft_model.set_items(self.library.soft_prompts_for(prompt.id) if prompt else [])
+        self._shown = None
+        self.metrics_label.clear()
+        self.nearest_model.set_tokens([])
+        self.nearest_status.clear()
+        self.update_buttons(idle=True)
+
+    def add(self, soft: SoftPrompt) -> None:
+        """List (and pick) a new soft prompt when it belongs to the listed prompt."""
+        if self._prompt is not None and soft.prompt_id == self._prompt.id:
+            row = self.soft_model.add(soft)
+            self.soft_list.setCurrentIndex(self.soft_model.index(row, 0))
+
+    def selected(self) -> SoftPrompt | None:
+        soft: SoftPrompt | None = self.soft_model.at(self.soft_list.currentIndex().row())
+        return soft
+
+    def show_row(self, row: int) -> None:
+        soft = self.soft_model.at(row)
+        if soft is None:
+            return
+        self._shown = soft
+        self.metrics_label.setText(describe_soft_prompt(soft))
+        rows = self.nearest.get(soft.id)
+        self.nearest_model.set_tokens(rows or [])
+        if rows is not None:
+            self.nearest_status.clear()
+        self.shown.emit(soft)
+
+    def update_buttons(self, idle: bool) -> None:
+        self.export_button.setEnabled(self.selected() is not None)
+        self.import_button.setEnabled(idle and self._prompt is not None)
+
+    # -- nearest tokens ------------------------------------------------------------------
+
+    def find_nearest(self, soft: SoftPrompt) -> Job | None:
+        """Find each virtual token's nearest vocabulary tokens, in a job."""
+        if self.nearest.get(soft.id) is not None or self.nearest.busy_with(soft.id):
+            return None
+        try:
+            spec = self.session.catalog.get(soft.base_model)
+        except Exception as exc:
+            self.nearest_status.setText(f"Nearest tokens unavailable: {exc}")
+            return None
+        if spec.source == "openai":
+            self.nearest_status.setText("Nearest tokens need a local model.")
+            return None
+        self.nearest_status.setText("Finding the nearest tokens…")
+
+        def found(rows: Neighbours) -> None:
+            if self._shown is not None and self._shown.id == soft.id:
+                self.nearest_model.set_tokens(rows)
+                self.nearest_status.clear()
+
+        def failed(exc: BaseException) -> None:
+            if self._shown is not None and self._shown.id == soft.id:
+                self.nearest_status.setText(
+                    f"Could not find the nearest tokens: {graduation.describe_training_error(exc)}"
+                )
+
+        return self.nearest.find(
+            soft.id,
+            soft.name,
+            spec,
+            self.library.soft_prompt_tensor_path(soft),
+            self.session.backend,  # read here, on the GUI thread
+            found,
+            failed,
+        )
+
+    # -- PEFT adapters -------------------------------------------------------------------
+
+    def export_peft(self, folder: Path, soft: SoftPrompt | None = None) -> Job | None:
+        """Write the selected soft prompt as a PEFT prompt-tuning adapter folder."""
+        soft = soft or self.selected()
+        if soft is None:
+            self.message.emit("Select a soft prompt to export.")
+            return None
+        try:
+            spec = self.session.catalog.get(soft.base_model)
+        except Exception as exc:
+            self.message.emit(f"Cannot export: {exc}")
+            return None
+        path = self.library.soft_prompt_tensor_path(soft)
+        target = Path(folder)
+
+        def work(cancel: threading.Event) -> Path:
+            from workbench.core.peft_io import export_peft_adapter
+            from workbench.core.softprompt import load_soft_prompt_tensor
+
+            tensor = load_soft_prompt_tensor(path)
+            base = graduation.model_folder(spec)
+            return export_peft_adapter(tensor, soft, str(base), target)
+
+        def done(written: Any) -> None:
+            self.message.emit(f"Exported “{soft.name}” as a PEFT adapter to {written}")
+            self.exported.emit(Path(written))
+
+        def failed(exc: BaseException, trace: str) -> None:
+            log.error("export of %s failed: %s\n%s", soft.name, exc, trace)
+            self.message.emit(f"Export failed: {graduation.describe_training_error(exc)}")
+
+        self.message.emit(f"Exporting “{soft.name}”…")
+        return self.jobs.run(
+            f"export {soft.name}",
+            work,
+            on_done=done,
+            on_error=failed,
+            on_cancelled=lambda: self.message.emit(f"Export of “{soft.name}” stopped."),
+        )
+
+    def _export_dialog(self) -> None:
+        soft = self.selected()
+        if soft is None:
+            return
+        chosen = QFileDialog.getExistingDirectory(self, "Export as a PEFT adapter into a folder")
+        if not chosen:
+            return
+        folder = Path(chosen)
+        if (
+            folder.is_dir()
+            and any(folder.iterdir())
+            and not (folder / "adapter_config.json").exists()
+        ):
+            # a folder with other things in it: write the adapter into a new subfolder
+            folder = folder / slug(soft.name, soft.id)
+        if (folder / "adapter_config.json").exists():
+            self.message.emit(f"{folder} already holds an adapter; pick an empty folder.")
+            return
+        self.export_peft(folder, soft)
+
+    def import_peft(self, folder: Path) -> Job | None:
+        """Add a PEFT prompt-tuning adapter as a soft prompt of the listed prompt, for
+        the session's selected model (the adapter's base model)."""
+        spec: ModelSpec | None = selected_spec(self.session)
+        prompt = self._prompt
+        if prompt is None or spec is None or spec.source == "openai":
+            self.message.emit("Pick a prompt and a local model (the adapter's base model).")
+            return None
+        library = self.library
+        source = Path(folder)
+
+        def work(cancel: threading.Event) -> SoftPrompt:
+            from workbench.core.peft_io import import_adapter_into_library
+
+            return import_adapter_into_library(library, source, spec, prompt.id)
+
+        def done(soft: SoftPrompt) -> None:
+            self.add(soft)
+            self.message.emit(
+                f"Imported “{soft.name}”: {soft.num_virtual_tokens} virtual tokens for {spec.name}."
+            )
+            self.imported.emit(soft)
+
+        def failed(exc: BaseException, trace: str) -> None:
+            log.error("import of %s failed: %s\n%s", source, exc, trace)
+            self.message.emit(f"Import failed: {graduation.describe_training_error(exc)}")
+
+        self.message.emit(f"Importing {source.name}…")
+        return self.jobs.run(
+            f"import {source.name}",
+            work,
+            on_done=done,
+            on_error=failed,
+            on_cancelled=lambda: self.message.emit(f"Import of {source.name} stopped."),
+        )
+
+    def _import_dialog(self) -> None:
+        chosen = QFileDialog.getExistingDirectory(self, "Import a PEFT adapter folder")
+        if chosen:
+            self.import_peft(Path(chosen))
