@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,10 +14,20 @@ if TYPE_CHECKING:
 def cmd_gui(args: argparse.Namespace) -> int:
     from workbench.ui.app import run_app
 
-    return run_app(
-        library_dir=Path(args.library) if args.library else None,
-        smoke_test=getattr(args, "smoke_test", False),  # absent when `gui` is implied
-    )
+    library_dir = Path(args.library) if args.library else None
+    if not getattr(args, "smoke_test", False):  # absent when `gui` is implied
+        return run_app(library_dir=library_dir)
+    from workbench.core.logs import setup_logging
+
+    # a smoke test leaves nothing behind in the user's folders, its log included
+    with tempfile.TemporaryDirectory(
+        prefix="workbench-smoke-log-", ignore_cleanup_errors=True
+    ) as folder:
+        setup_logging(debug=args.debug, folder=Path(folder))
+        try:
+            return run_app(library_dir=library_dir, smoke_test=True)
+        finally:
+            setup_logging(debug=args.debug)  # closes the temporary log before it goes
 
 
 def register(sub: Subparsers) -> None:
