@@ -21,13 +21,13 @@ if TYPE_CHECKING:
     from workbench.core.library import Library
     from workbench.core.models import Prompt
 
+    Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
+    """What `register(sub)` of each command module adds its subcommands to."""
+
 logger = logging.getLogger(__name__)
 
 Command = Callable[[argparse.Namespace], int]
 """A subcommand: parsed arguments in, exit status out."""
-
-if TYPE_CHECKING:
-    Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
 
 EXIT_USAGE = 2  # a mistake the user can fix: one clean line
 EXIT_FAILED = 1  # anything else (the traceback is in the log)
