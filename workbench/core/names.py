@@ -8,17 +8,35 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from functools import cache
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+@cache
+def _unsafe(keep: str) -> re.Pattern[str]:
+    return re.compile(f"[^A-Za-z0-9{re.escape(keep)}]+")
 
 
-def slug(text: str, fallback: str = "item", *, max_length: int = 60, lower: bool = False) -> str:
-    """A file-name stem: runs of other characters become "-", no leading or trailing
-    punctuation; `fallback` when nothing is left."""
-    stem = _UNSAFE.sub("-", text).strip("-._")
+def slug(
+    text: str,
+    fallback: str = "item",
+    *,
+    max_length: int | None = 60,
+    lower: bool = False,
+    keep: str = "._-",
+) -> str:
+    """A file-name stem: letters, digits and the punctuation in `keep`; runs of other
+    characters become "-", and `keep` and "-" are trimmed from both ends; then cut to
+    `max_length` (None: no limit); `fallback` when nothing is left.
+
+    The cut is not trimmed again: model ids and export names made before this helper
+    existed ended that way, and the same name must keep giving the same id.
+    """
+    stem = _unsafe(keep).sub("-", text).strip(keep + "-")
     if lower:
         stem = stem.lower()
-    return stem[:max_length].strip("-._") or fallback
+    if max_length is not None:
+        stem = stem[:max_length]
+    return stem or fallback
 
 
 def unique_name(

@@ -13,6 +13,7 @@ from urllib.parse import urlparse
 from workbench.core.backends.base import Backend, BackendSettings, ModelLoadError
 from workbench.core.fsutil import atomic_write_text
 from workbench.core.models import ModelSpec, SchemaError, load_document
+from workbench.core.names import slug, unique_name
 from workbench.core.paths import config_dir
 
 EMBEDDED_ID = "smollm2-135m-instruct"
@@ -133,8 +134,8 @@ def spec_for(
 
 
 def _slug(text: str) -> str:
-    slug = re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-_").lower()[:56]
-    return slug or "model"
+    """A model id from its label: lower case, no dots, at most 56 characters."""
+    return slug(text, "model", max_length=56, lower=True, keep="_-")
 
 
 # -- the persisted list of user-added models --------------------------------------
@@ -191,11 +192,9 @@ class ModelCatalog:
 
     def add(self, spec: ModelSpec) -> ModelSpec:
         validate_spec(spec)
-        taken = {m.id for m in self.all()}
-        base, n = spec.id, 2
-        while spec.id in taken:
-            spec = spec.model_copy(update={"id": f"{base}-{n}"})
-            n += 1
+        free = unique_name(spec.id, (m.id for m in self.all()), "{stem}-{n}")
+        if free != spec.id:
+            spec = spec.model_copy(update={"id": free})
         self.user_models.append(spec)
         self._save()
         return spec

@@ -10,11 +10,11 @@ unpickled, templates are parsed at most (to list variables), never rendered.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NoReturn, Protocol
 
+from workbench.core import names
 from workbench.core.library import Library
 from workbench.core.models import Prompt, SchemaError, SoftPrompt, TestSet
 
@@ -234,24 +234,20 @@ def text_value(value: Any) -> str:
         return str(value)
 
 
-_SLUG = re.compile(r"[^A-Za-z0-9._-]+")
-
-
 def slug(name: str) -> str:
     """A file name stem from a prompt name."""
-    text = _SLUG.sub("-", name).strip("-._")
-    return text[:60] or "prompt"
+    return names.slug(name, "prompt")
 
 
 def unique_file_names(prompts: Sequence[Prompt], suffix: str) -> Iterator[tuple[Prompt, str]]:
+    """Each prompt with a file name of its own ("name.json", "name-2.json", … ignoring
+    case, since the folder may be on a case-insensitive disk)."""
+    # every name ends in the same suffix, so comparing the stems is enough
     seen: set[str] = set()
     for prompt in prompts:
-        stem = slug(prompt.name)
-        name, n = f"{stem}{suffix}", 2
-        while name.casefold() in seen:
-            name, n = f"{stem}-{n}{suffix}", n + 1
-        seen.add(name.casefold())
-        yield prompt, name
+        stem = names.unique_name(slug(prompt.name), seen, "{stem}-{n}", casefold=True)
+        seen.add(stem)
+        yield prompt, f"{stem}{suffix}"
 
 
 __all__ = [

@@ -23,6 +23,7 @@ from pathlib import Path
 from workbench.core.exchange.base import Package
 from workbench.core.library import Library, LibraryError
 from workbench.core.models import Prompt, SoftPrompt, TestSet, new_id
+from workbench.core.names import unique_name
 
 
 class Resolution(StrEnum):
@@ -351,12 +352,8 @@ class ImportPlan:
 
 
 def _free_name(name: str, taken: set[str]) -> str:
-    if name.casefold() not in taken:
-        return name
-    n = 2
-    while f"{name} ({n})".casefold() in taken:
-        n += 1
-    return f"{name} ({n})"
+    """`name`, or "name (2)", "name (3)", … (`taken` holds casefolded names)."""
+    return unique_name(name, taken, "{stem} ({n})", casefold=True)
 
 
 def _same_bytes(path: Path, data: bytes) -> bool:
