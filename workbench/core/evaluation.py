@@ -199,7 +199,6 @@ def evaluate(
     metrics: Sequence[str] = DEFAULT_METRICS,
     mode: Mode = "auto",
     cancel: threading.Event | None = None,
-    batch_size: int = 8,
     split: Split | None = None,
     soft_prompt_for: SoftPromptFor | None = None,
     prompt_id: str | None = None,
@@ -237,9 +236,7 @@ def evaluate(
                 raise EvaluationError(f"variant {spec.name!r} needs its soft prompt loaded")
             soft = soft_prompt_for(spec.soft_prompt_id)
         if chosen_mode == "likelihood":
-            cases = _likelihood_cases(
-                backend, prompt, test_set, rows, metric_list, cancel, batch_size, soft
-            )
+            cases = _likelihood_cases(backend, prompt, test_set, rows, metric_list, cancel, soft)
         else:
             cases = _generated_cases(backend, prompt, test_set, rows, metric_list, cancel, soft)
         for result in cases:
@@ -258,9 +255,12 @@ def evaluate(
     yield EvalFinished(run)
 
 
-def _context_tokens(backend: Backend, prompt: Prompt, vars: dict[str, str]) -> int | None:
+def _context_tokens(
+    backend: Backend, prompt: Prompt, vars: dict[str, str], soft: Any = None
+) -> int | None:
+    """Tokens of context one call takes (virtual tokens count like real ones)."""
     try:
-        return backend.count_tokens(backend.apply_chat_template(render_messages(prompt, vars)))
+        return backend.context_tokens(render_messages(prompt, vars), soft)
     except Exception:  # a server that cannot count tokens: the figure is optional
         return None
 
@@ -278,7 +278,6 @@ def _generated_cases(
     cancel: threading.Event,
     soft: Any = None,
 ) -> Iterator[CaseResult]:
-    virtual = 0 if soft is None else int(soft.shape[0])
     for row_index in rows:
         if cancel.is_set():
             return
@@ -294,9 +293,7 @@ def _generated_cases(
             if record.stats.finish_reason == "cancelled":
                 return
             answer = extract_answer(prompt, record.output)
-            context = _context_tokens(backend, prompt, row.vars)
-            if context is not None:
-                context += virtual  # virtual tokens take context like real ones
+            context = _context_tokens(backend, prompt, row.vars, soft)
             yield CaseResult(
                 row=row_index,
                 output=record.output,
@@ -324,55 +321,42 @@ def _likelihood_cases(
     rows: Sequence[int],
     metrics: Sequence[str],
     cancel: threading.Event,
-    batch_size: int,
     soft: Any = None,
 ) -> Iterator[CaseResult]:
+    """Each row's best label by likelihood. `Backend.score_cases` scores the cases one at
+    a time while reusing what they share: on transformers the key/value cache of the
+    common prefix (system message, few-shot turns, virtual tokens) runs once; llama.cpp
+    keeps the prefix in its own cache between calls."""
     labels = list(test_set.labels or [])
-    virtual = 0 if soft is None else int(soft.shape[0])
     if prompt.cot.mode is CoTMode.CHAIN:
         raise EvaluationError("likelihood scoring needs a single call; this prompt is a chain")
-    # Batches pay on a GPU; on a small CPU padding costs more than batching saves
-    # (bench/bench_eval.py measured 0.5x on 2 cores), so there cases go one at a time.
-    batch_scorer = getattr(backend, "score_batch", None)
-    if getattr(backend, "device", "cpu") == "cpu" or soft is not None:
-        batch_scorer = None
-    step = batch_size if batch_scorer is not None else 1
-    for offset in range(0, len(rows), step):
+    messages = [render_messages(prompt, test_set.rows[i].vars) for i in rows]
+    scored = backend.score_cases(messages, labels, soft)
+    start = time.perf_counter()
+    for row_index, message_list in zip(rows, messages, strict=True):
         if cancel.is_set():
             return
-        chunk = list(rows[offset : offset + step])
+        scores = next(scored)
+        latency = time.perf_counter() - start
+        row = test_set.rows[row_index]
+        best = labels[max(range(len(labels)), key=lambda k: scores[k])]
+        result_scores = {"label": float(best.strip() == row.expected.strip())}
+        result_scores.update(_scores(best, row.expected, metrics))
+        try:
+            context: int | None = backend.context_tokens(message_list, soft)
+        except Exception:
+            context = None
+        yield CaseResult(
+            row=row_index,
+            output=best,
+            answer=best,
+            scores=result_scores,
+            label_scores=dict(zip(labels, scores, strict=True)),
+            latency_s=latency,
+            context_tokens=context,
+            completion_tokens=0,
+        )
         start = time.perf_counter()
-        messages = [render_messages(prompt, test_set.rows[i].vars) for i in chunk]
-        if batch_scorer is not None:
-            all_scores = batch_scorer([(m, labels) for m in messages])
-        else:
-            all_scores = [
-                backend.score_continuations(m, labels)
-                if soft is None
-                else backend.score_continuations(m, labels, soft_prompt=soft)
-                for m in messages
-            ]
-        per_case = (time.perf_counter() - start) / len(chunk)
-        for row_index, message_list, scores in zip(chunk, messages, all_scores, strict=True):
-            row = test_set.rows[row_index]
-            best = labels[max(range(len(labels)), key=lambda k: scores[k])]
-            result_scores = {"label": float(best.strip() == row.expected.strip())}
-            result_scores.update(_scores(best, row.expected, metrics))
-            try:
-                context = backend.count_tokens(backend.apply_chat_template(message_list))
-                context += virtual
-            except Exception:
-                context = None
-            yield CaseResult(
-                row=row_index,
-                output=best,
-                answer=best,
-                scores=result_scores,
-                label_scores=dict(zip(labels, scores, strict=True)),
-                latency_s=per_case,
-                context_tokens=context,
-                completion_tokens=0,
-            )
 
 
 # ---------------------------------------------------------------------------

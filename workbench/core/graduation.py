@@ -290,6 +290,7 @@ def compare_on_held_out(
 ) -> Iterator[GraduationEvent]:
     """Zero-shot vs few-shot hard prompt vs soft prompt on the test split."""
     from workbench.core.backends.registry import load_backend
+    from workbench.core.placement import VirtualTokens
     from workbench.core.softprompt import load_soft_prompt_tensor
 
     rows = rows_in_split(test_set, "test")
@@ -314,7 +315,7 @@ def compare_on_held_out(
             lambda v: backend,
             cancel=cancel,
             split="test",
-            soft_prompt_for=lambda _id: tensor,
+            soft_prompt_for=lambda _id: VirtualTokens(tensor, soft.placement),
         ):
             if isinstance(event, EvalFinished):
                 run = event.run

@@ -43,6 +43,11 @@ EvalMode = Literal["auto", "generate", "likelihood"]
 """How an evaluation scores: `auto` picks likelihood when the test set has labels."""
 ScoringMode = Literal["generate", "likelihood"]
 """What an evaluation ran as (an `EvalMode` once `auto` is decided)."""
+SoftPromptPlacement = Literal["replace", "add", "start"]
+"""Where a soft prompt's virtual tokens go: `replace` — in place of the system message
+(Lester et al.: the instruction becomes the initialisation text); `add` — right after the
+system message, which stays; `start` — before the whole prompt (soft prompts made before
+placements existed)."""
 
 
 Id = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")]
@@ -309,6 +314,9 @@ class TrainConfig(_Model):
     precision: Precision = "auto"
     seed: int = 0
     max_length: int = Field(default=256, ge=8)
+    placement: SoftPromptPlacement = Field(
+        default="replace", description="where the virtual tokens go (see SoftPrompt.placement)"
+    )
 
     def total_steps(self, train_examples: int, processes: int = 1) -> int:
         """Optimiser steps of a run: `steps`, or `epochs` passes over the training
@@ -339,6 +347,12 @@ class SoftPrompt(_Model):
     metrics: dict[str, float] = Field(default_factory=dict)
     curves: dict[str, list[float]] = Field(default_factory=dict)
     tensor_file: str
+    placement: SoftPromptPlacement = Field(
+        default="start",
+        description="where the virtual tokens go: replace (instead of the system message), "
+        "add (after it) or start (before the whole prompt, as soft prompts made before "
+        "placements existed)",
+    )
     created: datetime = Field(default_factory=utc_now)
 
 

@@ -158,9 +158,11 @@ class FakeBackend(Backend):
         happy = any(w in review for w in ("love", "great", "brilliant"))
         return [-1.0, -2.0] if happy else [-2.0, -1.0]
 
-    def _score_soft(self, text: str, continuations: list[str], soft_prompt: object) -> list[float]:
+    def _score_soft(
+        self, head: str, tail: str, continuations: list[str], soft_prompt: object
+    ) -> list[float]:
         self.soft_scored.append(getattr(soft_prompt, "shape", None))
-        return self._score(text, continuations)
+        return self._score(head + tail, continuations)
 
     def close(self) -> None:
         self.closed = True

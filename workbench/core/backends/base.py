@@ -248,14 +248,47 @@ class Backend(ABC):
         """Generate from fully rendered text; called with the locks held."""
 
     def _stream_soft(
-        self, text: str, params: GenerationParams, cancel: threading.Event, soft_prompt: Any
+        self,
+        head: str,
+        tail: str,
+        params: GenerationParams,
+        cancel: threading.Event,
+        soft_prompt: Any,
     ) -> Iterator[StreamEvent]:
-        """Generate after a soft prompt (numpy float32 [N, d], already checked against
-        `hidden_size`) fed as N virtual tokens before `text`; called with the locks held."""
+        """Generate from `head`, a soft prompt (numpy float32 [N, d], already checked
+        against `hidden_size`) fed as N virtual tokens, then `tail` (see
+        `core/placement.py`); called with the locks held."""
         raise BackendError(
             f"the {self.name} backend cannot use soft prompts; run model "
             f"{self.spec.name!r} on llama.cpp or transformers"
         )
+
+    def tokenize(self, text: str) -> list[int]:
+        """Token ids of `text` at the start of a sequence (BOS where the model wants one)."""
+        raise BackendError(f"the {self.name} backend does not tokenize locally")
+
+    def tokenize_tail(self, text: str) -> list[int]:
+        """Token ids of `text` continuing a sequence (no BOS; special tokens parsed)."""
+        raise BackendError(f"the {self.name} backend does not tokenize locally")
+
+    def soft_prompt_ids(self, head: str, tail: str) -> tuple[list[int], list[int]]:
+        """Token ids before and after the virtual tokens. With nothing before them the
+        tail is tokenised as the start of the text (as soft prompts always were)."""
+        if not head:
+            return [], self.tokenize(tail)
+        return self.tokenize(head), self.tokenize_tail(tail)
+
+    def _placed(self, prompt: Prompt, soft_prompt: Any) -> tuple[str, str, Any]:
+        """(head, tail, embeddings) for a soft prompt given as `VirtualTokens` or a bare
+        array (placed at the start), its width checked against the model."""
+        from workbench.core.placement import as_virtual_tokens, split_text
+        from workbench.core.softprompt import check_array_fits
+
+        tokens = as_virtual_tokens(soft_prompt)
+        assert tokens is not None
+        embeddings = check_array_fits(tokens.embeddings, self)
+        head, tail = split_text(prompt, tokens.placement, self.apply_chat_template)
+        return head, tail, embeddings
 
     def prompt_text(self, prompt: Prompt) -> str:
         return prompt if isinstance(prompt, str) else self.apply_chat_template(prompt)
@@ -269,20 +302,19 @@ class Backend(ABC):
     ) -> Iterator[StreamEvent]:
         """Stream tokens for chat messages (through the chat template) or raw text.
 
-        `soft_prompt`: a numpy float32 array [N, d_model] of virtual token embeddings fed
-        right before the first token of the text (they count towards the context)."""
+        `soft_prompt`: `placement.VirtualTokens` (embeddings and where they go), or a bare
+        numpy float32 array [N, d_model] fed before the first token of the text; virtual
+        tokens count towards the context."""
         params = params or GenerationParams()
         cancel = cancel or threading.Event()
-        text = self.prompt_text(prompt)
-        if soft_prompt is not None:
-            from workbench.core.softprompt import check_array_fits
-
-            soft_prompt = check_array_fits(soft_prompt, self)
-        with MODEL_JOB_LOCK, self.lock:
-            if soft_prompt is None:
+        if soft_prompt is None:
+            text = self.prompt_text(prompt)
+            with MODEL_JOB_LOCK, self.lock:
                 yield from self._stream(text, params, cancel)
-            else:
-                yield from self._stream_soft(text, params, cancel, soft_prompt)
+            return
+        head, tail, embeddings = self._placed(prompt, soft_prompt)
+        with MODEL_JOB_LOCK, self.lock:
+            yield from self._stream_soft(head, tail, params, cancel, embeddings)
 
     def generate(
         self, prompt: Prompt, params: GenerationParams | None = None, soft_prompt: Any = None
@@ -320,20 +352,41 @@ class Backend(ABC):
         """Log-likelihood of each continuation right after the prompt (summed over its
         tokens): how evaluation scores a fixed label set without sampling noise.
         `soft_prompt` as in `stream`."""
-        text = self.prompt_text(prompt)
-        if soft_prompt is not None:
-            from workbench.core.softprompt import check_array_fits
-
-            soft_prompt = check_array_fits(soft_prompt, self)
-        with MODEL_JOB_LOCK, self.lock:
-            if soft_prompt is None:
+        if soft_prompt is None:
+            text = self.prompt_text(prompt)
+            with MODEL_JOB_LOCK, self.lock:
                 return self._score(text, list(continuations))
-            return self._score_soft(text, list(continuations), soft_prompt)
+        head, tail, embeddings = self._placed(prompt, soft_prompt)
+        with MODEL_JOB_LOCK, self.lock:
+            return self._score_soft(head, tail, list(continuations), embeddings)
+
+    def score_cases(
+        self,
+        prompts: Sequence[Prompt],
+        continuations: Sequence[str],
+        soft_prompt: Any = None,
+    ) -> Iterator[list[float]]:
+        """`score_continuations` for many prompts with the same continuations, one case at
+        a time (a generator: the caller may stop between cases). Backends that can reuse
+        what the prompts share (the transformers backend) override it."""
+        for prompt in prompts:
+            yield self.score_continuations(prompt, continuations, soft_prompt)
+
+    def context_tokens(self, prompt: Prompt, soft_prompt: Any = None) -> int:
+        """Tokens of context one call takes: the rendered prompt, or with a soft prompt
+        the text around its virtual tokens plus the virtual tokens themselves."""
+        if soft_prompt is None:
+            return self.count_tokens(self.prompt_text(prompt))
+        head, tail, embeddings = self._placed(prompt, soft_prompt)
+        before, after = self.soft_prompt_ids(head, tail)
+        return len(before) + int(embeddings.shape[0]) + len(after)
 
     def _score(self, text: str, continuations: list[str]) -> list[float]:
         raise BackendError(f"the {self.name} backend cannot score labels by likelihood")
 
-    def _score_soft(self, text: str, continuations: list[str], soft_prompt: Any) -> list[float]:
+    def _score_soft(
+        self, head: str, tail: str, continuations: list[str], soft_prompt: Any
+    ) -> list[float]:
         raise BackendError(
             f"the {self.name} backend cannot score labels after a soft prompt; run model "
             f"{self.spec.name!r} on llama.cpp or transformers"

@@ -189,6 +189,9 @@ class TransformersBackend(Backend):
     def tokenize(self, text: str) -> list[int]:
         return list(self.tokenizer(text, add_special_tokens=True)["input_ids"])
 
+    def tokenize_tail(self, text: str) -> list[int]:
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
     def count_tokens(self, text: str) -> int:
         return len(self.tokenize(text))
 
@@ -288,78 +291,90 @@ class TransformersBackend(Backend):
             cursor += len(continuations)
         return out
 
-    def _score_soft(self, text: str, continuations: list[str], soft_prompt: Any) -> list[float]:
-        """Continuation log-likelihoods after the soft prompt's virtual tokens and the
-        prompt: one right-padded sequence per continuation, fed as embeddings."""
+    def _score_soft(
+        self, head: str, tail: str, continuations: list[str], soft_prompt: Any
+    ) -> list[float]:
+        """Continuation log-likelihoods after `head`, the soft prompt's virtual tokens and
+        `tail` (see `core/placement.py`)."""
+        items = self._soft_items(head, tail, int(soft_prompt.shape[0]))
+        return self._score_items([items], continuations, soft_prompt)[0]
+
+    def _soft_items(self, head: str, tail: str, n_virtual: int) -> list[int]:
+        from workbench.core.prefix_cache import virtual_items
+
+        before, after = self.soft_prompt_ids(head, tail)
+        return [*before, *virtual_items(n_virtual), *after]
+
+    def _score_items(
+        self, cases: list[list[int]], continuations: Sequence[str], soft_prompt: Any = None
+    ) -> list[list[float]]:
+        """Scores of `continuations` after each case, sharing the common prefix's cache."""
+        return list(self._score_items_lazily(cases, continuations, soft_prompt))
+
+    def _score_items_lazily(
+        self, cases: list[list[int]], continuations: Sequence[str], soft_prompt: Any = None
+    ) -> Iterator[list[float]]:
+        from workbench.core.prefix_cache import score_continuations
+
         torch = self._torch
-        prompt = self.tokenize(text)
-        n_virtual = int(soft_prompt.shape[0])
-        pieces = [
-            list(self.tokenizer(c, add_special_tokens=False)["input_ids"]) for c in continuations
-        ]
+        pieces = [self.tokenize_tail(c) for c in continuations]
         longest = max((len(p) for p in pieces), default=0)
-        self.check_fits(n_virtual + len(prompt) + longest, GenerationParams())
-        totals = [0.0] * len(pieces)
-        scored = [i for i, ids in enumerate(pieces) if ids]
-        if not scored:
-            return totals
-        if n_virtual + len(prompt) < 1:
-            raise ValueError("nothing precedes the continuations to predict them from")
-        width = len(prompt) + max(len(pieces[i]) - 1 for i in scored)
-        pad = self.tokenizer.pad_token_id or 0
-        input_ids = torch.full((len(scored), width), pad, dtype=torch.long)
-        mask = torch.ones((len(scored), n_virtual + width), dtype=torch.long)
-        rows: list[int] = []
-        positions: list[int] = []
-        targets: list[int] = []
-        for row, index in enumerate(scored):
-            ids = pieces[index]
-            seq = prompt + ids[:-1]
-            input_ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
-            mask[row, n_virtual + len(seq) :] = 0  # right padding: causal attention never sees it
-            for k, token in enumerate(ids):
-                rows.append(row)
-                positions.append(n_virtual + len(prompt) - 1 + k)
-                targets.append(token)
+        for case in cases:
+            self.check_fits(len(case) + longest, GenerationParams())
+            if not case:
+                raise ValueError("nothing precedes the continuations to predict them from")
+        virtual = None if soft_prompt is None else torch.as_tensor(soft_prompt)
         try:
-            with torch.inference_mode():
-                embed = self.model.get_input_embeddings()
-                embeds = embed(input_ids.to(self.device))
-                prefix = torch.as_tensor(soft_prompt).to(device=self.device, dtype=embeds.dtype)
-                embeds = torch.cat([prefix.unsqueeze(0).expand(len(scored), -1, -1), embeds], 1)
-                hidden = self.model.get_decoder()(
-                    inputs_embeds=embeds, attention_mask=mask.to(self.device)
-                ).last_hidden_state
-                device = hidden.device
-                picked = hidden[
-                    torch.tensor(rows, device=device), torch.tensor(positions, device=device)
-                ]
-                logits = self.model.get_output_embeddings()(picked).float()
-                logprobs = torch.log_softmax(logits, dim=-1)
-                chosen = logprobs[
-                    torch.arange(len(targets), device=device),
-                    torch.tensor(targets, device=device),
-                ].cpu()
+            yield from score_continuations(self.model, cases, [pieces] * len(cases), virtual)
         except (torch.OutOfMemoryError, MemoryError):
             raise OutOfMemoryError(
-                f"out of memory scoring {len(scored)} continuations after a soft prompt "
-                f"with model {self.spec.name!r}"
+                f"out of memory scoring with model {self.spec.name!r}; shorten the prompt"
             ) from None
-        for k, row in enumerate(rows):
-            totals[scored[row]] += float(chosen[k])
-        return totals
+
+    def score_cases(
+        self,
+        prompts: Sequence[Sequence[Message] | str],
+        continuations: Sequence[str],
+        soft_prompt: Any = None,
+    ) -> Iterator[list[float]]:
+        """Continuation scores after each prompt, one case at a time (a generator), with
+        the key/value cache of what all the prompts share (system message, few-shot
+        turns, virtual tokens) computed once."""
+        from workbench.core.backends.base import MODEL_JOB_LOCK
+
+        if soft_prompt is None:
+            cases = [self.tokenize(self.prompt_text(p)) for p in prompts]
+        else:
+            placed = [self._placed(p, soft_prompt) for p in prompts]
+            cases = [self._soft_items(h, t, int(e.shape[0])) for h, t, e in placed]
+            soft_prompt = placed[0][2] if placed else None
+        scores = self._score_items_lazily(cases, continuations, soft_prompt)
+        while True:
+            with MODEL_JOB_LOCK, self.lock:  # per case: the caller may run others between
+                try:
+                    item = next(scores)
+                except StopIteration:
+                    return
+            yield item
 
     def _stream_soft(
-        self, text: str, params: GenerationParams, cancel: threading.Event, soft_prompt: Any
+        self,
+        head: str,
+        tail: str,
+        params: GenerationParams,
+        cancel: threading.Event,
+        soft_prompt: Any,
     ) -> Iterator[StreamEvent]:
         if params.grammar or params.json_schema is not None:
             raise ValueError(
                 "constrained output (grammar / JSON schema) runs on the llama.cpp backend"
             )
-        ids = self.tokenize(text)
-        self.check_fits(int(soft_prompt.shape[0]) + len(ids), params)
+        before, after = self.soft_prompt_ids(head, tail)
+        self.check_fits(int(soft_prompt.shape[0]) + len(before) + len(after), params)
         prefix = self._torch.as_tensor(soft_prompt)
-        yield from self.stream_ids(ids, params, cancel, prefix_embeds=prefix)
+        yield from self.stream_ids(
+            [*before, *after], params, cancel, prefix_embeds=prefix, virtual_at=len(before)
+        )
 
     def _stream(
         self, text: str, params: GenerationParams, cancel: threading.Event
@@ -378,11 +393,13 @@ class TransformersBackend(Backend):
         params: GenerationParams,
         cancel: threading.Event,
         prefix_embeds: Any = None,
+        virtual_at: int = 0,
     ) -> Iterator[StreamEvent]:
-        """Decode from token ids, optionally after `prefix_embeds` ([n, d] virtual tokens)."""
+        """Decode from token ids, with `prefix_embeds` ([n, d] virtual tokens) inserted
+        before `ids[virtual_at]` when given."""
         torch = self._torch
         try:
-            yield from self._decode(ids, params, cancel, prefix_embeds)
+            yield from self._decode(ids, params, cancel, prefix_embeds, virtual_at)
         except (torch.OutOfMemoryError, MemoryError):
             if self.device == "cuda":
                 torch.cuda.empty_cache()
@@ -398,6 +415,7 @@ class TransformersBackend(Backend):
         params: GenerationParams,
         cancel: threading.Event,
         prefix_embeds: Any,
+        virtual_at: int = 0,
     ) -> Iterator[StreamEvent]:
         import secrets
 
@@ -436,8 +454,9 @@ class TransformersBackend(Backend):
             else:
                 embeds = self.model.get_input_embeddings()(all_ids)
                 prefix = prefix_embeds.to(embeds.dtype).to(self.device).unsqueeze(0)
+                at = virtual_at
                 out = self.model(
-                    inputs_embeds=torch.cat([prefix, embeds], dim=1),
+                    inputs_embeds=torch.cat([embeds[:, :at], prefix, embeds[:, at:]], dim=1),
                     use_cache=True,
                     logits_to_keep=1,
                     **{self._cache_kw: cache},

@@ -106,6 +106,9 @@ class LlamaCppBackend(Backend):
     def tokenize(self, text: str) -> list[int]:
         return list(self.llm.tokenize(text.encode("utf-8"), add_bos=True, special=True))
 
+    def tokenize_tail(self, text: str) -> list[int]:
+        return list(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+
     def count_tokens(self, text: str) -> int:
         return len(self.tokenize(text))
 
@@ -174,10 +177,13 @@ class LlamaCppBackend(Backend):
 
     # -- soft prompts -------------------------------------------------------
 
-    def _decode_virtual(self, soft_prompt: Any, want_logits: bool) -> None:
-        """Start afresh with a soft prompt's N embeddings decoded at positions 0..N-1, so
-        the next `llm.eval` / `llm.generate(reset=False)` continues at position N. Asks for
-        logits at the last virtual token only when `want_logits` (no prompt follows)."""
+    def _decode_virtual(
+        self, soft_prompt: Any, want_logits: bool, head: Sequence[int] = ()
+    ) -> None:
+        """Start afresh with the `head` tokens, then a soft prompt's N embeddings at
+        positions H..H+N-1, so the next `llm.eval` / `llm.generate(reset=False)` continues
+        at H+N. Asks for logits at the last virtual token only when `want_logits` (no
+        text follows)."""
         import numpy as np
 
         llama_cpp = self._llama_cpp
@@ -191,7 +197,10 @@ class LlamaCppBackend(Backend):
             )
         self._forget_virtual()
         step = max(1, int(llm.n_batch))
+        offset = len(head)
         try:
+            if head:
+                llm.eval(list(head))
             for start in range(0, n_virtual, step):
                 chunk = embeds[start : start + step]
                 count = int(chunk.shape[0])
@@ -199,7 +208,7 @@ class LlamaCppBackend(Backend):
                 try:
                     ctypes.memmove(batch.embd, chunk.ctypes.data, chunk.nbytes)
                     for i in range(count):
-                        batch.pos[i] = start + i
+                        batch.pos[i] = offset + start + i
                         batch.n_seq_id[i] = 1
                         batch.seq_id[i][0] = 0
                         batch.logits[i] = 0
@@ -217,10 +226,10 @@ class LlamaCppBackend(Backend):
         except BaseException:
             self._forget_virtual()
             raise
-        # The KV cache holds embeddings, not tokens, at 0..N-1: mark them as no token so
+        # The KV cache holds embeddings, not tokens, at H..H+N-1: mark them as no token so
         # no prefix match can ever reuse them for a normal prompt.
-        llm.input_ids[:n_virtual] = -1
-        llm.n_tokens = n_virtual
+        llm.input_ids[offset : offset + n_virtual] = -1
+        llm.n_tokens = offset + n_virtual
 
     def _forget_virtual(self) -> None:
         """Empty the KV cache and the token bookkeeping (before and after soft prompts)."""
@@ -231,21 +240,29 @@ class LlamaCppBackend(Backend):
             llama_cpp.llama_memory_clear(memory, True)
 
     def _stream_soft(
-        self, text: str, params: GenerationParams, cancel: threading.Event, soft_prompt: Any
+        self,
+        head: str,
+        tail: str,
+        params: GenerationParams,
+        cancel: threading.Event,
+        soft_prompt: Any,
     ) -> Iterator[StreamEvent]:
-        return self._stream(text, params, cancel, soft_prompt=soft_prompt)
+        before, after = self.soft_prompt_ids(head, tail)
+        return self._stream_tokens(before, after, params, cancel, soft_prompt)
 
-    def _score_soft(self, text: str, continuations: list[str], soft_prompt: Any) -> list[float]:
-        prompt = self.tokenize(text)
+    def _score_soft(
+        self, head: str, tail: str, continuations: list[str], soft_prompt: Any
+    ) -> list[float]:
+        before, prompt = self.soft_prompt_ids(head, tail)
         pieces = [
             list(self.llm.tokenize(c.encode("utf-8"), add_bos=False, special=False))
             for c in continuations
         ]
         longest = max((len(p) for p in pieces), default=0)
         n_virtual = int(soft_prompt.shape[0])
-        self.check_fits(n_virtual + len(prompt) + longest, GenerationParams())
+        self.check_fits(len(before) + n_virtual + len(prompt) + longest, GenerationParams())
         try:
-            self._decode_virtual(soft_prompt, want_logits=not prompt)
+            self._decode_virtual(soft_prompt, want_logits=not prompt, head=before)
             if prompt:
                 self.llm.eval(prompt)
             return self._score_pieces(pieces)
@@ -255,17 +272,24 @@ class LlamaCppBackend(Backend):
     # -- generation ---------------------------------------------------------
 
     def _stream(
+        self, text: str, params: GenerationParams, cancel: threading.Event
+    ) -> Iterator[StreamEvent]:
+        return self._stream_tokens([], self.tokenize(text), params, cancel, None)
+
+    def _stream_tokens(
         self,
-        text: str,
+        head: list[int],
+        tokens: list[int],
         params: GenerationParams,
         cancel: threading.Event,
         soft_prompt: Any = None,
     ) -> Iterator[StreamEvent]:
+        """Generate after `head` tokens, the soft prompt's virtual tokens (if any) and
+        `tokens`."""
         timer = Timer()
-        tokens = self.tokenize(text)
-        n_virtual = 0 if soft_prompt is None else int(soft_prompt.shape[0])
-        self.check_fits(n_virtual + len(tokens), params)
-        budget = min(params.max_new_tokens, self.context_length - n_virtual - len(tokens))
+        n_before = 0 if soft_prompt is None else len(head) + int(soft_prompt.shape[0])
+        self.check_fits(n_before + len(tokens), params)
+        budget = min(params.max_new_tokens, self.context_length - n_before - len(tokens))
         grammar = self._grammar(params)
         self.llm.set_seed(params.seed if params.seed is not None else secrets.randbits(31))
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -274,13 +298,13 @@ class LlamaCppBackend(Backend):
         pieces: list[str] = []
         finish = "length"
         if cancel.is_set():
-            yield Finished("", timer.stats(n_virtual + len(tokens), "cancelled"))
+            yield Finished("", timer.stats(n_before + len(tokens), "cancelled"))
             return
         # Evaluate the whole prompt afresh: reusing a cached prefix re-decodes its last
         # token in a smaller batch, which shifts logits slightly and breaks seeded replay.
         self.llm.reset()
-        if soft_prompt is not None:  # virtual tokens at 0..N-1, the prompt from N on
-            self._decode_virtual(soft_prompt, want_logits=not tokens)
+        if soft_prompt is not None:  # head, virtual tokens, then the rest of the prompt
+            self._decode_virtual(soft_prompt, want_logits=not tokens, head=head)
         generator = self.llm.generate(
             tokens,
             top_k=params.top_k,
@@ -328,7 +352,7 @@ class LlamaCppBackend(Backend):
             pieces.append(tail)
             yield TokenEvent(tail)
         yield Finished(
-            "".join(pieces), timer.stats(n_virtual + len(tokens), finish), tuple(generated)
+            "".join(pieces), timer.stats(n_before + len(tokens), finish), tuple(generated)
         )
 
     def close(self) -> None:

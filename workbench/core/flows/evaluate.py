@@ -26,10 +26,12 @@ from workbench.core.models import (
     EvalRun,
     Prompt,
     ScoringMode,
+    SoftPromptPlacement,
     Split,
     TestSet,
     VariantSpec,
 )
+from workbench.core.placement import VirtualTokens
 from workbench.core.softprompt import load_soft_prompt_tensor
 from workbench.core.testsets_io import rows_in_split
 
@@ -68,6 +70,7 @@ class EvalPlan:
     mode: EvalMode
     chosen_mode: ScoringMode
     soft_paths: dict[str, Path] = field(default_factory=dict)  # soft prompt id -> tensor
+    soft_placements: dict[str, SoftPromptPlacement] = field(default_factory=dict)
 
     @property
     def specs(self) -> list[VariantSpec]:
@@ -128,6 +131,7 @@ def plan_evaluation(
         raise EvaluationError("Pick at least one metric to score generated answers with.")
     variants: list[tuple[VariantSpec, Prompt]] = []
     soft_paths: dict[str, Path] = {}
+    soft_placements: dict[str, SoftPromptPlacement] = {}
     for spec in specs:
         if spec.soft_prompt_id is not None:
             if library is None:
@@ -140,9 +144,19 @@ def plan_evaluation(
                 raise EvaluationError(f"Variant {spec.name!r}: {exc}") from None
             spec = spec.model_copy(update={"soft_prompt_id": soft.id})
             soft_paths[soft.id] = library.soft_prompt_tensor_path(soft)
+            soft_placements[soft.id] = soft.placement
         variants.append((spec, variant_prompt(library, prompt, spec)))
     return EvalPlan(
-        prompt, variants, test_set, rows, split, list(metrics), mode, chosen, soft_paths
+        prompt,
+        variants,
+        test_set,
+        rows,
+        split,
+        list(metrics),
+        mode,
+        chosen,
+        soft_paths,
+        soft_placements,
     )
 
 
@@ -160,6 +174,8 @@ def run_evaluation(
         plan.mode,
         cancel,
         split=plan.split,
-        soft_prompt_for=lambda soft_id: load_soft_prompt_tensor(plan.soft_paths[soft_id]),
+        soft_prompt_for=lambda soft_id: VirtualTokens(
+            load_soft_prompt_tensor(plan.soft_paths[soft_id]), plan.soft_placements[soft_id]
+        ),
         prompt_id=plan.prompt.id,
     )

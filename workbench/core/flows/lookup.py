@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from workbench.core.examples_io import parse_examples_csv, parse_examples_jsonl
 from workbench.core.library import Library, read_document
 from workbench.core.models import FewShotExample, Prompt, SoftPrompt, TestRow, TestSet
+from workbench.core.placement import VirtualTokens
 from workbench.core.testsets_io import parse_test_set_csv, parse_test_set_jsonl
 
 
@@ -57,6 +58,11 @@ def load_soft_prompt(library: Library, soft: SoftPrompt) -> Any:
     from workbench.core.softprompt import load_soft_prompt_tensor
 
     return load_soft_prompt_tensor(library.soft_prompt_tensor_path(soft))
+
+
+def load_virtual_tokens(library: Library, soft: SoftPrompt) -> VirtualTokens:
+    """The soft prompt ready to run: its tensor and its placement."""
+    return VirtualTokens(load_soft_prompt(library, soft), soft.placement)
 
 
 def read_text_file(path: Path) -> str:
