@@ -42,6 +42,7 @@ from PySide6.QtWidgets import (
 )
 
 from workbench.core.models import BUILTIN_TRIGGERS, ChainOfThought, ChainStep, CoTMode, Prompt
+from workbench.core.names import unique_name
 from workbench.core.templates import TemplateError, template_variables
 from workbench.ui.rows import RowList
 from workbench.ui.widgets import ERROR_COLOR, ERROR_STYLE
@@ -138,11 +139,8 @@ class ChainStepsModel(RowList, QAbstractListModel):
         return [s.name for s in self._steps]
 
     def unique_name(self, stem: str = "step") -> str:
-        taken = set(self.names())
-        number = 1
-        while f"{stem}{number}" in taken:
-            number += 1
-        return f"{stem}{number}"
+        """The first free "step1", "step2", … (always numbered: steps are variables)."""
+        return unique_name(stem, self.names(), "{stem}{n}", start=1, bare=False)
 
     def name_problem(self, row: int, name: str) -> str | None:
         """Why `name` cannot be the name of the step at `row` (None = it can)."""

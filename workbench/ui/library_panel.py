@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from workbench.core.library import Library, LibraryError
+from workbench.core.names import unique_name
 from workbench.ui.editor import monospace
 from workbench.ui.models import PromptListModel, VersionListModel
 from workbench.ui.widgets import titled_column
@@ -180,11 +181,8 @@ class LibraryPanel(QWidget):
     # -- actions ---------------------------------------------------------------------
 
     def new_prompt(self, name: str | None = None) -> str:
-        base = name or "Untitled prompt"
-        taken = {s.name for s in self.library.search()}
-        candidate, n = base, 2
-        while candidate in taken:
-            candidate, n = f"{base} {n}", n + 1
+        taken = (s.name for s in self.library.search())
+        candidate = unique_name(name or "Untitled prompt", taken)
         prompt = self.library.new_prompt(candidate)
         self.search.clear()
         self.refresh(select=prompt.id)
