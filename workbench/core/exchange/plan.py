@@ -16,11 +16,13 @@ Rules:
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
 from workbench.core.exchange.base import Package
+from workbench.core.fsutil import Cancelled
 from workbench.core.library import Library, LibraryError
 from workbench.core.models import Prompt, SoftPrompt, TestSet, new_id
 from workbench.core.names import unique_name
@@ -287,15 +289,22 @@ class ImportPlan:
 
     # -- applying --------------------------------------------------------------
 
-    def apply(self) -> ImportResult:
+    def apply(self, cancel: threading.Event | None = None) -> ImportResult:
         """Write everything the plan says, in one transaction: on any error the library
-        is left as it was and the error propagates."""
+        is left as it was and the error propagates. A set `cancel` stops it before the
+        next item (`Cancelled`), and what was written is undone too."""
         library = self.library
         result = ImportResult()
         prompt_ids: dict[str, str] = {}  # imported id -> id in the library
         taken = {s.name.casefold() for s in library.search()}
+
+        def check() -> None:
+            if cancel is not None and cancel.is_set():
+                raise Cancelled("the import was stopped; nothing was imported")
+
         with library.transaction():
             for i, imported in enumerate(self.package.prompts):
+                check()
                 item = self.items[i]
                 prompt = imported.prompt
                 match self.effective(i):
@@ -332,6 +341,7 @@ class ImportPlan:
                 *self.package.soft_prompts,
             ]
             for index, (doc, tensor) in enumerate(children, start=len(self.package.prompts)):
+                check()
                 resolution = self.effective(index)
                 if resolution in (Resolution.SKIP, Resolution.UNCHANGED):
                     bucket = result.skipped if resolution is Resolution.SKIP else result.unchanged
