@@ -404,6 +404,17 @@ def test_import_csv(panel: FewShotPanel, qtbot, tmp_path: Path) -> None:
     assert "Imported 2 examples from poems.csv" in panel.message.text()
 
 
+def test_import_keeps_a_carriage_return_inside_a_quoted_cell(
+    panel: FewShotPanel, qtbot, tmp_path: Path
+) -> None:
+    # written as bytes: reading with universal newlines turned the "\r" into "\n"
+    path = tmp_path / "returns.csv"
+    path.write_bytes(b'\xef\xbb\xbftopic,tone,output\r\nfog,calm,"one\rtwo"\r\n')
+    with qtbot.waitSignal(panel.changed) as blocker:
+        assert panel.import_file(path) == 1
+    assert blocker.args[0].examples[2:] == [_var_example("fog", "calm", "one\rtwo")]
+
+
 def test_import_csv_with_an_unknown_column_adds_nothing(panel: FewShotPanel, tmp_path) -> None:
     path = tmp_path / "poems.csv"
     path.write_text("subject,output\nfog,Soft.\n", encoding="utf-8")

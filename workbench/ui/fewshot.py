@@ -54,17 +54,19 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from workbench.core.examples_io import (
-    ExamplesFormatError,
-    parse_examples_csv,
-    parse_examples_jsonl,
-    parse_pasted,
-)
+from workbench.core.examples_io import ExamplesFormatError, parse_pasted
+from workbench.core.flows.lookup import FileReadError, read_examples_file
 from workbench.core.models import FewShot, FewShotExample, FewShotOrder, FewShotStyle, Prompt
 from workbench.core.templates import TemplateError, check_template, select_examples
 from workbench.core.templates import template_variables as find_template_variables
 from workbench.ui.rows import RowList
-from workbench.ui.widgets import delete_selected_rows, make_button, selected_rows, show_message
+from workbench.ui.widgets import (
+    delete_selected_rows,
+    make_button,
+    selected_rows,
+    sentence,
+    show_message,
+)
 
 _Index = QModelIndex | QPersistentModelIndex
 
@@ -670,22 +672,10 @@ class FewShotPanel(QWidget):
         A file with any problem adds nothing; the problems are shown in the panel.
         """
         try:
-            text = path.read_text(encoding="utf-8-sig")
-        except (OSError, UnicodeDecodeError) as exc:
-            self._show_message(f"Could not read {path.name}: {exc}", error=True)
+            examples = read_examples_file(path, self._template_variables())
+        except FileReadError as exc:
+            self._show_message(sentence(str(exc)), error=True)
             return 0
-        variables = self._template_variables()
-        suffix = path.suffix.lower()
-        try:
-            if suffix in (".jsonl", ".ndjson") or (
-                suffix not in (".csv", ".tsv", ".txt") and text.lstrip().startswith("{")
-            ):
-                examples = parse_examples_jsonl(text, variables, source=path.name)
-            else:
-                delimiter = "\t" if suffix == ".tsv" else ","
-                examples = parse_examples_csv(
-                    text, variables, delimiter=delimiter, source=path.name
-                )
         except ExamplesFormatError as exc:
             self._show_message(f"Nothing imported — {exc}", error=True)
             return 0

@@ -52,16 +52,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from workbench.core.flows.lookup import FileReadError, read_test_rows_file
 from workbench.core.fsutil import atomic_write_text
 from workbench.core.library import Library, LibraryError
 from workbench.core.models import Prompt, TestRow, TestSet
+from workbench.core.names import unique_name
 from workbench.core.templates import TemplateError
 from workbench.core.templates import template_variables as find_template_variables
 from workbench.core.testsets_io import (
     SPLITS,
     TestSetFormatError,
-    parse_test_set_csv,
-    parse_test_set_jsonl,
     split_test_set,
     test_set_to_csv,
     test_set_to_jsonl,
@@ -72,6 +72,7 @@ from workbench.ui.widgets import (
     delete_selected_rows,
     make_button,
     selected_rows,
+    sentence,
     show_message,
 )
 
@@ -636,20 +637,10 @@ class TestSetPanel(QWidget):
         if self._prompt is None:
             return 0
         try:
-            # decoded, not read as text: universal newlines would turn "\r" in cells into "\n"
-            text = path.read_bytes().decode("utf-8-sig")
-        except (OSError, UnicodeDecodeError) as exc:
-            self._show_message(f"Could not read {path.name}: {exc}", error=True)
+            rows = read_test_rows_file(path)
+        except FileReadError as exc:
+            self._show_message(sentence(str(exc)), error=True)
             return 0
-        suffix = path.suffix.lower()
-        try:
-            if suffix in (".jsonl", ".ndjson") or (
-                suffix not in (".csv", ".tsv", ".txt") and text.lstrip().startswith("{")
-            ):
-                rows = parse_test_set_jsonl(text, source=path.name)
-            else:
-                delimiter = "\t" if suffix == ".tsv" else ","
-                rows = parse_test_set_csv(text, source=path.name, delimiter=delimiter)
         except TestSetFormatError as exc:
             self._show_message(f"Nothing imported — {exc}", error=True)
             return 0
@@ -657,12 +648,7 @@ class TestSetPanel(QWidget):
             self._show_message(f"{path.name} has no rows.")
             return 0
         if self._test_set is None:
-            name = path.stem
-            names = {t.name for t in self._sets()}
-            number = 1
-            while name in names:
-                number += 1
-                name = f"{path.stem} ({number})"
+            name = unique_name(path.stem, (t.name for t in self._sets()), "{stem} ({n})")
             if self.new_test_set(name) is None:
                 return 0
         self.model.insert_test_rows(self.model.rowCount(), rows)

@@ -44,6 +44,12 @@ def show_message(label: QLabel, text: str, *, error: bool = False) -> None:
     label.setVisible(bool(text))
 
 
+def sentence(text: str) -> str:
+    """`text` with a capital first letter (core messages start lower case, to follow a
+    colon on the command line; the panels show them on their own)."""
+    return text[:1].upper() + text[1:]
+
+
 def selected_rows(view: QAbstractItemView) -> list[int]:
     """The rows of a view's selected cells, in order."""
     return sorted({index.row() for index in view.selectionModel().selectedIndexes()})
