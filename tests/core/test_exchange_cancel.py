@@ -45,3 +45,19 @@ def test_a_stopped_import_writes_nothing(tmp_path: Path, checks: int) -> None:
     # without a stop the same plan imports everything
     result = exchange.plan_file(target, bundle).apply(threading.Event())
     assert len(result.added) == 4
+
+
+def test_a_stopped_export_or_read_ends_with_cancelled(tmp_path: Path) -> None:
+    library = Library(tmp_path / "lib")
+    rich_library(library)
+    stopped = threading.Event()
+    stopped.set()
+    out = tmp_path / "out"
+    with pytest.raises(Cancelled, match="export was stopped"):
+        exchange.export(library, "prompty", out, cancel=stopped)
+    assert not out.exists() or list(out.iterdir()) == []
+    exchange.export(library, "prompty", out, cancel=threading.Event())
+    assert len(list(out.iterdir())) == 2
+    with pytest.raises(Cancelled, match="import was stopped"):
+        exchange.read_package(out, "prompty", cancel=stopped)
+    assert len(exchange.read_package(out, "prompty", cancel=threading.Event()).prompts) == 2

@@ -13,6 +13,7 @@ applied in one library transaction.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +33,7 @@ from workbench.core.exchange.base import (
     collect,
 )
 from workbench.core.exchange.plan import ImportPlan, ImportResult, Resolution, plan_import
-from workbench.core.fsutil import atomic_write_bytes
+from workbench.core.fsutil import Cancelled, atomic_write_bytes
 from workbench.core.library import Library
 from workbench.core.models import SchemaError
 from workbench.core.templates import TemplateError
@@ -87,10 +88,12 @@ def export(
     out: Path,
     prompt_ids: Sequence[str] | None = None,
     overwrite: bool = True,
+    cancel: threading.Event | None = None,
 ) -> ExportReport:
     """Write the selection (None = the whole library) as `out`: a file, or a folder of
     files for one-prompt-per-file formats with several prompts. With `overwrite` False,
-    existing files are reported (ExportWouldOverwrite) and nothing is written."""
+    existing files are reported (ExportWouldOverwrite) and nothing is written. A set
+    `cancel` stops before the next file is written (`Cancelled`; each file is whole)."""
     module = format_module(name)
     items: ExportSet = collect(library, prompt_ids)
     if not items.prompts and not items.test_sets:
@@ -110,6 +113,8 @@ def export(
     if existing and not overwrite:
         raise ExportWouldOverwrite(existing)
     for path, body in targets.items():
+        if cancel is not None and cancel.is_set():
+            raise Cancelled("the export was stopped")
         atomic_write_bytes(path, body)
     return ExportReport(sorted(targets), tuple(module.EXPORT_LOSSES))
 
@@ -172,8 +177,11 @@ def _check_writable(package: Package, source: str) -> None:
         raise ImportFailed(problems)
 
 
-def read_package(path: Path, name: str | None = None) -> Package:
-    """Parse a file, or every file of the format in a folder (all or nothing)."""
+def read_package(
+    path: Path, name: str | None = None, cancel: threading.Event | None = None
+) -> Package:
+    """Parse a file, or every file of the format in a folder (all or nothing). A set
+    `cancel` stops before the next file is read (`Cancelled`)."""
     path = Path(path)
     if path.is_dir():
         if name is None:
@@ -191,6 +199,8 @@ def read_package(path: Path, name: str | None = None) -> Package:
     problems: list[Problem] = []
     limit = bundle.MAX_BUNDLE_BYTES if name == bundle.NAME else MAX_TEXT_BYTES
     for file in files:
+        if cancel is not None and cancel.is_set():
+            raise Cancelled("the import was stopped; nothing was imported")
         try:
             if not file.is_file():  # a FIFO or a device would block or never end
                 raise ImportFailed([Problem(str(file), "not a regular file")])
