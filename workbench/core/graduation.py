@@ -274,6 +274,7 @@ def save_result(
         metrics={**result.metrics, "stopped": float(result.reason != "done")},
         curves=result.curves,
         tensor_file=f"{soft_id}.safetensors",
+        placement=config.placement,
     )
     library.save_soft_prompt(soft, soft_prompt_bytes(embeddings))
     return soft

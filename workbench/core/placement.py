@@ -84,3 +84,17 @@ def split_text(
         return "", render(kept)
     head, tail = text.split(MARKER)
     return head, tail
+
+
+def token_pieces(
+    head: str,
+    tail: str,
+    tokenize_start: Callable[[str], list[int]],
+    tokenize_more: Callable[[str], list[int]],
+) -> tuple[list[int], list[int]]:
+    """Token ids before and after the virtual tokens. With nothing before them the tail
+    is tokenised as the start of the text (BOS and all, as soft prompts always were);
+    otherwise the head starts the text and the tail continues it."""
+    if not head:
+        return [], tokenize_start(tail)
+    return tokenize_start(head), tokenize_more(tail)

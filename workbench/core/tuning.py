@@ -27,19 +27,21 @@ from pathlib import Path
 from typing import Any, Literal
 
 from workbench.core.models import FewShotExample, Message, Prompt, TestRow, TestSet, TrainConfig
+from workbench.core.prefix_cache import PrefixCache, score_continuations
 from workbench.core.templates import render_messages
+from workbench.core.tuning_data import (
+    EmptyTargetError,
+    Encoded,
+    TrainingExample,
+    batch_schedule,
+    encode,
+)
 
 StopReason = Literal["done", "early_stop", "cancelled", "nan"]
 
 
 class TrainingError(Exception):
     """Training cannot start or continue; the message says what to change."""
-
-
-@dataclass(frozen=True)
-class TrainingExample:
-    messages: list[Message]
-    target: str
 
 
 @dataclass(frozen=True)
@@ -239,106 +241,68 @@ def make_accelerator(config: TrainConfig) -> Any:
 # The trainable module
 
 
-def _make_module(base: Any, init: Any) -> Any:
+def _make_module(base: Any, init: Any, head: Any = None) -> Any:
+    """The trainable module: `head` is the `PrefixCache` of the text every row starts
+    with (None: rows carry all their tokens)."""
     import torch
     from torch import nn
 
     class PromptTuning(nn.Module):  # type: ignore[misc]
-        """A frozen causal LM behind a trainable [N, d] prefix."""
+        """A frozen causal LM with N trainable virtual-token embeddings in each row."""
 
         def __init__(self) -> None:
             super().__init__()
             self.prompt = nn.Parameter(init.clone().float())  # fp32 master copy
             self.base = base
 
-        def hidden(self, input_ids: Any, attention_mask: Any) -> Any:
-            embed = self.base.get_input_embeddings()
-            tokens = embed(input_ids)
-            prefix = self.prompt.to(tokens.dtype).unsqueeze(0).expand(tokens.shape[0], -1, -1)
-            ones = attention_mask.new_ones((tokens.shape[0], self.prompt.shape[0]))
+        def hidden(self, input_ids: Any, attention_mask: Any, virtual_at: Any) -> Any:
+            embeds = self.base.get_input_embeddings()(input_ids)
+            batch, n = input_ids.shape[0], self.prompt.shape[0]
+            rows = torch.arange(batch, device=input_ids.device).repeat_interleave(n)
+            offsets = torch.arange(n, device=input_ids.device)
+            cols = (virtual_at.unsqueeze(1) + offsets.unsqueeze(0)).reshape(-1)
+            values = self.prompt.to(embeds.dtype).repeat(batch, 1)
+            embeds = embeds.index_put((rows, cols), values)
+            if head is not None:
+                return head.run(embeds, attention_mask)[0]
             return self.base.get_decoder()(
-                inputs_embeds=torch.cat([prefix, tokens], dim=1),
-                attention_mask=torch.cat([ones, attention_mask], dim=1),
+                inputs_embeds=embeds, attention_mask=attention_mask
             ).last_hidden_state
 
         def forward(
-            self, input_ids: Any, attention_mask: Any, rows: Any, positions: Any, targets: Any
+            self,
+            input_ids: Any,
+            attention_mask: Any,
+            virtual_at: Any,
+            rows: Any,
+            positions: Any,
+            targets: Any,
         ) -> Any:
-            hidden = self.hidden(input_ids, attention_mask)
-            picked = hidden[rows, positions + self.prompt.shape[0]]
-            logits = self.base.get_output_embeddings()(picked).float()
+            hidden = self.hidden(input_ids, attention_mask, virtual_at)
+            logits = self.base.get_output_embeddings()(hidden[rows, positions]).float()
             return torch.nn.functional.cross_entropy(logits, targets)
 
     return PromptTuning()
 
 
-@dataclass
-class _Encoded:
-    """A dataset tokenised, padded and placed on the device once."""
-
-    input_ids: Any  # [n, T] long
-    attention_mask: Any  # [n, T] long
-    target_pos: Any  # [n, L] long: positions (in the token sequence) predicting targets
-    target_ids: Any  # [n, L] long
-    target_mask: Any  # [n, L] bool
-    prompt_len: list[int]
-
-
-def _encode(
-    tokenizer: Any, examples: Sequence[TrainingExample], max_length: int, device: str, chat: bool
-) -> _Encoded:
-    import torch
-
-    sequences: list[list[int]] = []
-    targets: list[list[int]] = []
-    prompt_lengths: list[int] = []
-    eos = tokenizer.eos_token or ""
-    for example in examples:
-        if chat and getattr(tokenizer, "chat_template", None):
-            text = tokenizer.apply_chat_template(
-                [m.model_dump() for m in example.messages],
-                tokenize=False,
-                add_generation_prompt=True,
-            )
-        else:
-            text = "\n".join(m.content for m in example.messages) + "\n"
-        prompt_ids = list(tokenizer(text, add_special_tokens=True)["input_ids"])
-        target_ids = list(tokenizer(example.target + eos, add_special_tokens=False)["input_ids"])
-        if not target_ids:
-            raise TrainingError(f"an example has an empty target: {example.messages[-1].content!r}")
-        if len(prompt_ids) + len(target_ids) > max_length:
-            prompt_ids = prompt_ids[-(max_length - len(target_ids)) :]  # keep the question end
-        sequences.append(prompt_ids + target_ids)
-        targets.append(target_ids)
-        prompt_lengths.append(len(prompt_ids))
-    width = max(len(s) for s in sequences)
-    label_width = max(len(t) for t in targets)
-    n = len(sequences)
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    input_ids = torch.full((n, width), pad, dtype=torch.long)
-    mask = torch.zeros((n, width), dtype=torch.long)
-    target_pos = torch.zeros((n, label_width), dtype=torch.long)
-    target_tok = torch.zeros((n, label_width), dtype=torch.long)
-    target_mask = torch.zeros((n, label_width), dtype=torch.bool)
-    for i, (seq, tgt, plen) in enumerate(zip(sequences, targets, prompt_lengths, strict=True)):
-        input_ids[i, : len(seq)] = torch.tensor(seq)
-        mask[i, : len(seq)] = 1
-        for k, token in enumerate(tgt):
-            target_pos[i, k] = plen + k - 1
-            target_tok[i, k] = token
-            target_mask[i, k] = True
-    return _Encoded(
-        input_ids.to(device),
-        mask.to(device),
-        target_pos.to(device),
-        target_tok.to(device),
-        target_mask.to(device),
-        prompt_lengths,
-    )
-
-
 def _label_token_ids(tokenizer: Any, labels: Sequence[str]) -> list[list[int]]:
     return [list(tokenizer(label, add_special_tokens=False)["input_ids"]) for label in labels]
+
+
+def _encode_or_fail(
+    tokenizer: Any, examples: Sequence[TrainingExample], config: TrainConfig, device: str
+) -> Encoded:
+    try:
+        return encode(
+            tokenizer,
+            examples,
+            config.num_virtual_tokens,
+            config.placement,
+            config.max_length,
+            device,
+        )
+    except EmptyTargetError as exc:
+        raise TrainingError(str(exc)) from None
 
 
 # ---------------------------------------------------------------------------
@@ -414,19 +378,18 @@ def train_soft_prompt(
     device = str(accelerator.device)
     torch.manual_seed(config.seed)
     base.to(accelerator.device)
-    chat = True
-    train_data = _encode(tokenizer, train, config.max_length, device, chat)
-    val_data = (
-        _encode(tokenizer, validation, config.max_length, device, chat) if validation else None
-    )
+    train_data = _encode_or_fail(tokenizer, train, config, device)
+    val_data = _encode_or_fail(tokenizer, validation, config, device) if validation else None
     label_ids = _label_token_ids(tokenizer, labels) if labels else None
+    # the text every row starts with runs once, without gradients, for the whole run
+    head = PrefixCache(base, train_data.head) if train_data.head else None
 
     start_embeddings = (
         torch.from_numpy(np.asarray(resume.embeddings))
         if resume is not None
         else initial_embeddings(base, tokenizer, config, init_from)
     )
-    module = _make_module(base, start_embeddings.to(accelerator.device))
+    module = _make_module(base, start_embeddings.to(accelerator.device), head)
     optimizer = torch.optim.AdamW(
         [module.prompt], lr=config.learning_rate, weight_decay=config.weight_decay
     )
@@ -445,12 +408,11 @@ def train_soft_prompt(
     world, rank = accelerator.num_processes, accelerator.process_index
     per_step = config.batch_size * world
     total = config.total_steps(n_train, world)  # `steps`, or `epochs` passes over the data
-    generator = torch.Generator(device="cpu").manual_seed(config.seed)
-    order = torch.randperm(n_train, generator=generator)
-    # the permutations for every epoch this run can need, built once on the device
-    epochs = math.ceil((total * per_step) / n_train) + 1
-    schedule = torch.cat([torch.randperm(n_train, generator=generator) for _ in range(epochs)])
-    schedule = torch.cat([order, schedule]).to(accelerator.device)
+    # every step's rows, bucketed by length, fixed by the seed (a resumed run continues it)
+    schedule = [
+        torch.tensor(batch, device=accelerator.device)
+        for batch in batch_schedule(train_data.lengths, per_step, total, config.seed)
+    ]
 
     curves: dict[str, list[float]] = {
         "train_loss": [],
@@ -488,10 +450,10 @@ def train_soft_prompt(
             if cancel.is_set():
                 reason, message = "cancelled", f"stopped at step {step}"
                 break
-            offset = (step * per_step) % (schedule.shape[0] - per_step)
-            idx = schedule[
-                offset + rank * config.batch_size : offset + (rank + 1) * config.batch_size
-            ]
+            batch = schedule[step]
+            idx = batch[rank * config.batch_size : (rank + 1) * config.batch_size]
+            if idx.numel() == 0:  # more processes than rows: this one repeats the batch
+                idx = batch[: config.batch_size]
             width = int(train_data.attention_mask[idx].sum(dim=1).max())
             ids = train_data.input_ids[idx, :width]
             mask = train_data.attention_mask[idx, :width]
@@ -501,6 +463,7 @@ def train_soft_prompt(
                 loss = module(
                     ids,
                     mask,
+                    train_data.virtual_at[idx],
                     rows[tmask],
                     train_data.target_pos[idx][tmask],
                     train_data.target_ids[idx][tmask],
@@ -546,7 +509,7 @@ def train_soft_prompt(
             )
 
             if val_data is not None and (step % config.eval_every == 0 or step == total):
-                val_loss, accuracy = _validate(module, inner, val_data, label_ids, config)
+                val_loss, accuracy = validate(inner.base, inner.prompt, val_data, label_ids)
                 score = accuracy if accuracy is not None else -val_loss
                 improved = score > best_score + 1e-9
                 if improved:
@@ -590,58 +553,22 @@ def train_soft_prompt(
     )
 
 
-def _validate(
-    module: Any, inner: Any, data: _Encoded, label_ids: list[list[int]] | None, config: TrainConfig
+def validate(
+    base: Any, prompt: Any, data: Encoded, label_ids: list[list[int]] | None
 ) -> tuple[float, float | None]:
-    """Validation loss on the target tokens, and label accuracy by likelihood; one
-    forward pass per batch serves both (multi-token labels add a teacher-forced pass)."""
-    import torch
-
+    """Validation loss (mean per-example cross-entropy of the target tokens) and label
+    accuracy by likelihood, through the label-scoring path evaluation uses
+    (`prefix_cache.score_continuations`: what the rows share runs once)."""
     n = data.input_ids.shape[0]
-    n_virtual = inner.prompt.shape[0]
-    head = inner.base.get_output_embeddings()
+    cases = [data.prompt_items(i) for i in range(n)]
+    targets = [data.target(i) for i in range(n)]
+    options = [[*(label_ids or []), target] for target in targets]
     total_loss = 0.0
     correct = 0
-    with torch.no_grad():
-        for start in range(0, n, config.batch_size):
-            idx = torch.arange(
-                start, min(n, start + config.batch_size), device=data.input_ids.device
-            )
-            width = int(data.attention_mask[idx].sum(dim=1).max())
-            ids = data.input_ids[idx, :width]
-            mask = data.attention_mask[idx, :width]
-            hidden = inner.hidden(ids, mask)
-            tmask = data.target_mask[idx]
-            rows = torch.arange(idx.shape[0], device=ids.device).unsqueeze(1).expand_as(tmask)
-            picked = hidden[rows[tmask], data.target_pos[idx][tmask] + n_virtual]
-            logits = head(picked).float()
-            loss = torch.nn.functional.cross_entropy(logits, data.target_ids[idx][tmask])
-            total_loss += float(loss) * idx.shape[0]
-            if not label_ids:
-                continue
-            for b in range(idx.shape[0]):
-                i = int(idx[b])
-                plen = data.prompt_len[i]
-                first = torch.log_softmax(head(hidden[b, plen - 1 + n_virtual]).float(), dim=-1)
-                scores = []
-                for label in label_ids:
-                    score = float(first[label[0]])
-                    if len(label) > 1:
-                        seq = torch.cat(
-                            [data.input_ids[i, :plen], torch.tensor(label[:-1], device=ids.device)]
-                        )
-                        h = inner.hidden(seq.unsqueeze(0), torch.ones_like(seq).unsqueeze(0))[0]
-                        pos = torch.arange(plen, plen - 1 + len(label), device=ids.device)
-                        rest = torch.log_softmax(head(h[pos + n_virtual]).float(), dim=-1)
-                        score += float(
-                            rest[
-                                torch.arange(len(label) - 1),
-                                torch.tensor(label[1:], device=ids.device),
-                            ].sum()
-                        )
-                    scores.append(score)
-                target = data.target_ids[i][data.target_mask[i]].tolist()
-                best = label_ids[max(range(len(label_ids)), key=lambda k: scores[k])]
-                if target[: len(best)] == best:
-                    correct += 1
+    scored = score_continuations(base, cases, options, prompt.detach())
+    for target, scores in zip(targets, scored, strict=True):
+        total_loss += -scores[-1] / len(target)
+        if label_ids:
+            best = label_ids[max(range(len(label_ids)), key=lambda k: scores[k])]
+            correct += int(target[: len(best)] == best)
     return total_loss / n, (correct / n if label_ids else None)

@@ -274,9 +274,9 @@ class Backend(ABC):
     def soft_prompt_ids(self, head: str, tail: str) -> tuple[list[int], list[int]]:
         """Token ids before and after the virtual tokens. With nothing before them the
         tail is tokenised as the start of the text (as soft prompts always were)."""
-        if not head:
-            return [], self.tokenize(tail)
-        return self.tokenize(head), self.tokenize_tail(tail)
+        from workbench.core.placement import token_pieces
+
+        return token_pieces(head, tail, self.tokenize, self.tokenize_tail)
 
     def _placed(self, prompt: Prompt, soft_prompt: Any) -> tuple[str, str, Any]:
         """(head, tail, embeddings) for a soft prompt given as `VirtualTokens` or a bare
