@@ -1,27 +1,15 @@
-"""The command line's tests: a private log folder, and the `workbench` logger as it was
-(`main` sets up logging; other tests' caplog must still see the records)."""
+"""The command line's tests: a log folder of each test's own, to read what it logged
+(the root conftest restores the `workbench` logger after each test)."""
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 
 @pytest.fixture(autouse=True)
-def log_dir(
-    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Path]:
+def log_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder = tmp_path_factory.mktemp("logs")
     monkeypatch.setenv("WORKBENCH_LOG_DIR", str(folder))
-    logger = logging.getLogger("workbench")
-    handlers, level, propagate = list(logger.handlers), logger.level, logger.propagate
-    yield folder
-    for handler in list(logger.handlers):
-        if handler not in handlers:
-            logger.removeHandler(handler)
-            handler.close()
-    logger.setLevel(level)
-    logger.propagate = propagate
+    return folder

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from workbench.core.backends.base import Backend
     from workbench.core.library import Library
     from workbench.core.models import GenerationParams, SoftPrompt
+    from workbench.core.placement import VirtualTokens
     from workbench.core.running import RunEvent
 
 
@@ -131,15 +132,18 @@ def print_event(event: RunEvent, as_json: bool) -> None:
             print(flush=True)
 
 
-def soft_prompt_for(ref: str, library: Library, backend: Backend) -> tuple[SoftPrompt, Any]:
-    """The --soft soft prompt and its tensor, checked against the loaded model."""
-    from workbench.core.flows.lookup import find_soft_prompt, load_soft_prompt
+def soft_prompt_for(
+    ref: str, library: Library, backend: Backend
+) -> tuple[SoftPrompt, VirtualTokens]:
+    """The --soft soft prompt and its virtual tokens (the tensor in the placement it was
+    trained in), checked against the loaded model."""
+    from workbench.core.flows.lookup import find_soft_prompt, load_virtual_tokens
     from workbench.core.softprompt import check_compatible
 
     meta = find_soft_prompt(library, ref)
-    tensor = load_soft_prompt(library, meta)
-    check_compatible(meta, backend, tensor)
-    return meta, tensor
+    tokens = load_virtual_tokens(library, meta)
+    check_compatible(meta, backend, tokens.embeddings)
+    return meta, tokens
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -168,7 +172,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     record = None
     try:
         soft_meta: SoftPrompt | None = None
-        soft: Any = None
+        soft: VirtualTokens | None = None
         if args.soft:
             soft_meta, soft = soft_prompt_for(args.soft, library or open_library(args), backend)
         with cancel_on_sigint() as cancel:

@@ -18,8 +18,8 @@ def cmd_soft_list(args: argparse.Namespace) -> int:
         accuracy = soft.metrics.get("best_val_accuracy")
         extra = f"  val accuracy {accuracy:.3f}" if accuracy is not None else ""
         print(
-            f"{soft.id}  {soft.name}  ({soft.num_virtual_tokens} tokens on {soft.base_model})"
-            f"{extra}"
+            f"{soft.id}  {soft.name}  ({soft.num_virtual_tokens} tokens on {soft.base_model}, "
+            f"placement {soft.placement}){extra}"
         )
     return 0
 

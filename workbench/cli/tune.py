@@ -4,10 +4,12 @@ on stderr (or JSON lines) and the comparison table at the end."""
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 from typing import TYPE_CHECKING, Any
 
 from workbench.cli.common import (
+    EXIT_FAILED,
     EXIT_INTERRUPTED,
     cancel_on_sigint,
     choices,
@@ -22,28 +24,30 @@ if TYPE_CHECKING:
     from workbench.core.graduation import GraduationEvent
     from workbench.core.models import TrainConfig
 
+logger = logging.getLogger(__name__)
+
 
 def train_config(args: argparse.Namespace) -> TrainConfig:
-    """The training options given on the command line, defaults for the rest."""
-    from workbench.core.models import TrainConfig, validate_as
+    """The training options given on the command line, defaults for the rest (the
+    Graduate panel's form goes through the same `graduation.train_config`)."""
+    from workbench.core.graduation import train_config as config_from
 
-    fields = {
-        "num_virtual_tokens": args.tokens,
-        "steps": args.steps,
-        "epochs": args.epochs,
-        "learning_rate": args.lr,
-        "batch_size": args.batch_size,
-        "init": args.init,
-        "device": args.device,
-        "precision": args.precision,
-        "seed": args.seed,
-        "eval_every": args.eval_every,
-    }
-    given = {k: v for k, v in fields.items() if v is not None}
-    config = validate_as(TrainConfig, given, "training options")
-    if args.patience is not None:  # 0 = never stop early
-        config = config.model_copy(update={"early_stopping_patience": args.patience or None})
-    return config
+    return config_from(
+        {
+            "num_virtual_tokens": args.tokens,
+            "steps": args.steps,
+            "epochs": args.epochs,
+            "learning_rate": args.lr,
+            "batch_size": args.batch_size,
+            "init": args.init,
+            "device": args.device,
+            "precision": args.precision,
+            "seed": args.seed,
+            "eval_every": args.eval_every,
+            "early_stopping_patience": args.patience,  # 0 = never stop early
+            "placement": args.placement,
+        }
+    )
 
 
 def print_tune_event(event: GraduationEvent, as_json: bool) -> None:
@@ -98,52 +102,54 @@ def launcher_rank() -> int:
 def cmd_tune(args: argparse.Namespace) -> int:
     from workbench.core.backends.registry import ModelCatalog
     from workbench.core.evaluation import EvalFinished, format_table
-    from workbench.core.flows.lookup import resolve_test_set
     from workbench.core.graduation import (
         ComparisonFinished,
         SoftPromptSaved,
+        describe_plan,
+        describe_training_error,
         graduate,
         prepare,
+        training_test_set,
     )
     from workbench.core.tuning import TuningFinished
 
     library = open_library(args)
     prompt = library.find_prompt(args.prompt)
-    has_data = args.test_set or library.test_sets_for(prompt.id)
-    test_set = resolve_test_set(library, prompt, args.test_set) if has_data else None
+    test_set = training_test_set(library, prompt, args.test_set)
     config = train_config(args)
     spec = ModelCatalog().get(args.model or prompt.model)
     plan = prepare(library, prompt, test_set, config.seed)
     if not args.json:
-        epochs = f" ({config.epochs:g} epochs)" if config.epochs else ""
-        note(
-            f"graduating {prompt.name!r} on {spec.name}: {plan.train_examples} training, "
-            f"{plan.validation_examples} validation, {plan.held_out_rows} held-out rows; "
-            f"{config.num_virtual_tokens} virtual tokens, "
-            f"{config.total_steps(plan.train_examples)} steps{epochs}"
-        )
+        note(describe_plan(prompt, spec, plan, config))
     saved = None
     comparison = None
     finished = None
     with cancel_on_sigint() as cancel:
-        for event in graduate(
-            library,
-            prompt,
-            plan.test_set,
-            spec,
-            config,
-            cancel,
-            name=args.name,
-            compare=not args.no_compare,
-            settings=settings(args),
-        ):
-            print_tune_event(event, args.json)
-            if isinstance(event, TuningFinished):
-                finished = event.result
-            elif isinstance(event, SoftPromptSaved):
-                saved = event.soft_prompt
-            elif isinstance(event, ComparisonFinished | EvalFinished):
-                comparison = event.run
+        try:
+            for event in graduate(
+                library,
+                prompt,
+                plan.test_set,
+                spec,
+                config,
+                cancel,
+                name=args.name,
+                compare=not args.no_compare,
+                settings=settings(args),
+            ):
+                print_tune_event(event, args.json)
+                if isinstance(event, TuningFinished):
+                    finished = event.result
+                elif isinstance(event, SoftPromptSaved):
+                    saved = event.soft_prompt
+                elif isinstance(event, ComparisonFinished | EvalFinished):
+                    comparison = event.run
+        except BrokenPipeError:
+            raise  # the reader of stdout left (`| head`): main ends quietly
+        except Exception as exc:  # the panel's wording: what failed and what to change
+            logger.error("training %r on %s failed", prompt.name, spec.name, exc_info=True)
+            note(f"error: {describe_training_error(exc)}")
+            return EXIT_FAILED
     if comparison is not None:
         if args.json:
             emit_json(
@@ -166,7 +172,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 
 def register(sub: Subparsers) -> None:
-    from workbench.core.models import Device, InitMode, Precision
+    from workbench.core.models import Device, InitMode, Precision, SoftPromptPlacement
 
     tune = sub.add_parser("tune", help="graduate a prompt to a soft prompt (prompt tuning)")
     tune.add_argument("prompt", metavar="PROMPT", help="name or id in the library")
@@ -187,6 +193,12 @@ def register(sub: Subparsers) -> None:
         "--init",
         choices=choices(InitMode),
         help="initialise from the prompt's text (default), sampled vocabulary, or random",
+    )
+    tune.add_argument(
+        "--placement",
+        choices=choices(SoftPromptPlacement),
+        help="where the virtual tokens go: instead of the system message (replace, the "
+        "default), after it (add), or before the whole prompt (start)",
     )
     tune.add_argument("--eval-every", type=int, help="steps between validations (default 25)")
     tune.add_argument(
