@@ -34,7 +34,7 @@ from PySide6.QtWidgets import (
 from workbench.core.backends.base import BackendError
 from workbench.core.models import Message, Prompt
 from workbench.core.templates import TemplateError, prompt_variables, render_preview
-from workbench.ui.widgets import ERROR_STYLE
+from workbench.ui.widgets import ERROR_STYLE, named
 
 ChatTemplate = Callable[[list[Message]], str]
 TokenCounter = Callable[[str], int]
@@ -122,15 +122,15 @@ class PromptEditor(QWidget):
         self.count_tokens: TokenCounter | None = None
         self.model_label = ""
 
-        self.graduate_button = QPushButton("Graduate to soft prompt…", objectName="graduateButton")
+        self.graduate_button = named(QPushButton("Graduate to soft prompt…"), "graduateButton")
         self.graduate_button.setToolTip(
             "When a better prompt is not enough: train a soft prompt for this task on its "
             "examples and test set, and compare it with the hard prompt"
         )
         self.graduate_button.clicked.connect(self.graduate_requested)
-        self.description = QLineEdit(objectName="descriptionEdit")
+        self.description = named(QLineEdit(), "descriptionEdit")
         self.description.setPlaceholderText("What this prompt is for")
-        self.tags = QLineEdit(objectName="tagsEdit")
+        self.tags = named(QLineEdit(), "tagsEdit")
         self.tags.setPlaceholderText("tags, comma separated")
         self.system = TemplateEdit(
             "systemEdit", "System message (optional; may use {{ variables }})"
@@ -138,7 +138,7 @@ class PromptEditor(QWidget):
         self.template = TemplateEdit(
             "templateEdit", "User message template, e.g.  Review: {{ review }}"
         )
-        self.error = QLabel(objectName="templateError")
+        self.error = named(QLabel(), "templateError")
         self.error.setStyleSheet(ERROR_STYLE)
         self.error.setWordWrap(True)
         self.error.hide()
@@ -151,9 +151,9 @@ class PromptEditor(QWidget):
         self.no_vars.setStyleSheet("color: #666;")
         self.form.addRow(self.no_vars)
 
-        self.preview = QPlainTextEdit(objectName="previewText", readOnly=True)
+        self.preview = named(QPlainTextEdit(readOnly=True), "previewText")
         self.preview.setFont(monospace())
-        self.token_count = QLabel(objectName="tokenCount")
+        self.token_count = named(QLabel(), "tokenCount")
         preview_box = QGroupBox("What the model sees")
         preview_layout = QVBoxLayout(preview_box)
         preview_layout.addWidget(self.preview)
@@ -244,7 +244,7 @@ class PromptEditor(QWidget):
                 self.form.removeRow(field)
             self.var_fields = {}
             for name in names:
-                field = QLineEdit(objectName=f"var_{name}")
+                field = named(QLineEdit(), f"var_{name}")
                 field.textEdited.connect(self._values_edited)
                 self.form.addRow(name, field)
                 self.var_fields[name] = field

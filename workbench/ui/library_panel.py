@@ -23,7 +23,7 @@ from workbench.core.library import Library, LibraryError
 from workbench.core.names import unique_name
 from workbench.ui.editor import monospace
 from workbench.ui.models import PromptListModel, VersionListModel
-from workbench.ui.widgets import titled_column
+from workbench.ui.widgets import named, titled_column
 
 ALL_TAGS = "All tags"
 
@@ -59,19 +59,20 @@ class LibraryPanel(QWidget):
         self.library = library
         self.last_deleted: str | None = None
 
-        self.search = QLineEdit(objectName="searchBox", placeholderText="Search prompts (Ctrl+F)")
+        self.search = named(QLineEdit(), "searchBox")
+        self.search.setPlaceholderText("Search prompts (Ctrl+F)")
         self.search.setClearButtonEnabled(True)
-        self.tag_filter = QComboBox(objectName="tagFilter")
+        self.tag_filter = named(QComboBox(), "tagFilter")
         self.model = PromptListModel(library, self)
-        self.list = QListView(objectName="promptList")
+        self.list = named(QListView(), "promptList")
         self.list.setModel(self.model)
         self.list.selectionModel().currentChanged.connect(self._current_changed)
 
-        self.new_button = QPushButton("New", objectName="newPrompt")
-        self.duplicate_button = QPushButton("Duplicate", objectName="duplicatePrompt")
-        self.rename_button = QPushButton("Rename", objectName="renamePrompt")
-        self.delete_button = QPushButton("Delete", objectName="deletePrompt")
-        self.undo_button = QPushButton("Undo delete", objectName="undoDelete")
+        self.new_button = named(QPushButton("New"), "newPrompt")
+        self.duplicate_button = named(QPushButton("Duplicate"), "duplicatePrompt")
+        self.rename_button = named(QPushButton("Rename"), "renamePrompt")
+        self.delete_button = named(QPushButton("Delete"), "deletePrompt")
+        self.undo_button = named(QPushButton("Undo delete"), "undoDelete")
         self.undo_button.hide()
         buttons = QHBoxLayout()
         for button in (
@@ -82,21 +83,21 @@ class LibraryPanel(QWidget):
         ):
             buttons.addWidget(button)
 
-        self.empty_banner = QWidget(objectName="emptyBanner")
+        self.empty_banner = named(QWidget(), "emptyBanner")
         banner = QVBoxLayout(self.empty_banner)
         banner.addWidget(QLabel("Your library is empty."))
-        self.seed_button = QPushButton("Load the sample library", objectName="seedButton")
+        self.seed_button = named(QPushButton("Load the sample library"), "seedButton")
         banner.addWidget(self.seed_button)
 
         self.versions = VersionListModel(self)
-        self.version_list = QListView(objectName="versionList")
+        self.version_list = named(QListView(), "versionList")
         self.version_list.setModel(self.versions)
         self.version_list.selectionModel().currentChanged.connect(self._show_diff)
-        self.diff = QPlainTextEdit(objectName="diffView", readOnly=True)
+        self.diff = named(QPlainTextEdit(readOnly=True), "diffView")
         self.diff.setFont(monospace())
         self.diff.setPlaceholderText("Select an older version to see what changed since.")
         self.diff_highlighter = DiffHighlighter(self.diff.document())
-        self.restore_button = QPushButton("Restore this version", objectName="restoreVersion")
+        self.restore_button = named(QPushButton("Restore this version"), "restoreVersion")
         self.restore_button.setEnabled(False)
         self.restore_button.clicked.connect(self.restore_selected)
 

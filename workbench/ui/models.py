@@ -7,6 +7,7 @@ from typing import Any
 
 from PySide6.QtCore import (
     QAbstractListModel,
+    QByteArray,
     QModelIndex,
     QObject,
     QPersistentModelIndex,
@@ -49,10 +50,10 @@ class PromptListModel(QAbstractListModel):
             return list(prompt.tags)
         return None
 
-    def roleNames(self) -> dict[int, bytes]:
+    def roleNames(self) -> dict[int, QByteArray]:
         names = dict(super().roleNames())
-        names[self.PromptIdRole] = b"promptId"
-        names[self.TagsRole] = b"tags"
+        names[self.PromptIdRole] = QByteArray(b"promptId")
+        names[self.TagsRole] = QByteArray(b"tags")
         return names
 
     def prompt_at(self, row: int) -> PromptSummary | None:
