@@ -23,6 +23,12 @@ def open_window(qtbot, library_dir: Path) -> MainWindow:
     return window
 
 
+def _wait(qtbot, job) -> None:
+    """Import and export run as jobs: wait until this one has ended."""
+    assert job is not None
+    qtbot.waitUntil(lambda: job.finished, timeout=10_000)
+
+
 def _names(window: MainWindow) -> list[str]:
     model = window.library_panel.model
     return [model.prompt_at(r).name for r in range(model.rowCount())]
@@ -51,7 +57,7 @@ def test_import_preview_shows_clashes_and_applies_the_chosen_resolution(
     window = open_window(qtbot, library_dir)
     before = snapshot(library_dir)
 
-    window.import_file(bundle)
+    _wait(qtbot, window.import_file(bundle))
     dialog = window.import_dialog
     qtbot.waitUntil(dialog.isVisible)
     model = dialog.model
@@ -90,6 +96,7 @@ def test_import_preview_shows_clashes_and_applies_the_chosen_resolution(
     dialog.all_clashes.activated.emit(replace)
 
     qtbot.mouseClick(dialog.findChild(QPushButton, "importApply"), Qt.MouseButton.LeftButton)
+    _wait(qtbot, dialog.job)
     assert window.import_dialog is None  # closed, and its plan let go
     assert "Imported: 3 added, 1 replaced" in window.statusBar().currentMessage()
     assert sorted(_names(window)) == ["Capital", "Greeting"]
@@ -108,7 +115,7 @@ def test_a_malformed_file_is_refused_with_its_problems_and_nothing_changes(
     before = snapshot(library_dir)
     bad = tmp_path / "broken.yaml"
     bad.write_text("prompts:\n  - file://elsewhere.txt\ntests: 7\n")
-    window.import_file(bad)
+    _wait(qtbot, window.import_file(bad))
     box = window.import_problems_box
     qtbot.waitUntil(box.isVisible)
     assert "broken.yaml cannot be imported; nothing was added" in box.text()
@@ -121,11 +128,12 @@ def test_a_malformed_file_is_refused_with_its_problems_and_nothing_changes(
 
 def test_import_of_another_format_lists_what_it_does_not_carry(qtbot, library_dir: Path) -> None:
     window = open_window(qtbot, library_dir)
-    window.import_file(FIXTURES / "basic.prompty")
+    _wait(qtbot, window.import_file(FIXTURES / "basic.prompty"))
     dialog = window.import_dialog
     qtbot.waitUntil(dialog.isVisible)
     assert "model configuration" in dialog.findChild(QLabel, "importNotes").text()
     qtbot.mouseClick(dialog.findChild(QPushButton, "importApply"), Qt.MouseButton.LeftButton)
+    _wait(qtbot, dialog.job)
     assert _names(window) == ["Basic Prompt"]
     assert window.working is not None and window.working.name == "Basic Prompt"
     assert window.editor.template.toPlainText() == "{{question}}"
@@ -147,7 +155,8 @@ def test_export_dialog_shows_losses_and_writes_the_chosen_format(
     assert "Not carried over" in losses.text() and "test sets" in losses.text()
     dialog.whole.setChecked(True)
     assert "One file per prompt" in losses.text()
-    report = dialog.export_to(tmp_path / "out")
+    _wait(qtbot, dialog.export_to(tmp_path / "out"))
+    report = dialog.report
     assert report is not None and not dialog.isVisible()
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "Capital.prompty",
@@ -162,17 +171,95 @@ def test_export_dialog_shows_losses_and_writes_the_chosen_format(
     third.whole.setChecked(True)
     before = snapshot(tmp_path / "out")
     (tmp_path / "out" / "Capital.prompty").write_text("edited by hand")
-    with pytest.raises(exchange.ExportWouldOverwrite) as caught:
-        third.export_to(tmp_path / "out", overwrite=False)
-    assert [p.name for p in caught.value.paths] == ["Capital.prompty", "Greeting.prompty"]
+    _wait(qtbot, third.export_to(tmp_path / "out", overwrite=False))
+    caught = third.would_overwrite
+    assert isinstance(caught, exchange.ExportWouldOverwrite)
+    assert [p.name for p in caught.paths] == ["Capital.prompty", "Greeting.prompty"]
     assert (tmp_path / "out" / "Capital.prompty").read_text() == "edited by hand"
-    assert third.export_to(tmp_path / "out") is not None  # the user said yes
+    _wait(qtbot, third.export_to(tmp_path / "out"))  # the user said yes
+    assert third.report is not None
     assert snapshot(tmp_path / "out") == before
 
     window.show_export()
     again = window.export_dialog
     again.format.setCurrentIndex(again.format.findData("prompty"))
     again.whole.setChecked(True)
-    assert again.export_to(tmp_path / "one.prompty") is None  # needs a folder
+    _wait(qtbot, again.export_to(tmp_path / "one.prompty"))
+    assert again.report is None  # needs a folder
     assert "choose a folder" in again.findChild(QLabel, "exportMessage").text()
     assert again.isVisible()
+
+
+def test_reading_an_import_runs_on_the_worker_and_stop_ends_it(
+    qtbot, library_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from PySide6.QtWidgets import QProgressDialog
+
+    source = Library(tmp_path / "source")
+    rich_library(source)
+    bundle = tmp_path / "big.zip"
+    exchange.export(source, "bundle", bundle)
+    window = open_window(qtbot, library_dir)
+    before = snapshot(library_dir)
+    read_in: list[str] = []
+    real_read = exchange.read_package
+
+    def slow_read(path: Path, name: str | None = None, cancel=None) -> exchange.Package:
+        read_in.append(threading.current_thread().name)
+        assert cancel is not None and cancel.wait(10)  # a 2 GiB bundle, until Stop
+        return real_read(path, name, cancel)
+
+    monkeypatch.setattr(exchange, "read_package", slow_read)
+    job = window.import_file(bundle)
+    progress = window.findChild(QProgressDialog, "exchangeProgress")
+    assert progress is not None and progress.isVisible()
+    qtbot.waitUntil(lambda: read_in != [], timeout=5000)
+    assert read_in == ["workbench-jobs"]  # never the GUI thread
+    assert window.import_file(bundle) is None  # one at a time
+    stop = progress.findChild(QPushButton)
+    assert stop is not None and stop.text() == "Stop"
+    qtbot.mouseClick(stop, Qt.MouseButton.LeftButton)
+    _wait(qtbot, job)
+    assert "stopped" in window.statusBar().currentMessage()
+    assert window.import_dialog is None
+    assert snapshot(library_dir) == before
+    assert QApplication.overrideCursor() is None  # no wait cursor: the GUI stays live
+
+
+def test_stopping_an_import_while_it_is_written_keeps_the_library(
+    qtbot, library_dir: Path, tmp_path: Path
+) -> None:
+    import threading
+
+    source = Library(tmp_path / "source")
+    rich_library(source)
+    bundle = tmp_path / "shared.zip"
+    exchange.export(source, "bundle", bundle)
+    window = open_window(qtbot, library_dir)
+    window.library_panel.new_prompt("Mine")
+    window.autosave()
+    before = snapshot(library_dir)
+    _wait(qtbot, window.import_file(bundle))
+    dialog = window.import_dialog
+    real_apply = dialog.plan.apply
+    applied_in: list[str] = []
+
+    def slow_apply(cancel: threading.Event):
+        applied_in.append(threading.current_thread().name)
+        assert cancel.wait(10)  # writing a big bundle, until Stop
+        return real_apply(cancel)
+
+    dialog.plan.apply = slow_apply
+    job = dialog.apply()
+    qtbot.waitUntil(lambda: applied_in != [], timeout=5000)
+    dialog.reject()  # Cancel while writing means Stop; the dialog stays
+    _wait(qtbot, job)
+    assert applied_in == ["workbench-jobs"]
+    assert dialog.isVisible() and dialog.result is None
+    assert "nothing was imported" in dialog.message.text()
+    assert snapshot(library_dir) == before
+    assert _names(window) == ["Mine"]
+    dialog.reject()  # now it closes
+    assert window.import_dialog is None

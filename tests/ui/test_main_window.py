@@ -143,10 +143,17 @@ def test_restart_finds_everything_as_it_was(qtbot, library_dir, tmp_path) -> Non
 
 
 def test_autosave_writes_a_draft_within_a_second(qtbot, library_dir) -> None:
+    from workbench.ui.app import AUTOSAVE_MS
+
     window = open_window(qtbot, library_dir)
     prompt_id = window.library_panel.new_prompt("Typing")
-    qtbot.keyClicks(window.editor.system, "Be brief.")
-    qtbot.waitUntil(lambda: Library(library_dir).draft(prompt_id) is not None, timeout=1500)
+    assert AUTOSAVE_MS <= 1000 and window.autosave_timer.isSingleShot()
+    # event-based: the typing starts the autosave timer; its timeout writes the draft
+    with qtbot.waitSignal(window.autosave_timer.timeout, timeout=5000):
+        qtbot.keyClicks(window.editor.system, "Be brief.")
+        assert window.autosave_timer.isActive()
+        assert window.autosave_timer.interval() == AUTOSAVE_MS
+    assert Library(library_dir).draft(prompt_id) is not None
     assert Library(library_dir).draft(prompt_id).system == "Be brief."
 
 

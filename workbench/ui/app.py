@@ -1,13 +1,15 @@
 """QApplication set-up, the main window and its wiring, autosave and shutdown.
 
-The main window owns the *working copy* of the selected prompt. Every panel emits
-field updates; the window validates them into a new working copy, refreshes the
-preview and autosaves it as a draft (debounced, atomic). Ctrl+S turns the draft
-into a new version in the library's history.
+The main window owns the *working copy* of the selected prompt (published to the panels
+through a `PromptSelection`) and the `ModelSession`. Every panel emits field updates;
+the window validates them into a new working copy, refreshes the preview and autosaves
+it as a draft (debounced, atomic). Ctrl+S turns the draft into a new version in the
+library's history. Unhandled exceptions and failed jobs are shown by `errors`.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -26,18 +28,23 @@ from PySide6.QtWidgets import (
 
 from workbench import __version__
 from workbench.core.backends.base import Backend
+from workbench.core.fsutil import Cancelled
 from workbench.core.library import Library, LibraryError, default_library_dir, seed_library
 from workbench.core.models import GenerationParams, Prompt
 from workbench.core.resources import resource_path
 from workbench.ui.cot import CoTPanel
 from workbench.ui.editor import PromptEditor
+from workbench.ui.errors import ErrorReporter
 from workbench.ui.evaluate import EvaluatePanel
 from workbench.ui.fewshot import FewShotPanel
 from workbench.ui.graduate import GraduatePanel
-from workbench.ui.jobs import JobRunner
+from workbench.ui.jobs import Job, JobRunner
 from workbench.ui.library_panel import LibraryPanel
 from workbench.ui.run import RunPanel
+from workbench.ui.session import ModelSession, PromptSelection
 from workbench.ui.testsets import TestSetPanel
+
+log = logging.getLogger(__name__)
 
 APP_NAME = "Prompt Workbench"
 DESKTOP_ID = "io.github.promptworkbench.PromptWorkbench"
@@ -52,23 +59,31 @@ class MainWindow(QMainWindow):
         self.saved: Prompt | None = None
         self.setObjectName("MainWindow")
         self.jobs = JobRunner(self)
+        self.errors = ErrorReporter(self)
+        self.jobs.job_failed.connect(self.errors.job_failed)
+        self.session = ModelSession(self.jobs, parent=self)
+        self.selection = PromptSelection(self)
         self.import_dialog: Any = None  # the open import preview, if any
+        self.exchange_job: Job | None = None  # an import being read, if any
+        self.import_problems_box: QMessageBox | None = None
 
         self.library_panel = LibraryPanel(library)
         self.editor = PromptEditor()
         self.few_shot = FewShotPanel()
         self.cot = CoTPanel()
         self.test_sets = TestSetPanel(library)
-        self.run_panel = RunPanel(library, self.jobs, lambda: self.working, self._params_edited)
+        self.run_panel = RunPanel(
+            library, self.jobs, self.session, self.selection, self._params_edited
+        )
 
         self.tabs = QTabWidget(objectName="editorTabs")
         self.tabs.addTab(self.editor, "Prompt")
         self.tabs.addTab(self.few_shot, "Few-shot examples")
         self.tabs.addTab(self.cot, "Chain of thought")
         self.tabs.addTab(self.test_sets, "Test sets")
-        self.evaluate = EvaluatePanel(library, self.jobs, self.run_panel)
+        self.evaluate = EvaluatePanel(library, self.jobs, self.session, self.selection)
         self.tabs.addTab(self.evaluate, "Evaluate")
-        self.graduate = GraduatePanel(library, self.jobs, self.run_panel)
+        self.graduate = GraduatePanel(library, self.jobs, self.session, self.selection)
         self.tabs.addTab(self.graduate, "Graduate")
         self.setCentralWidget(self.tabs)
         self.library_dock = self._dock(
@@ -88,7 +103,7 @@ class MainWindow(QMainWindow):
         self.editor.edited.connect(self.apply_update)
         self.few_shot.changed.connect(lambda block: self.apply_update({"few_shot": block}))
         self.cot.changed.connect(lambda block: self.apply_update({"cot": block}))
-        self.run_panel.model_ready.connect(self._model_ready)
+        self.session.backend_changed.connect(self._model_ready)
         self.test_sets.test_set_changed.connect(lambda _: self.evaluate.refresh_test_sets())
         self.editor.graduate_requested.connect(lambda: self.tabs.setCurrentWidget(self.graduate))
         self.graduate.soft_prompt_saved.connect(
@@ -100,7 +115,7 @@ class MainWindow(QMainWindow):
         self.select_prompt(self.library_panel.current_id())
         if load_model:
             # after the window exists: the model loads on the worker thread
-            QTimer.singleShot(0, self.run_panel.load_selected_model)
+            QTimer.singleShot(0, self.session.load_selected)
 
     def _dock(self, title: str, name: str, widget: Any, area: Qt.DockWidgetArea) -> QDockWidget:
         dock = QDockWidget(title, self)
@@ -195,17 +210,16 @@ class MainWindow(QMainWindow):
 
     def _show_working(self) -> None:
         prompt = self.working
+        # the panels that are not given the selection are told by hand
         self.editor.set_prompt(prompt)
         if prompt is not None:
             self.few_shot.set_prompt(prompt)
             self.cot.set_prompt(prompt)
         self.test_sets.set_prompt(prompt)
-        self.evaluate.set_prompt(prompt)
-        self.graduate.set_prompt(prompt)
         self.few_shot.setEnabled(prompt is not None)
         self.cot.setEnabled(prompt is not None)
         self.test_sets.setEnabled(prompt is not None)
-        self.run_panel.set_prompt(prompt)
+        self.selection.select(prompt)  # run, evaluate and graduate follow
         self._update_title()
 
     def apply_update(self, update: dict[str, Any]) -> None:
@@ -223,8 +237,7 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"Not applied — {where}: {first['msg']}")
             return
         self.editor.update_prompt(self.working)
-        self.evaluate.set_prompt(self.working)
-        self.graduate.set_prompt(self.working)
+        self.selection.update(self.working)
         if "user_template" in update:
             self.few_shot.set_prompt(self.working)  # its columns follow the variables
         self.autosave_timer.start()
@@ -305,29 +318,74 @@ class MainWindow(QMainWindow):
 
     # -- import and export -------------------------------------------------------------
 
-    def import_file(self, path: Path | None = None, format_name: str | None = None) -> None:
-        """Read a file (or folder), show its import plan; nothing is written before the
-        user presses Import in the preview."""
+    def import_file(self, path: Path | None = None, format_name: str | None = None) -> Job | None:
+        """Read a file (or folder) and plan its import on the worker, with Stop; then show
+        the plan. Nothing is written before the user presses Import in the preview."""
         from workbench.core import exchange
-        from workbench.ui.exchange import ImportPreviewDialog, busy_cursor, file_filter
+        from workbench.ui.exchange import file_filter
+        from workbench.ui.progress import JobProgress
 
         if path is None:
             chosen, _ = QFileDialog.getOpenFileName(self, "Import", "", file_filter(True))
             if not chosen:
-                return
+                return None
             path = Path(chosen)
+        if self.exchange_job is not None:
+            self.statusBar().showMessage("An import is being read; wait for it or stop it")
+            return None
         self.autosave()
         try:
             name = format_name or exchange.guess_format(path)
-            with busy_cursor():
-                plan = exchange.plan_file(self.library, path, name)
-        except exchange.ImportFailed as exc:
-            self._show_import_problems(path, [str(p) for p in exc.problems])
-            return
-        except (ValueError, OSError, LibraryError) as exc:
+        except ValueError as exc:
             self._show_import_problems(path, [str(exc)])
-            return
-        dialog = ImportPreviewDialog(plan, name, self)
+            return None
+        library, source = self.library, path
+        progress = JobProgress(f"Reading {path.name}…", self)
+
+        def work(cancel: Any) -> Any:
+            package = exchange.read_package(source, name, cancel)
+            if cancel.is_set():
+                raise Cancelled("the import was stopped; nothing was imported")
+            yield "planning"
+            yield exchange.plan_import(library, package, str(source))
+
+        def events(batch: list[Any]) -> None:
+            if "planning" in batch:
+                progress.setLabelText(f"Comparing {source.name} with the library…")
+
+        def ended() -> None:
+            self.exchange_job = None
+            progress.finish()
+
+        def done(plan: Any) -> None:
+            ended()
+            if isinstance(plan, exchange.ImportPlan):
+                self._show_import_preview(plan, name)
+
+        def failed(exc: BaseException, trace: str) -> None:
+            ended()
+            if isinstance(exc, Cancelled):
+                self.statusBar().showMessage(str(exc))
+            elif isinstance(exc, exchange.ImportFailed):
+                self._show_import_problems(source, [str(p) for p in exc.problems])
+            elif isinstance(exc, ValueError | OSError | LibraryError):
+                self._show_import_problems(source, [str(exc)])
+            else:  # a bug in a reader: the error dialog, with its traceback
+                self.errors.job_failed(f"import {source.name}", exc, trace)
+
+        def cancelled() -> None:
+            ended()
+            self.statusBar().showMessage("The import was stopped; nothing was imported")
+
+        job = self.jobs.run(f"read {path.name}", work, events, done, failed, cancelled)
+        self.exchange_job = job
+        progress.follow(job)
+        return job
+
+    def _show_import_preview(self, plan: Any, format_name: str) -> None:
+        from workbench.ui.exchange import ImportPreviewDialog
+
+        dialog = ImportPreviewDialog(plan, format_name, self.jobs, self)
         dialog.imported.connect(self._imported)
         # the plan may hold a big bundle's bytes: let go of it once the dialog closes
         dialog.finished.connect(dialog.deleteLater)
@@ -359,7 +417,7 @@ class MainWindow(QMainWindow):
 
         self.autosave()
         current = self.working.id if self.working is not None else None
-        self.export_dialog = ExportDialog(self.library, current, self)
+        self.export_dialog = ExportDialog(self.library, current, self.jobs, self)
         self.export_dialog.exported.connect(
             lambda report: self.statusBar().showMessage(
                 "Exported to "
@@ -409,18 +467,31 @@ def create_application(argv: list[str] | None = None) -> QApplication:
     return app
 
 
-def run_app(library_dir: Path | None = None, smoke_test: bool = False) -> int:
+def run_app(library_dir: Path | None = None, smoke_test: bool = False, debug: bool = False) -> int:
+    """The desktop app until its window closes. Logging goes to the user's log file (set
+    up here unless the command line did already; `debug` also to stderr), and an
+    unhandled exception shows the error dialog instead of ending the app."""
+    from workbench.core.logs import log_file, setup_logging
+
     if smoke_test:  # a packaged build's self-check (see workbench/ui/smoke.py)
         from workbench.ui.smoke import run_smoke_test
 
         return run_smoke_test()
+    if debug or log_file() is None:
+        setup_logging(debug=debug)
     app = create_application()
     try:
         library = Library(library_dir or default_library_dir())
     except LibraryError as exc:
+        log.error("cannot open the library: %s", exc)
         QMessageBox.critical(None, APP_NAME, str(exc))
         return 2
     window = MainWindow(library)
+    window.errors.install()
     window.restore_layout()
     window.show()
-    return int(app.exec())
+    log.info("%s %s started on %s", APP_NAME, __version__, library.root)
+    try:
+        return int(app.exec())
+    finally:
+        window.errors.uninstall()

@@ -39,6 +39,8 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
+from workbench.core.fsutil import Cancelled
+
 JobFunction = Callable[[threading.Event], Any]
 
 log = logging.getLogger(__name__)
@@ -182,7 +184,10 @@ class JobRunner(QObject):
                 self._bridge.done.emit(job.id, result)
             except BaseException as exc:  # reported to the GUI, never kills the worker
                 trace = traceback.format_exc()
-                log.error("job %r failed:\n%s", job.name, trace)
+                if isinstance(exc, Cancelled):  # the user's Stop, not a failure
+                    log.info("job %r stopped: %s", job.name, exc)
+                else:
+                    log.error("job %r failed:\n%s", job.name, trace)
                 self._bridge.failed.emit(job.id, exc, trace)
 
     def _drain(self, job: Job, events: Iterator[Any]) -> Any:

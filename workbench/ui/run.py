@@ -1,69 +1,66 @@
-"""The run panel: model picker, sampling parameters, Run/Stop, live output with
-per-token probabilities, run statistics, and the prompt's run history with a
-side-by-side comparison of two runs."""
+"""The Run panel: the session's model picker, sampling parameters, Run/Stop, live output
+with per-token probabilities, run statistics, and the prompt's run history with a
+side-by-side comparison of two runs (the views are in `run_views`)."""
 
 from __future__ import annotations
 
-import html
-import math
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QEvent, QObject, QPoint, Qt, Signal
-from PySide6.QtGui import QColor, QTextCharFormat, QTextCursor
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
     QComboBox,
     QDialog,
-    QDialogButtonBox,
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
-    QGroupBox,
     QHBoxLayout,
     QLabel,
-    QLineEdit,
     QListView,
     QMenu,
     QPlainTextEdit,
     QPushButton,
     QSpinBox,
     QSplitter,
-    QTextEdit,
     QToolButton,
-    QToolTip,
     QVBoxLayout,
     QWidget,
 )
 
-from workbench.core.backends.base import (
-    Backend,
-    BackendError,
-    BackendSettings,
-    TokenEvent,
-    load_settings,
-    save_settings,
-)
-from workbench.core.backends.registry import ModelCatalog, backends_for, spec_for
+from workbench.core.backends.base import Backend, BackendError, BackendSettings, TokenEvent
+from workbench.core.backends.registry import ModelCatalog
+from workbench.core.flows.report import format_stats
 from workbench.core.library import Library
 from workbench.core.models import GenerationParams, ModelSpec, Prompt, RunRecord
 from workbench.core.running import RunFinished, StepFinished, StepStarted, run_prompt
 from workbench.core.templates import TemplateError
-from workbench.ui.editor import monospace
 from workbench.ui.jobs import Job, JobRunner
 from workbench.ui.models import RunListModel
+from workbench.ui.run_views import (
+    TOKEN_PROPERTY,
+    CompareDialog,
+    OutputView,
+    ServerDialog,
+    probability_colour,
+)
+from workbench.ui.session import ModelSession, PromptSelection
 from workbench.ui.widgets import titled_column
 
-TOKEN_PROPERTY = QTextCharFormat.Property.UserProperty + 1
+log = logging.getLogger(__name__)
 
-
-def probability_colour(logprob: float) -> QColor:
-    """Green for confident tokens through yellow to red for unlikely ones."""
-    p = math.exp(max(logprob, -30.0))
-    hue = int(120 * p)  # 0 = red, 120 = green
-    return QColor.fromHsv(hue, 90, 255)
+__all__ = [
+    "TOKEN_PROPERTY",
+    "CompareDialog",
+    "OutputView",
+    "RunPanel",
+    "ServerDialog",
+    "describe_error",
+    "probability_colour",
+]
 
 
 def describe_error(exc: BaseException) -> str:
@@ -72,89 +69,8 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-class OutputView(QTextEdit):
-    """Read-only output; when probabilities are on, hovering a token shows its alternatives."""
-
-    def __init__(self) -> None:
-        super().__init__(objectName="outputText", readOnly=True)
-        self.setFont(monospace())
-        self.viewport().installEventFilter(self)
-
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        if watched is self.viewport() and event.type() == QEvent.Type.ToolTip:
-            text = self.token_tooltip(event.pos())  # type: ignore[attr-defined]
-            if text:
-                QToolTip.showText(event.globalPos(), text, self)  # type: ignore[attr-defined]
-            else:
-                QToolTip.hideText()
-            return True
-        return super().eventFilter(watched, event)
-
-    def token_tooltip(self, pos: QPoint) -> str:
-        cursor = self.cursorForPosition(pos)
-        if not cursor.atBlockEnd():
-            cursor.movePosition(QTextCursor.MoveOperation.Right)
-        info = cursor.charFormat().property(TOKEN_PROPERTY)
-        return str(info) if info else ""
-
-    def append_token(self, event: TokenEvent, with_probability: bool) -> None:
-        cursor = self.textCursor()
-        cursor.movePosition(QTextCursor.MoveOperation.End)
-        fmt = QTextCharFormat()
-        if with_probability and event.logprob is not None:
-            fmt.setBackground(probability_colour(event.logprob))
-            lines = [f"<b>{html.escape(repr(event.text))}</b>  p = {math.exp(event.logprob):.3f}"]
-            for text, logprob in event.top or ():
-                lines.append(f"{html.escape(repr(text))}  {math.exp(logprob):.3f}")
-            fmt.setProperty(TOKEN_PROPERTY, "<br>".join(lines))
-        cursor.insertText(event.text, fmt)
-
-    def append_plain(self, text: str, bold: bool = False) -> None:
-        cursor = self.textCursor()
-        cursor.movePosition(QTextCursor.MoveOperation.End)
-        fmt = QTextCharFormat()
-        if bold:
-            fmt.setFontWeight(700)
-            fmt.setForeground(QColor("#555"))
-        cursor.insertText(text, fmt)
-
-
-class CompareDialog(QDialog):
-    """Two runs side by side: output, model and parameters."""
-
-    def __init__(self, left: RunRecord, right: RunRecord, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setObjectName("compareDialog")
-        self.setWindowTitle("Compare runs")
-        layout = QHBoxLayout(self)
-        self.panes = []
-        for run in (left, right):
-            box = QGroupBox(run.created.astimezone().strftime("%d %b %H:%M:%S"))
-            inner = QVBoxLayout(box)
-            params = run.params.model_dump(exclude_defaults=True)
-            inner.addWidget(
-                QLabel(
-                    f"{run.model} ({run.backend})\n{params or 'default parameters'}"
-                    f"\nvariables: {run.variables}"
-                )
-            )
-            text = QPlainTextEdit(readOnly=True)
-            text.setFont(monospace())
-            text.setPlainText(run.output)
-            inner.addWidget(text)
-            stats = run.stats
-            inner.addWidget(
-                QLabel(
-                    f"{stats.completion_tokens} tokens · {(stats.tokens_per_s or 0):.1f} tokens/s"
-                )
-            )
-            layout.addWidget(box)
-            self.panes.append(text)
-        self.resize(900, 500)
-
-
 class RunPanel(QWidget):
-    """Runs the working prompt on the selected model; keeps every run as a RunRecord."""
+    """Runs the working prompt on the session's model; keeps every run as a RunRecord."""
 
     run_saved = Signal(object)
     model_ready = Signal(object)  # the loaded Backend, or None while loading/after failure
@@ -163,22 +79,18 @@ class RunPanel(QWidget):
         self,
         library: Library,
         jobs: JobRunner,
-        current_prompt: Callable[[], Prompt | None],
+        session: ModelSession,
+        selection: PromptSelection,
         params_changed: Callable[[GenerationParams], None],
-        settings: BackendSettings | None = None,
     ) -> None:
         super().__init__()
         self.library = library
         self.jobs = jobs
-        self.current_prompt = current_prompt
+        self.session = session
+        self.selection = selection
         self.params_changed = params_changed
-        self.settings = settings or load_settings()
-        self.catalog = ModelCatalog()
-        self.backend: Backend | None = None
-        self._backend_key: tuple[str, str] | None = None
         self._run_job: Job | None = None
         self._loading_params = False
-        self._step_text = ""
 
         self.model_picker = QComboBox(objectName="modelPicker")
         self.add_model = QToolButton(objectName="addModel", text="Add…")
@@ -188,7 +100,7 @@ class RunPanel(QWidget):
         menu.addAction("Hugging Face folder…", self._add_folder)
         menu.addAction("OpenAI-compatible server…", self._add_server)
         self.add_model.setMenu(menu)
-        self.model_status = QLabel(objectName="modelStatus")
+        self.model_status = QLabel(session.status, objectName="modelStatus")
         self.model_status.setWordWrap(True)
 
         self.temperature = QDoubleSpinBox(
@@ -204,7 +116,7 @@ class RunPanel(QWidget):
             objectName="repetitionPenalty", minimum=0.1, maximum=5.0, singleStep=0.05, decimals=2
         )
         self.threads = QSpinBox(objectName="threads", minimum=1, maximum=256)
-        self.threads.setValue(self.settings.threads)
+        self.threads.setValue(session.settings.threads)
         self.threads.setToolTip(
             "CPU threads for the model (default: physical cores; more oversubscribes the "
             "CPU). Applies when a model is loaded; saved for next time."
@@ -285,71 +197,76 @@ class RunPanel(QWidget):
         layout.addWidget(splitter)
 
         self.refresh_models()
-        self.model_picker.currentIndexChanged.connect(self.load_selected_model)
+        self.model_picker.currentIndexChanged.connect(self._picked)
+        session.models_changed.connect(self.refresh_models)
+        session.selection_changed.connect(lambda _spec, _backend: self._show_selected())
+        session.status_changed.connect(self.model_status.setText)
+        session.backend_changed.connect(self._backend_changed)
+        selection.selected.connect(self.set_prompt)
+        self.set_prompt(selection.prompt)
 
-    # -- models ---------------------------------------------------------------
+    # -- what the session holds (kept for callers and tests) ---------------------
 
-    def refresh_models(self, select: tuple[str, str] | None = None) -> None:
-        self.model_picker.blockSignals(True)
-        self.model_picker.clear()
-        for spec in self.catalog.all():
-            for backend in backends_for(spec):
-                self.model_picker.addItem(f"{spec.name} — {backend}", (spec.id, backend))
-        if select is not None:
-            # findData cannot match a Python tuple (it compares QVariants): look by hand
-            for index in range(self.model_picker.count()):
-                if tuple(self.model_picker.itemData(index)) == tuple(select):
-                    self.model_picker.setCurrentIndex(index)
-                    break
-        self.model_picker.blockSignals(False)
+    @property
+    def backend(self) -> Backend | None:
+        return self.session.backend
+
+    @property
+    def catalog(self) -> ModelCatalog:
+        return self.session.catalog
+
+    @property
+    def settings(self) -> BackendSettings:
+        return self.session.settings
+
+    def current_prompt(self) -> Prompt | None:
+        return self.selection.prompt
 
     def selected_model(self) -> tuple[ModelSpec, str]:
-        model_id, backend = self.model_picker.currentData()
-        return self.catalog.get(model_id), backend
+        return self.session.selected_model()
 
     def load_selected_model(self) -> None:
         """Load the picked model on the worker thread (the GUI stays responsive)."""
-        spec, backend_name = self.selected_model()
-        key = (spec.id, backend_name)
-        if key == self._backend_key and self.backend is not None:
-            return
-        old, self.backend, self._backend_key = self.backend, None, key
-        self.model_ready.emit(None)
-        self.run_button.setEnabled(False)
-        self.model_status.setText(f"Loading {spec.name} on {backend_name}…")
-        settings = self.settings
+        self.session.load_selected()
 
-        def load(cancel: Any) -> Backend:
-            from workbench.core.backends.registry import load_backend
+    # -- models -------------------------------------------------------------------
 
-            if old is not None:
-                old.close()
-            return load_backend(spec, backend_name, settings)
+    def refresh_models(self) -> None:
+        """The session's catalogue in the picker, its selected model current."""
+        self.model_picker.blockSignals(True)
+        self.model_picker.clear()
+        for label, key in self.session.choices():
+            self.model_picker.addItem(label, key)
+        self.model_picker.blockSignals(False)
+        self._show_selected()
 
-        def done(backend: Backend) -> None:
-            if self._backend_key != key:  # the user picked another model meanwhile
-                self.jobs.run("close model", lambda cancel: backend.close())
+    def _show_selected(self) -> None:
+        """Make the session's selected model the picker's current item (no reload)."""
+        selected = tuple(self.session.selected_key)
+        # findData cannot match a Python tuple (it compares QVariants): look by hand
+        for index in range(self.model_picker.count()):
+            if tuple(self.model_picker.itemData(index)) == selected:
+                self.model_picker.blockSignals(True)
+                self.model_picker.setCurrentIndex(index)
+                self.model_picker.blockSignals(False)
                 return
-            self.backend = backend
-            self.model_status.setText(f"Ready: {backend.description}")
-            self.run_button.setEnabled(True)
-            self.model_ready.emit(backend)
 
-        def failed(exc: BaseException, trace: str) -> None:
-            if self._backend_key == key:
-                self._backend_key = None
-                self.model_status.setText(f"Could not load the model: {describe_error(exc)}")
+    def _picked(self, index: int) -> None:
+        data = self.model_picker.itemData(index)
+        if data is not None:
+            model_id, backend = data
+            self.session.select(model_id, backend)
 
-        self.jobs.run(f"load {spec.name}", load, on_done=done, on_error=failed)
+    def _backend_changed(self, backend: Backend | None) -> None:
+        self.run_button.setEnabled(backend is not None and not self.running)
+        self.model_ready.emit(backend)
 
     def _add(self, location: str, **kwargs: Any) -> None:
         try:
-            spec = self.catalog.add(spec_for(location, **kwargs))
+            self.session.add_model(location, **kwargs)
         except (BackendError, ValueError) as exc:
+            log.info("could not add model %s: %s", location, exc)
             self.model_status.setText(f"Could not add the model: {describe_error(exc)}")
-            return
-        self.refresh_models(select=(spec.id, spec.default_backend()))
-        self.load_selected_model()
 
     def add_model_location(self, location: str, **kwargs: Any) -> None:
         """Add a GGUF file, HF folder or server URL (what the Add… menu calls)."""
@@ -374,16 +291,11 @@ class RunPanel(QWidget):
             self._add(url, **options)
 
     def _threads_changed(self, value: int) -> None:
-        import dataclasses
-
-        self.settings = dataclasses.replace(self.settings, threads=value)
         try:
-            save_settings(self.settings)
+            self.session.set_threads(value)  # reloads the model with the new count
         except OSError as exc:
+            log.warning("could not save the thread count: %s", exc)
             self.model_status.setText(f"Could not save the setting: {exc}")
-            return
-        self._backend_key = None  # reload with the new thread count
-        self.load_selected_model()
 
     # -- parameters -------------------------------------------------------------
 
@@ -445,7 +357,7 @@ class RunPanel(QWidget):
 
     def run(self) -> None:
         prompt = self.current_prompt()
-        backend = self.backend
+        backend = self.session.backend
         if prompt is None or self.running:
             return
         if backend is None:
@@ -460,18 +372,18 @@ class RunPanel(QWidget):
         library = self.library
         self.output.clear()
         self.stats.setText("Running…")
-        self._step_text = ""
         self.run_button.setEnabled(False)
         self.stop_button.setEnabled(True)
-        spec_id = self._backend_key[0] if self._backend_key else None
+        spec_id = backend.spec.id
 
         def work(cancel: Any) -> Any:
             tensor = None
             if soft_id is not None:
-                from workbench.core.softprompt import check_compatible, load_soft_prompt_tensor
+                from workbench.core.flows.lookup import load_soft_prompt
+                from workbench.core.softprompt import check_compatible
 
                 meta = library.soft_prompts[soft_id]
-                tensor = load_soft_prompt_tensor(library.soft_prompt_tensor_path(meta))
+                tensor = load_soft_prompt(library, meta)
                 check_compatible(meta, backend, tensor)  # refuses another base model
             return run_prompt(
                 backend,
@@ -504,7 +416,11 @@ class RunPanel(QWidget):
             self._end_run()
             self.stats.setText(f"Run failed: {describe_error(exc)}")
 
-        self._run_job = self.jobs.run("run prompt", work, on_events, done, failed)
+        def cancelled() -> None:
+            self._end_run()
+            self.stats.setText("Stopped before it started.")
+
+        self._run_job = self.jobs.run("run prompt", work, on_events, done, failed, cancelled)
 
     def stop(self) -> None:
         if self._run_job is not None:
@@ -513,19 +429,11 @@ class RunPanel(QWidget):
 
     def _end_run(self) -> None:
         self._run_job = None
-        self.run_button.setEnabled(self.backend is not None)
+        self.run_button.setEnabled(self.session.backend is not None)
         self.stop_button.setEnabled(False)
 
     def _show_stats(self, stats: Any) -> None:
-        parts = []
-        if stats.time_to_first_token_s is not None:
-            parts.append(f"first token {stats.time_to_first_token_s * 1000:.0f} ms")
-        if stats.tokens_per_s is not None:
-            parts.append(f"{stats.tokens_per_s:.1f} tokens/s")
-        parts.append(f"{stats.prompt_tokens or '?'} prompt + {stats.completion_tokens} generated")
-        if stats.finish_reason == "cancelled":
-            parts.append("stopped")
-        self.stats.setText(" · ".join(parts))
+        self.stats.setText(format_stats(stats))
 
     def _finished_run(self, record: RunRecord) -> None:
         self._show_stats(record.stats)
@@ -550,38 +458,8 @@ class RunPanel(QWidget):
         runs = [self.history_model.at(r) for r in rows]
         if len(runs) != 2 or None in runs:
             return None
-        dialog = CompareDialog(runs[1], runs[0], self)  # older on the left
+        left, right = runs
+        assert left is not None and right is not None
+        dialog = CompareDialog(right, left, self)  # older on the left
         dialog.show()
         return dialog
-
-
-class ServerDialog(QDialog):
-    """An OpenAI-compatible server: its base URL, and optionally which of its models to
-    use and the environment variable that holds its API key (the key itself is never
-    stored)."""
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setWindowTitle("Add a server")
-        form = QFormLayout(self)
-        self.url = QLineEdit("http://127.0.0.1:8000/v1", objectName="serverUrl")
-        self.remote_model = QLineEdit(objectName="serverModel")
-        self.remote_model.setPlaceholderText("empty = the first model the server lists")
-        self.api_key_env = QLineEdit(objectName="serverKeyEnv")
-        self.api_key_env.setPlaceholderText("e.g. OPENAI_API_KEY; empty = no key")
-        form.addRow("Base URL", self.url)
-        form.addRow("Model on the server", self.remote_model)
-        form.addRow("API key variable", self.api_key_env)
-        buttons = QDialogButtonBox(
-            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
-        )
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        form.addRow(buttons)
-
-    def values(self) -> tuple[str, dict[str, str]]:
-        options = {
-            "remote_model": self.remote_model.text().strip(),
-            "api_key_env": self.api_key_env.text().strip(),
-        }
-        return self.url.text().strip(), {k: v for k, v in options.items() if v}
