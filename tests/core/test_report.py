@@ -117,6 +117,12 @@ def test_format_step_without_a_gpu_shows_peak_ram(monkeypatch: pytest.MonkeyPatc
     assert format_step(StepEvent(1, 2, 0.5, 1.0, 1.0, None)).endswith("ETA 1 s")
 
 
+def test_format_step_on_the_cpu_shows_resident_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(report, "peak_ram_mb", lambda: 3072.0)
+    line = format_step(StepEvent(1, 2, 0.5, 1.0, 1.0, None, 1536.0))
+    assert line.endswith(" · ETA 1 s · RAM 1.5 GB (peak 3.0 GB)")
+
+
 def test_peak_ram_is_a_positive_number_or_unknown() -> None:
     peak = report.peak_ram_mb()
     assert peak is None or peak > 0

@@ -314,3 +314,87 @@ def test_llama_state_is_clean_after_soft_prompts(llama_backend, soft_prompt) -> 
     assert after.token_ids == before.token_ids and after.text == before.text
     scores_after = llama_backend.score_continuations(HI, ["Hello", "Goodbye"])
     assert scores_after == pytest.approx(scores_before, abs=1e-3)
+
+
+# -- placements ---------------------------------------------------------------------
+
+INSTRUCTED = [
+    Message(role="system", content="You are a pirate. Answer like one."),
+    Message(role="user", content="Where is the treasure?"),
+]
+
+
+@pytest.mark.parametrize("placement", ["replace", "add"])
+def test_both_backends_agree_with_the_soft_prompt_in_either_place(
+    llama_backend, hf_backend, soft_prompt, placement
+) -> None:
+    from workbench.core.placement import VirtualTokens
+
+    placed = VirtualTokens(soft_prompt, placement)
+    token_ll, rows_ll = first_step(llama_backend, INSTRUCTED, placed)
+    token_hf, rows_hf = first_step(hf_backend, INSTRUCTED, placed)
+    assert token_ll == token_hf
+    soft = gap(rows_ll, rows_hf)
+    assert soft[2] >= 15 and soft[0] < TOP20_MAX_TOL and soft[1] < TOP20_MEAN_TOL
+    # each placement is its own layout: not the soft prompt before everything
+    _, rows_start = first_step(hf_backend, INSTRUCTED, soft_prompt)
+    assert gap(rows_hf, rows_start)[0] > 0.1
+    labels = ["Arr", "Yes", "The"]
+    scores_ll = llama_backend.score_continuations(INSTRUCTED, labels, soft_prompt=placed)
+    scores_hf = hf_backend.score_continuations(INSTRUCTED, labels, soft_prompt=placed)
+    assert scores_ll == pytest.approx(scores_hf, abs=0.3)
+
+
+def test_replace_drops_the_instruction_and_add_keeps_it(llama_backend, hf_backend) -> None:
+    """Virtual tokens equal to the system message's own token embeddings, placed 'add'
+    with an empty system message, act like the system message itself; 'replace' sends
+    neither the system message nor a default one the template might insert."""
+    from workbench.core.placement import VirtualTokens, split_text
+
+    system = INSTRUCTED[0].content
+    user_only = [INSTRUCTED[1]]
+    for backend in (hf_backend, llama_backend):
+        head, tail = split_text(INSTRUCTED, "replace", backend.apply_chat_template)
+        assert system not in head + tail and "helpful" not in head + tail
+        head_add, tail_add = split_text(INSTRUCTED, "add", backend.apply_chat_template)
+        assert head_add.endswith(system) and tail_add == tail
+        n = 4
+        zeros = np.zeros((n, backend.hidden_size), dtype=np.float32)
+        plain = backend.context_tokens(INSTRUCTED)
+        assert backend.context_tokens(INSTRUCTED, VirtualTokens(zeros, "add")) == plain + n
+        replaced = backend.context_tokens(INSTRUCTED, VirtualTokens(zeros, "replace"))
+        assert replaced < plain  # the instruction's tokens are not sent
+    weights = embedding_matrix(hf_backend)
+    ids = hf_backend.tokenize_tail(system)
+    as_text = VirtualTokens(weights[ids], "add")
+    empty_system = [Message(role="system", content=""), *user_only]
+    _, with_soft = first_step(hf_backend, empty_system, as_text)
+    _, with_text = first_step(hf_backend, INSTRUCTED, None)
+    assert gap(with_soft, with_text)[0] < 1e-3
+
+
+def test_a_soft_prompt_records_its_placement_and_old_ones_load_as_start(tmp_path) -> None:
+    from workbench.core.library import Library
+    from workbench.core.models import load_document
+
+    old = {
+        "schema_version": 2,
+        "kind": "soft_prompt",
+        "name": "made before placements",
+        "base_model": "embedded",
+        "base_model_hash": "x",
+        "num_virtual_tokens": 4,
+        "tensor_file": "a.safetensors",
+    }
+    assert load_document(old, "old").placement == "start"
+    library = Library(tmp_path)
+    soft = SoftPrompt(
+        name="new",
+        base_model="embedded",
+        base_model_hash="x",
+        num_virtual_tokens=4,
+        tensor_file="b.safetensors",
+        placement="replace",
+    )
+    library.save_soft_prompt(soft, soft_prompt_bytes(np.zeros((4, 8), dtype=np.float32)))
+    assert Library(tmp_path).soft_prompts[soft.id].placement == "replace"

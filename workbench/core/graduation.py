@@ -17,13 +17,14 @@ training will use, and `describe_prepared` / `describe_plan` say so.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from workbench.core.backends.base import BackendError, BackendSettings
+from workbench.core.backends.base import Backend, BackendError, BackendSettings
 from workbench.core.evaluation import EvalEvent, EvalFinished, evaluate
 from workbench.core.library import Library
 from workbench.core.models import (
@@ -39,10 +40,12 @@ from workbench.core.models import (
 )
 from workbench.core.testsets_io import rows_in_split, split_test_set
 from workbench.core.tuning import (
+    StepEvent,
     TrainingError,
     TuneEvent,
     TuningFinished,
     TuningResult,
+    ValidationEvent,
     data_hash,
     init_text,
     load_base_model,
@@ -174,6 +177,32 @@ def describe_training_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def per_call_tokens(backend: Backend, prompt: Prompt, n_virtual: int) -> dict[str, int]:
+    """Context tokens one call of the prompt takes (with its sample values, or empty
+    ones): zero-shot, with its few-shot examples, and with a soft prompt of `n_virtual`
+    tokens in each placement (the soft prompt runs zero-shot). Empty when the backend
+    cannot count (a server)."""
+    import numpy as np
+
+    from workbench.core.placement import VirtualTokens
+    from workbench.core.templates import prompt_variables, render_messages
+
+    width = backend.hidden_size
+    if width is None:
+        return {}
+    values = {name: prompt.sample_values.get(name, "") for name in prompt_variables(prompt)}
+    zero = prompt.model_copy(update={"few_shot": prompt.few_shot.model_copy(update={"count": 0})})
+    zero_messages = render_messages(zero, values)
+    soft: Any = np.zeros((n_virtual, width), dtype=np.float32)
+    costs = {
+        "zero-shot": backend.context_tokens(zero_messages),
+        "few-shot": backend.context_tokens(render_messages(prompt, values)),
+    }
+    for placement in ("replace", "add"):
+        costs[placement] = backend.context_tokens(zero_messages, VirtualTokens(soft, placement))
+    return costs
+
+
 def model_folder(spec: ModelSpec) -> Path:
     """The Hugging Face folder training loads (a GGUF is dequantised and cached once)."""
     from workbench.core.backends.hf import gguf_as_hf_folder
@@ -218,6 +247,9 @@ def graduate(
     base, tokenizer = load_base_model(model_folder(spec), device, precision)
     text = config.init_text or init_text(prompt)
     result: TuningResult | None = None
+    held_out = len(rows_in_split(test_set, "test")) if test_set is not None and compare else 0
+    comparison_cases = held_out * (3 if prompt.few_shot.examples else 2)
+    per_case: float | None = None  # seconds to score one case, measured by validation
     for event in train_soft_prompt(
         base,
         tokenizer,
@@ -232,6 +264,15 @@ def graduate(
     ):
         if isinstance(event, TuningFinished):
             result = event.result
+        elif isinstance(event, ValidationEvent) and event.rows:
+            per_case = event.seconds / event.rows
+        elif isinstance(event, StepEvent) and comparison_cases:
+            # the ETA covers the comparison too; before the first validation has measured
+            # scoring, a case is taken to cost what one example of a training step does
+            guess = per_case
+            if guess is None:
+                guess = 1 / (event.steps_per_s * config.batch_size) if event.steps_per_s else 0.0
+            event = dataclasses.replace(event, eta_s=event.eta_s + comparison_cases * guess)
         yield event
     assert result is not None
     if result.steps == 0 or not accelerator.is_main_process:

@@ -51,7 +51,8 @@ class StepEvent:
     loss: float
     steps_per_s: float
     eta_s: float
-    memory_mb: float | None
+    memory_mb: float | None  # peak GPU memory (CUDA), None on other devices
+    ram_mb: float | None = None  # this process's resident memory now (RSS)
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,8 @@ class ValidationEvent:
     loss: float
     accuracy: float | None
     best: bool
+    seconds: float = 0.0  # how long the validation pass took
+    rows: int = 0  # validation rows scored
 
 
 @dataclass
@@ -205,6 +208,18 @@ def pick_precision(device: str, preference: str) -> str:
     from workbench.core.backends.hf import auto_precision
 
     return auto_precision(device)  # the same rule as running a model
+
+
+def resident_mb() -> float | None:
+    """This process's resident memory (RSS) now, in MB; None where it cannot be read."""
+    import os
+
+    try:
+        with open("/proc/self/statm", encoding="ascii") as statm:
+            pages = int(statm.read().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
 
 
 def device_description(device: str) -> str:
@@ -430,6 +445,7 @@ def train_soft_prompt(
     started = time.perf_counter()
     step = first_step
     measured = 0
+    validation_s = 0.0  # the last validation's duration (none yet: 0)
 
     def state_now() -> TrainingState:
         opt_state = optimizer.state.get(inner.prompt, {}) if hasattr(optimizer, "state") else {}
@@ -499,17 +515,16 @@ def train_soft_prompt(
                 if torch.cuda.is_available() and device.startswith("cuda")
                 else None
             )
-            yield StepEvent(
-                step,
-                total,
-                value,
-                rate,
-                (total - step) / rate if rate else 0.0,
-                memory,
-            )
+            eta = (total - step) / rate if rate else 0.0
+            if val_data is not None:  # the validations still to come take time too
+                eta += _validations_left(step, total, config.eval_every) * validation_s
+            yield StepEvent(step, total, value, rate, eta, memory, resident_mb())
 
             if val_data is not None and (step % config.eval_every == 0 or step == total):
+                validation_started = time.perf_counter()
                 val_loss, accuracy = validate(inner.base, inner.prompt, val_data, label_ids)
+                validation_s = time.perf_counter() - validation_started
+                started += validation_s  # steps/s and the ETA count training steps only
                 score = accuracy if accuracy is not None else -val_loss
                 improved = score > best_score + 1e-9
                 if improved:
@@ -522,7 +537,9 @@ def train_soft_prompt(
                 curves["val_step"].append(float(step))
                 if accuracy is not None:
                     curves["val_accuracy"].append(accuracy)
-                yield ValidationEvent(step, val_loss, accuracy, improved)
+                yield ValidationEvent(
+                    step, val_loss, accuracy, improved, validation_s, val_data.input_ids.shape[0]
+                )
                 if (
                     config.early_stopping_patience is not None
                     and bad_evals >= config.early_stopping_patience
@@ -551,6 +568,12 @@ def train_soft_prompt(
     yield TuningFinished(
         TuningResult(best, reason, message, step, best_step, metrics, curves, state_now())
     )
+
+
+def _validations_left(step: int, total: int, every: int) -> int:
+    """Validations after `step`: every `every` steps, and at the last step."""
+    left = total // every - step // every
+    return left + (1 if total % every else 0)
 
 
 def validate(

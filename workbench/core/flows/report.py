@@ -91,7 +91,11 @@ def format_step(event: Any, paused: bool = False) -> str:
         parts.append(f"GPU memory {format_memory(event.memory_mb)}")
     else:
         peak = peak_ram_mb()
-        if peak is not None:
+        ram = getattr(event, "ram_mb", None)
+        if ram is not None:
+            peak_text = f" (peak {format_memory(peak)})" if peak is not None else ""
+            parts.append(f"RAM {format_memory(ram)}{peak_text}")
+        elif peak is not None:
             parts.append(f"peak RAM {format_memory(peak)}")
     if paused:
         parts.append("paused")

@@ -3,6 +3,7 @@ soft-prompt list to one graduation job on the job runner."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,8 @@ from workbench.ui.graduate.training import GraduationRun, Live
 from workbench.ui.jobs import Job, JobRunner
 from workbench.ui.session import ModelSession, PromptSelection
 from workbench.ui.widgets import named, titled_column
+
+log = logging.getLogger(__name__)
 
 
 class GraduatePanel(QWidget):
@@ -84,6 +87,8 @@ class GraduatePanel(QWidget):
         # an edit of the working copy is counted again a little later, not per keystroke
         self._summary_timer = QTimer(self, singleShot=True, interval=250)
         self._summary_timer.timeout.connect(self._update_data_summary)
+        self._summary_timer.timeout.connect(self._update_costs)
+        self._costs_pending = self._costs_dirty = False
         self.form.data_changed.connect(self._update_data_summary)
         self.start_button.clicked.connect(self.start)
         self.pause_button.clicked.connect(self.toggle_pause)
@@ -106,6 +111,8 @@ class GraduatePanel(QWidget):
         session.selection_changed.connect(lambda _spec, _backend: self._update_model_label())
         session.models_changed.connect(self._update_model_label)
         session.backend_changed.connect(lambda _backend: self._update_model_label())
+        session.backend_changed.connect(lambda _backend: self._update_costs())
+        self.form.costs_stale.connect(self._update_costs)
 
         self._update_model_label()
         self.set_prompt(selection.prompt)
@@ -183,6 +190,7 @@ class GraduatePanel(QWidget):
             self._summary_timer.start()  # per keystroke: re-count a little later
             return
         self.refresh_test_sets(keep=False)
+        self._update_costs()
         self.soft_prompts.set_prompt(prompt)
         if self.training.live is None:
             self.comparison_model.set_run(None)
@@ -230,6 +238,37 @@ class GraduatePanel(QWidget):
         self.form.data_label.setText(text)
         self.form.show_length(prepared.train_examples)
         self._update_buttons()
+
+    def _update_costs(self) -> None:
+        """Count what a call costs in each placement, in a job (it tokenizes with the
+        loaded model); one count at a time, the latest prompt last."""
+        backend, prompt = self.session.backend, self._prompt
+        if backend is None or prompt is None:
+            self.form.show_costs({})
+            return
+        if self._costs_pending:
+            self._costs_dirty = True
+            return
+        self._costs_pending, self._costs_dirty = True, False
+        tokens = self.form.tokens.value()
+
+        def done(costs: Any) -> None:
+            self._costs_pending = False
+            self.form.show_costs(costs or {})
+            if self._costs_dirty:
+                self._update_costs()
+
+        def failed(exc: BaseException, trace: str) -> None:
+            log.warning("counting tokens per call failed: %s\n%s", exc, trace)
+            done({})
+
+        self.jobs.run(
+            "count tokens per call",
+            lambda cancel: graduation.per_call_tokens(backend, prompt, tokens),
+            on_done=done,
+            on_error=failed,
+            on_cancelled=lambda: done({}),
+        )
 
     def _update_model_label(self) -> None:
         self.form.show_model(selected_spec(self.session))

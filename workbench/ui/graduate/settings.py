@@ -8,7 +8,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any, get_args
 
-from PySide6.QtCore import QTimer, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
@@ -28,9 +28,11 @@ from workbench.core.models import (
     ModelSpec,
     Precision,
     Prompt,
+    SoftPromptPlacement,
     TestSet,
     TrainConfig,
 )
+from workbench.core.placement import PLACEMENT_LABELS
 from workbench.core.tuning import init_text
 from workbench.ui.jobs import JobRunner
 from workbench.ui.session import ModelSession
@@ -48,6 +50,14 @@ INIT_LABELS: dict[str, str] = {
     "random": "random",
 }
 INITS: tuple[tuple[str, str], ...] = tuple((m, INIT_LABELS[m]) for m in get_args(InitMode))
+PLACEMENT_TIPS: dict[str, str] = {
+    "replace": "The virtual tokens take the place of the system message (its text becomes "
+    "their initialisation): each call sends only them and the user turn.",
+    "add": "The virtual tokens follow the system message, which is still sent with every call.",
+    "start": "The virtual tokens come before the whole prompt (how soft prompts were "
+    "placed before this choice existed).",
+}
+DEFAULTS = TrainConfig()  # the form starts from the schema's defaults
 
 
 def selected_spec(session: ModelSession) -> ModelSpec | None:
@@ -81,6 +91,9 @@ class TrainingSettings(QGroupBox):
     """The test set or the seed changed: what training uses must be counted again
     (seed edits arrive a little later, once per pause in typing)."""
 
+    costs_stale = Signal()
+    """The per-call cost of the placements must be counted again (virtual tokens changed)."""
+
     def __init__(self, jobs: JobRunner, parent: QWidget | None = None) -> None:
         super().__init__("Settings", parent)
         self.jobs = jobs
@@ -101,8 +114,20 @@ class TrainingSettings(QGroupBox):
         )
         self.data_label = named(QLabel(), "gradData")
         self.data_label.setWordWrap(True)
-        self.tokens = _spin("gradTokens", 1, 512, 20)
+        self.tokens = _spin("gradTokens", 1, 512, DEFAULTS.num_virtual_tokens)
         self.tokens.setToolTip("Virtual tokens: the soft prompt's length (they count as context)")
+        self.placement_combo = _narrow_combo("gradPlacement", 14)
+        for value in get_args(SoftPromptPlacement):
+            self.placement_combo.addItem(PLACEMENT_LABELS[value], value)
+            index = self.placement_combo.count() - 1
+            self.placement_combo.setItemData(
+                index, PLACEMENT_TIPS[value], Qt.ItemDataRole.ToolTipRole
+            )
+        self.placement_combo.setCurrentIndex(self.placement_combo.findData(DEFAULTS.placement))
+        self.placement_combo.setToolTip("Where the virtual tokens go, and what each call sends")
+        self.placement_cost = named(QLabel(), "gradPlacementCost")
+        self.placement_cost.setWordWrap(True)
+        self._costs: dict[str, int] = {}
         self.init_combo = _narrow_combo("gradInit", 10)
         for value, label in INITS:
             self.init_combo.addItem(label, value)
@@ -112,8 +137,8 @@ class TrainingSettings(QGroupBox):
         self.learning_rate.setDecimals(5)
         self.learning_rate.setRange(0.00001, 10.0)
         self.learning_rate.setSingleStep(0.005)
-        self.learning_rate.setValue(3e-2)
-        self.steps = _spin("gradSteps", 1, 1_000_000, 225)
+        self.learning_rate.setValue(DEFAULTS.learning_rate)
+        self.steps = _spin("gradSteps", 1, 1_000_000, DEFAULTS.steps)
         self.epochs = named(QDoubleSpinBox(), "gradEpochs")
         self.epochs.setRange(0.1, 100_000)
         self.epochs.setDecimals(1)
@@ -133,10 +158,10 @@ class TrainingSettings(QGroupBox):
         for widget in (self.steps, self.epochs, self.length_unit):
             length_row.addWidget(widget)
         length_row.addStretch(1)
-        self.batch = _spin("gradBatch", 1, 4096, 8)
-        self.eval_every = _spin("gradEvalEvery", 1, 1_000_000, 25)
+        self.batch = _spin("gradBatch", 1, 4096, DEFAULTS.batch_size)
+        self.eval_every = _spin("gradEvalEvery", 1, 1_000_000, DEFAULTS.eval_every)
         self.eval_every.setToolTip("Validate every N steps (and at the last step)")
-        self.patience = _spin("gradPatience", 0, 10_000, 4)
+        self.patience = _spin("gradPatience", 0, 10_000, DEFAULTS.early_stopping_patience or 0)
         self.patience.setSpecialValueText("off")
         self.patience.setSuffix(" evaluations")
         self.patience.setToolTip("Stop after this many validations without improvement")
@@ -157,6 +182,8 @@ class TrainingSettings(QGroupBox):
         form.addRow("Test set", self.test_set_combo)
         form.addRow("Data", self.data_label)
         form.addRow("Virtual tokens", self.tokens)
+        form.addRow("Soft prompt", self.placement_combo)
+        form.addRow("", self.placement_cost)
         form.addRow("Initialisation", self.init_combo)
         form.addRow("Init text", self.init_text)
         form.addRow("Learning rate", self.learning_rate)
@@ -180,6 +207,8 @@ class TrainingSettings(QGroupBox):
         self.batch.valueChanged.connect(lambda _: self._show_length())
         self.init_combo.currentIndexChanged.connect(lambda _: self.set_editable(self._editable))
         self.device_combo.currentIndexChanged.connect(lambda _: self.show_device_info())
+        self.placement_combo.currentIndexChanged.connect(lambda _: self._show_costs())
+        self.tokens.valueChanged.connect(lambda _: self.costs_stale.emit())
 
     # -- TrainConfig <-> widgets -----------------------------------------------------
 
@@ -190,6 +219,7 @@ class TrainingSettings(QGroupBox):
         by_epochs = self.length_unit.currentData() == "epochs"
         return {
             "num_virtual_tokens": self.tokens.value(),
+            "placement": self.placement_combo.currentData(),
             "init": init,
             "init_text": text if init == "text" and text else None,
             "learning_rate": self.learning_rate.value(),
@@ -210,6 +240,7 @@ class TrainingSettings(QGroupBox):
     def set_config(self, config: TrainConfig) -> None:
         """Fill the form from a TrainConfig (e.g. to repeat an earlier run)."""
         self.tokens.setValue(config.num_virtual_tokens)
+        self.placement_combo.setCurrentIndex(self.placement_combo.findData(config.placement))
         self.init_combo.setCurrentIndex(self.init_combo.findData(config.init))
         if config.init_text:
             self.init_text.setText(config.init_text)
@@ -240,6 +271,32 @@ class TrainingSettings(QGroupBox):
         self._editable = editable
         self.setEnabled(editable)
         self.init_text.setEnabled(editable and self.init_combo.currentData() == "text")
+
+    # -- what a call costs -------------------------------------------------------------
+
+    def show_costs(self, costs: dict[str, int]) -> None:
+        """Context tokens per call (`graduation.per_call_tokens`; empty: unknown)."""
+        self._costs = dict(costs)
+        self._show_costs()
+
+    def _show_costs(self) -> None:
+        placement = str(self.placement_combo.currentData())
+        costs = self._costs
+        if placement not in costs:
+            self.placement_cost.setText(
+                "Load the model in the Run panel to see what each call costs."
+                if placement != "start"
+                else ""
+            )
+            return
+        few = costs.get("few-shot")
+        share = f", {costs[placement] / few:.0%} of the few-shot prompt's {few}" if few else ""
+        other = "add" if placement == "replace" else "replace"
+        self.placement_cost.setText(
+            f"About {costs[placement]} tokens per call{share} "
+            f"({PLACEMENT_LABELS[other]}: {costs.get(other, '?')}; zero-shot hard prompt: "
+            f"{costs.get('zero-shot', '?')})."
+        )
 
     # -- model, test sets and length -------------------------------------------------
 
