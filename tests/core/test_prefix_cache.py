@@ -120,3 +120,24 @@ def test_batches_are_bucketed_by_length_and_fixed_by_the_seed() -> None:
     assert batch_schedule(lengths, 4, 16, seed=3, first=5) == schedule[5:]
     seen = sorted(i for b in schedule[:8] for i in b)
     assert seen == list(range(32))  # an epoch shows every row once
+
+
+def test_batches_and_a_teacher_forced_continuation_give_the_same_scores(model) -> None:
+    virtual = torch.randn(N, HIDDEN)
+    cases = [
+        [4, *virtual_items(N), 8, 9, 10, 11],
+        [4, *virtual_items(N), 8, 12],
+        [4, *virtual_items(N), 13, 14, 15, 16, 17],
+        [4, *virtual_items(N), 8, 9],
+    ]
+    targets = [[1, 2], [2, 3, 4], [5], [1, 2]]
+    options = [[[1], [2, 3], [6, 7], target] for target in targets]
+    one_by_one = list(score_continuations(model, cases, options, virtual, batch_size=1))
+    batched = list(score_continuations(model, cases, options, virtual, batch_size=3))
+    forced = list(
+        score_continuations(model, cases, options, virtual, teacher=targets, batch_size=8)
+    )
+    for a, b, c, case, opts in zip(one_by_one, batched, forced, cases, options, strict=True):
+        assert b == pytest.approx(a, abs=1e-5) and c == pytest.approx(a, abs=1e-5)
+        for score, option in zip(a, opts, strict=True):
+            assert score == pytest.approx(full_logprob(model, case, option, virtual), abs=1e-5)

@@ -298,7 +298,7 @@ class TrainConfig(_Model):
     num_virtual_tokens: int = Field(default=20, ge=1, le=512)
     init: InitMode = "text"
     init_text: str | None = None
-    learning_rate: float = Field(default=3e-2, gt=0)
+    learning_rate: float = Field(default=0.1, gt=0)
     weight_decay: float = Field(default=0.0, ge=0)
     steps: int = Field(default=225, ge=1)
     epochs: float | None = Field(
@@ -309,7 +309,7 @@ class TrainConfig(_Model):
     )
     batch_size: int = Field(default=8, ge=1)
     eval_every: int = Field(default=25, ge=1)
-    early_stopping_patience: int | None = Field(default=4, ge=1)
+    early_stopping_patience: int | None = Field(default=2, ge=1)
     device: Device = "auto"
     precision: Precision = "auto"
     seed: int = 0

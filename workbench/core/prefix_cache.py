@@ -127,41 +127,76 @@ def score_continuations(
     cases: Sequence[Items],
     continuations: Sequence[Sequence[Sequence[int]]],
     virtual: Any = None,
+    *,
+    teacher: Sequence[Sequence[int]] | None = None,
+    batch_size: int = 8,
 ) -> Iterator[list[float]]:
     """For each case (a sequence of items), the summed log-probability of each
-    continuation (token ids) right after it: the prefix all cases share runs once; each
-    case then runs its own items once, and its multi-token continuations in one batch
-    over the case's cache. `continuations[i]` are case i's continuations. Yields one
-    list of scores per case, in order, so a caller can stop between cases."""
+    continuation (token ids) right after it. The prefix all cases share runs once; then
+    `batch_size` cases at a time run their own items in one pass (right-padded), and a
+    case's multi-token continuations run in one more batch over its cache.
+
+    `continuations[i]` are case i's continuations. `teacher[i]` (optional) is a
+    continuation run inside case i's own pass: every continuation that is a prefix of
+    it is scored from that pass (validation teacher-forces each row's target so its
+    loss costs no second pass). Yields one list of scores per case, in order, so a
+    caller can stop between batches."""
     import torch
 
-    shared = PrefixCache(model, cases[0][: common_length(cases)], virtual) if cases else None
+    if not cases:
+        return
+    shared = PrefixCache(model, cases[0][: common_length(cases)], virtual)
     head = model.get_output_embeddings()
+    start = shared.length
     with torch.no_grad():
-        for index, case in enumerate(cases):
-            assert shared is not None
-            options = continuations[index]
-            own = embed_items(model, case[shared.length :], virtual).unsqueeze(0)
-            mask = torch.ones((1, own.shape[1]), dtype=torch.long, device=own.device)
-            hidden, cache = shared.run(own, mask)
-            first = torch.log_softmax(head(hidden[0, -1]).float(), dim=-1)
-            scores = [float(first[ids[0]]) if ids else 0.0 for ids in options]
-            longer = [j for j, ids in enumerate(options) if len(ids) > 1]
-            if longer:
-                scores = _add_rest(model, cache, case, longer, options, scores)
-            yield scores
+        for first in range(0, len(cases), max(1, batch_size)):
+            chunk = range(first, min(len(cases), first + max(1, batch_size)))
+            forced = [list(teacher[i]) if teacher is not None else [] for i in chunk]
+            rows = [
+                embed_items(model, [*cases[i][start:], *ext[:-1]], virtual)
+                for i, ext in zip(chunk, forced, strict=True)
+            ]
+            lengths = [row.shape[0] for row in rows]
+            embeds = torch.nn.utils.rnn.pad_sequence(rows, batch_first=True)
+            mask = torch.zeros(embeds.shape[:2], dtype=torch.long, device=embeds.device)
+            for b, length in enumerate(lengths):
+                mask[b, :length] = 1
+            hidden, cache = shared.run(embeds, mask)
+            layers = _layers_of(cache)
+            for b, i in enumerate(chunk):
+                ext = forced[b]
+                own = len(cases[i]) - start  # the case's own items, without `ext`
+                positions = [own - 1 + k for k in range(max(len(ext), 1))]
+                logprobs = torch.log_softmax(head(hidden[b, positions]).float(), dim=-1)
+                scores: list[float] = []
+                longer: list[int] = []
+                for j, ids in enumerate(continuations[i]):
+                    if ids and list(ids) == ext[: len(ids)]:  # read off the forced pass
+                        scores.append(sum(float(logprobs[k, t]) for k, t in enumerate(ids)))
+                        continue
+                    scores.append(float(logprobs[0, ids[0]]) if ids else 0.0)
+                    if len(ids) > 1:
+                        longer.append(j)
+                if longer:
+                    past = start + own
+                    row_cache = [
+                        (k[b : b + 1, :, :past], v[b : b + 1, :, :past]) for k, v in layers
+                    ]
+                    scores = _add_rest(model, row_cache, past, longer, continuations[i], scores)
+                yield scores
 
 
 def _add_rest(
     model: Any,
-    cache: Any,
-    case: Items,
+    layers: list[tuple[Any, Any]],
+    past: int,
     longer: list[int],
     options: Sequence[Sequence[int]],
     scores: list[float],
 ) -> list[float]:
     """Add the log-probabilities of the 2nd… tokens of multi-token continuations: one
-    batch (a row per continuation, right-padded) over the case's own cache."""
+    batch (a row per continuation, right-padded) over the case's keys and values
+    (`layers`, `past` positions long)."""
     import torch
     from transformers import DynamicCache
 
@@ -174,9 +209,8 @@ def _add_rest(
         tokens = list(options[j][:-1])
         ids[r, : len(tokens)] = torch.tensor(tokens, device=device)
         mask[r, : len(tokens)] = 1
-    data = [(k.expand(rows, -1, -1, -1), v.expand(rows, -1, -1, -1)) for k, v in _layers_of(cache)]
+    data = [(k.expand(rows, -1, -1, -1), v.expand(rows, -1, -1, -1)) for k, v in layers]
     expanded = DynamicCache(ddp_cache_data=data, config=model.config)
-    past = len(case)
     decoder = model.get_decoder()
     full_mask = torch.cat([mask.new_ones((rows, past)), mask], dim=1)
     hidden = decoder(
@@ -195,9 +229,8 @@ def _add_rest(
             targets.append(int(options[j][k]))
     picked = hidden[torch.tensor(picks_r, device=device), torch.tensor(picks_p, device=device)]
     logprobs = torch.log_softmax(model.get_output_embeddings()(picked).float(), dim=-1)
-    chosen = logprobs[
-        torch.arange(len(targets), device=device), torch.tensor(targets, device=device)
-    ]
+    wanted = torch.tensor(targets, device=device)
+    chosen = logprobs[torch.arange(len(targets), device=device), wanted]
     out = list(scores)
     for value, r in zip(chosen.tolist(), picks_r, strict=True):
         out[longer[r]] += float(value)

@@ -588,7 +588,8 @@ def validate(
     options = [[*(label_ids or []), target] for target in targets]
     total_loss = 0.0
     correct = 0
-    scored = score_continuations(base, cases, options, prompt.detach())
+    # each row's target is teacher-forced inside its own pass: its loss costs no other
+    scored = score_continuations(base, cases, options, prompt.detach(), teacher=targets)
     for target, scores in zip(targets, scored, strict=True):
         total_loss += -scores[-1] / len(target)
         if label_ids:
