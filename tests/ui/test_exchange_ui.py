@@ -257,7 +257,7 @@ def test_stopping_an_import_while_it_is_written_keeps_the_library(
     dialog.reject()  # Cancel while writing means Stop; the dialog stays
     _wait(qtbot, job)
     assert applied_in == ["workbench-jobs"]
-    assert dialog.isVisible() and dialog.result is None
+    assert dialog.isVisible() and dialog.import_result is None
     assert "nothing was imported" in dialog.message.text()
     assert snapshot(library_dir) == before
     assert _names(window) == ["Mine"]

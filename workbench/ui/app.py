@@ -51,6 +51,15 @@ DESKTOP_ID = "io.github.promptworkbench.PromptWorkbench"
 AUTOSAVE_MS = 700  # a crash loses at most this much typing (plus the write itself)
 
 
+def _action(
+    text: str, parent: QMainWindow, shortcut: QKeySequence.StandardKey | QKeySequence
+) -> QAction:
+    """A menu action with one shortcut."""
+    action = QAction(text, parent)
+    action.setShortcut(QKeySequence(shortcut))
+    return action
+
+
 class MainWindow(QMainWindow):
     def __init__(self, library: Library, load_model: bool = True) -> None:
         super().__init__()
@@ -76,7 +85,8 @@ class MainWindow(QMainWindow):
             library, self.jobs, self.session, self.selection, self._params_edited
         )
 
-        self.tabs = QTabWidget(objectName="editorTabs")
+        self.tabs = QTabWidget()
+        self.tabs.setObjectName("editorTabs")
         self.tabs.addTab(self.editor, "Prompt")
         self.tabs.addTab(self.few_shot, "Few-shot examples")
         self.tabs.addTab(self.cot, "Chain of thought")
@@ -130,17 +140,17 @@ class MainWindow(QMainWindow):
 
     def _build_actions(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
-        self.save_action = QAction("Save version", self, shortcut=QKeySequence.StandardKey.Save)
+        self.save_action = _action("Save version", self, QKeySequence.StandardKey.Save)
         self.save_action.triggered.connect(self.save_version)
-        new = QAction("New prompt", self, shortcut=QKeySequence.StandardKey.New)
+        new = _action("New prompt", self, QKeySequence.StandardKey.New)
         new.triggered.connect(lambda: self.library_panel.new_prompt())
         seed = QAction("Load the sample library", self)
         seed.triggered.connect(self.load_sample_library)
-        self.import_action = QAction("Import…", self, shortcut=QKeySequence("Ctrl+I"))
+        self.import_action = _action("Import…", self, QKeySequence("Ctrl+I"))
         self.import_action.triggered.connect(lambda: self.import_file())
-        self.export_action = QAction("Export…", self, shortcut=QKeySequence("Ctrl+E"))
+        self.export_action = _action("Export…", self, QKeySequence("Ctrl+E"))
         self.export_action.triggered.connect(self.show_export)
-        quit_action = QAction("Quit", self, shortcut=QKeySequence.StandardKey.Quit)
+        quit_action = _action("Quit", self, QKeySequence.StandardKey.Quit)
         quit_action.triggered.connect(self.close)
         for action in (new, self.save_action, seed):
             file_menu.addAction(action)
@@ -151,11 +161,11 @@ class MainWindow(QMainWindow):
         file_menu.addAction(quit_action)
 
         run_menu = self.menuBar().addMenu("&Run")
-        self.run_action = QAction("Run", self, shortcut=QKeySequence("Ctrl+Return"))
+        self.run_action = _action("Run", self, QKeySequence("Ctrl+Return"))
         self.run_action.triggered.connect(self.run_panel.run)
-        self.stop_action = QAction("Stop", self, shortcut=QKeySequence(Qt.Key.Key_Escape))
+        self.stop_action = _action("Stop", self, QKeySequence(Qt.Key.Key_Escape))
         self.stop_action.triggered.connect(self.run_panel.stop)
-        find = QAction("Find prompt", self, shortcut=QKeySequence.StandardKey.Find)
+        find = _action("Find prompt", self, QKeySequence.StandardKey.Find)
         find.triggered.connect(self._focus_search)
         for action in (self.run_action, self.stop_action):
             run_menu.addAction(action)
@@ -435,6 +445,7 @@ class MainWindow(QMainWindow):
         settings.setValue("main/geometry", self.saveGeometry())
         settings.setValue("main/state", self.saveState())
         self.jobs.shutdown()
+        self.session.close()  # panels stop using the model; it closes if the worker ended
         self.library.close()
         super().closeEvent(event)
 

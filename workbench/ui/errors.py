@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from workbench.core.logs import log_file
+from workbench.ui.widgets import named
 
 log = logging.getLogger(__name__)
 
@@ -60,19 +61,19 @@ class ErrorDialog(QDialog):
         self.setModal(False)  # never blocks the window (nor a test)
         self.traces: list[str] = []
         layout = QVBoxLayout(self)
-        self.message = QLabel(objectName="errorMessage")
+        self.message = named(QLabel(), "errorMessage")
         self.message.setWordWrap(True)
         self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.more = QLabel(objectName="errorMore")
+        self.more = named(QLabel(), "errorMore")
         self.more.hide()
-        self.log_path = QLabel(objectName="errorLogPath")
+        self.log_path = named(QLabel(), "errorLogPath")
         self.log_path.setWordWrap(True)
         layout.addWidget(self.message)
         layout.addWidget(self.more)
         layout.addWidget(self.log_path)
         layout.addWidget(QLabel("The app keeps running; unsaved edits are autosaved."))
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
-        self.copy_button = QPushButton("Copy details", objectName="copyErrorDetails")
+        self.copy_button = named(QPushButton("Copy details"), "copyErrorDetails")
         buttons.addButton(self.copy_button, QDialogButtonBox.ButtonRole.ActionRole)
         self.copy_button.clicked.connect(self.copy_details)
         buttons.rejected.connect(self.close)

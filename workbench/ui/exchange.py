@@ -81,8 +81,8 @@ class ExportDialog(QDialog):
         form = QFormLayout()
         self.format = QComboBox()
         self.format.setObjectName("exportFormat")
-        for name, module in exchange.FORMATS.items():
-            self.format.addItem(module.LABEL, name)
+        for format_name, module in exchange.FORMATS.items():
+            self.format.addItem(module.LABEL, format_name)
         form.addRow("Format", self.format)
         scope = QWidget()
         scope_layout = QVBoxLayout(scope)
@@ -148,6 +148,7 @@ class ExportDialog(QDialog):
 
     def _choose_target(self) -> None:
         module = exchange.format_module(self.format_name)
+        target: str
         if self.needs_folder():
             target = QFileDialog.getExistingDirectory(self, "Export into folder")
         else:

@@ -155,7 +155,7 @@ class ImportPreviewDialog(QDialog):
         self.plan = plan
         self.jobs = jobs
         self.job: Job | None = None  # the import being written
-        self.result: ImportResult | None = None
+        self.import_result: ImportResult | None = None
         self.error: str | None = None
         module = exchange.format_module(format_name)
         layout = QVBoxLayout(self)
@@ -243,7 +243,7 @@ class ImportPreviewDialog(QDialog):
 
         def done(result: ImportResult) -> None:
             self._ended(progress)
-            self.result = result
+            self.import_result = result
             self.imported.emit(result)
             self.accept()
 

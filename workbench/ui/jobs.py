@@ -143,6 +143,16 @@ class JobRunner(QObject):
         return self.submit(Job(name, function, on_events, on_done, on_error, on_cancelled))
 
     @property
+    def closed(self) -> bool:
+        """True once `shutdown` ran: no new jobs (results still queued arrive late)."""
+        return self._closed
+
+    @property
+    def ended(self) -> bool:
+        """True once shut down and the worker has finished (nothing runs any more)."""
+        return self._closed and not self._thread.is_alive()
+
+    @property
     def busy(self) -> bool:
         return any(not j.finished for j in self._jobs.values())
 

@@ -48,7 +48,7 @@ from workbench.ui.run_views import (
     probability_colour,
 )
 from workbench.ui.session import ModelSession, PromptSelection
-from workbench.ui.widgets import titled_column
+from workbench.ui.widgets import named, titled_column
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,20 @@ __all__ = [
     "describe_error",
     "probability_colour",
 ]
+
+
+def _decimal(name: str, low: float, high: float, step: float) -> QDoubleSpinBox:
+    box = named(QDoubleSpinBox(), name)
+    box.setRange(low, high)
+    box.setSingleStep(step)
+    box.setDecimals(2)
+    return box
+
+
+def _whole(name: str, low: int, high: int) -> QSpinBox:
+    box = named(QSpinBox(), name)
+    box.setRange(low, high)
+    return box
 
 
 def describe_error(exc: BaseException) -> str:
@@ -92,44 +106,39 @@ class RunPanel(QWidget):
         self._run_job: Job | None = None
         self._loading_params = False
 
-        self.model_picker = QComboBox(objectName="modelPicker")
-        self.add_model = QToolButton(objectName="addModel", text="Add…")
+        self.model_picker = named(QComboBox(), "modelPicker")
+        self.add_model = named(QToolButton(), "addModel")
+        self.add_model.setText("Add…")
         self.add_model.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         menu = QMenu(self.add_model)
         menu.addAction("GGUF file…", self._add_gguf)
         menu.addAction("Hugging Face folder…", self._add_folder)
         menu.addAction("OpenAI-compatible server…", self._add_server)
         self.add_model.setMenu(menu)
-        self.model_status = QLabel(session.status, objectName="modelStatus")
+        self.model_status = named(QLabel(session.status), "modelStatus")
         self.model_status.setWordWrap(True)
 
-        self.temperature = QDoubleSpinBox(
-            objectName="temperature", minimum=0.0, maximum=5.0, singleStep=0.1, decimals=2
-        )
-        self.top_p = QDoubleSpinBox(
-            objectName="topP", minimum=0.01, maximum=1.0, singleStep=0.05, decimals=2
-        )
-        self.top_k = QSpinBox(objectName="topK", minimum=0, maximum=1000)
+        self.temperature = _decimal("temperature", 0.0, 5.0, 0.1)
+        self.top_p = _decimal("topP", 0.01, 1.0, 0.05)
+        self.top_k = _whole("topK", 0, 1000)
         self.top_k.setSpecialValueText("off")
-        self.max_tokens = QSpinBox(objectName="maxTokens", minimum=1, maximum=32768)
-        self.repetition = QDoubleSpinBox(
-            objectName="repetitionPenalty", minimum=0.1, maximum=5.0, singleStep=0.05, decimals=2
-        )
-        self.threads = QSpinBox(objectName="threads", minimum=1, maximum=256)
+        self.max_tokens = _whole("maxTokens", 1, 32768)
+        self.repetition = _decimal("repetitionPenalty", 0.1, 5.0, 0.05)
+        self.threads = _whole("threads", 1, 256)
         self.threads.setValue(session.settings.threads)
         self.threads.setToolTip(
             "CPU threads for the model (default: physical cores; more oversubscribes the "
             "CPU). Applies when a model is loaded; saved for next time."
         )
         self.threads.valueChanged.connect(self._threads_changed)
-        self.seed = QSpinBox(objectName="seed", minimum=-1, maximum=2**31 - 1)
+        self.seed = _whole("seed", -1, 2**31 - 1)
         self.seed.setSpecialValueText("random")
-        self.soft_prompt = QComboBox(objectName="softPromptPicker")
+        self.soft_prompt = named(QComboBox(), "softPromptPicker")
         self.soft_prompt.setToolTip(
             "Run with one of this prompt's soft prompts (graduated "
             "from it): virtual tokens before the prompt"
         )
-        self.stops = QPlainTextEdit(objectName="stopStrings")
+        self.stops = named(QPlainTextEdit(), "stopStrings")
         self.stops.setPlaceholderText("one stop string per line (\\n for a newline)")
         self.stops.setFixedHeight(48)
         params = QFormLayout()
@@ -142,17 +151,18 @@ class RunPanel(QWidget):
         params.addRow("Stop strings", self.stops)
         params.addRow("Soft prompt", self.soft_prompt)
         params.addRow("CPU threads", self.threads)
-        for spin in (self.temperature, self.top_p, self.repetition):
-            spin.valueChanged.connect(self._params_edited)
-        for spin in (self.top_k, self.max_tokens, self.seed):
-            spin.valueChanged.connect(self._params_edited)
+        for decimal in (self.temperature, self.top_p, self.repetition):
+            decimal.valueChanged.connect(self._params_edited)
+        for whole in (self.top_k, self.max_tokens, self.seed):
+            whole.valueChanged.connect(self._params_edited)
         self.stops.textChanged.connect(self._params_edited)
 
-        self.run_button = QPushButton("Run", objectName="runButton")
+        self.run_button = named(QPushButton("Run"), "runButton")
         self.run_button.setToolTip("Run the prompt (Ctrl+Enter)")
-        self.stop_button = QPushButton("Stop", objectName="stopButton", enabled=False)
+        self.stop_button = named(QPushButton("Stop"), "stopButton")
+        self.stop_button.setEnabled(False)
         self.stop_button.setToolTip("Stop generation (Esc)")
-        self.probabilities = QCheckBox("Colour tokens by probability", objectName="probToggle")
+        self.probabilities = named(QCheckBox("Colour tokens by probability"), "probToggle")
         self.run_button.clicked.connect(self.run)
         self.stop_button.clicked.connect(self.stop)
         buttons = QHBoxLayout()
@@ -161,15 +171,15 @@ class RunPanel(QWidget):
         buttons.addStretch(1)
 
         self.output = OutputView()
-        self.stats = QLabel(objectName="runStats")
+        self.stats = named(QLabel(), "runStats")
         self.stats.setWordWrap(True)
 
         self.history_model = RunListModel(self)
-        self.history = QListView(objectName="runHistory")
+        self.history = named(QListView(), "runHistory")
         self.history.setModel(self.history_model)
         self.history.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.history.doubleClicked.connect(lambda index: self.show_run(index.row()))
-        self.compare_button = QPushButton("Compare selected", objectName="compareRuns")
+        self.compare_button = named(QPushButton("Compare selected"), "compareRuns")
         self.compare_button.clicked.connect(self.compare_selected)
         self.history.selectionModel().selectionChanged.connect(self._history_selection)
         self.compare_button.setEnabled(False)

@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 from workbench.core.backends.base import TokenEvent
 from workbench.core.models import RunRecord
 from workbench.ui.editor import monospace
+from workbench.ui.widgets import named
 
 TOKEN_PROPERTY = QTextCharFormat.Property.UserProperty + 1
 
@@ -42,7 +43,9 @@ class OutputView(QTextEdit):
     """Read-only output; when probabilities are on, hovering a token shows its alternatives."""
 
     def __init__(self) -> None:
-        super().__init__(objectName="outputText", readOnly=True)
+        super().__init__()
+        self.setObjectName("outputText")
+        self.setReadOnly(True)
         self.setFont(monospace())
         self.viewport().installEventFilter(self)
 
@@ -128,10 +131,10 @@ class ServerDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Add a server")
         form = QFormLayout(self)
-        self.url = QLineEdit("http://127.0.0.1:8000/v1", objectName="serverUrl")
-        self.remote_model = QLineEdit(objectName="serverModel")
+        self.url = named(QLineEdit("http://127.0.0.1:8000/v1"), "serverUrl")
+        self.remote_model = named(QLineEdit(), "serverModel")
         self.remote_model.setPlaceholderText("empty = the first model the server lists")
-        self.api_key_env = QLineEdit(objectName="serverKeyEnv")
+        self.api_key_env = named(QLineEdit(), "serverKeyEnv")
         self.api_key_env.setPlaceholderText("e.g. OPENAI_API_KEY; empty = no key")
         form.addRow("Base URL", self.url)
         form.addRow("Model on the server", self.remote_model)

@@ -155,6 +155,9 @@ class ModelSession(QObject):
             return load_backend(spec, backend_name, settings)
 
         def done(backend: Backend) -> None:
+            if self.jobs.closed:  # the window closed while it loaded: nobody will use it
+                backend.close()
+                return
             if self._loaded_key != key:  # another model was picked meanwhile
                 self.jobs.run("close model", lambda cancel: backend.close())
                 return
@@ -185,7 +188,13 @@ class ModelSession(QObject):
         return BackendPool(self.catalog, self.settings, spec, backend, self.lent())
 
     def close(self) -> None:
-        """Let the loaded model go (on the worker, behind any job using it)."""
+        """Let the loaded model go (on the worker, behind any job using it; at once when
+        the runner has ended). Panels are told there is no model any more."""
         backend, self.backend, self._loaded_key = self.backend, None, None
-        if backend is not None:
+        if backend is None:
+            return
+        self.backend_changed.emit(None)
+        if not self.jobs.closed:
             self.jobs.run("close model", lambda cancel: backend.close())
+        elif self.jobs.ended:  # no worker can be using it
+            backend.close()
