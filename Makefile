@@ -33,7 +33,7 @@ run: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check workbench tests bench scripts
 	$(BIN)/ruff format --check workbench tests bench scripts
-	$(BIN)/mypy workbench/core
+	$(BIN)/mypy workbench
 	$(BIN)/lint-imports
 
 test: lint
