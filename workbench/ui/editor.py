@@ -4,6 +4,7 @@ exactly what the model will see, with its token count."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -33,8 +34,16 @@ from PySide6.QtWidgets import (
 
 from workbench.core.backends.base import BackendError
 from workbench.core.models import Message, Prompt
-from workbench.core.templates import TemplateError, prompt_variables, render_preview
+from workbench.core.templates import (
+    RenderedStep,
+    TemplateError,
+    prompt_variables,
+    render_preview,
+)
+from workbench.ui.jobs import Job, JobRunner
 from workbench.ui.widgets import ERROR_STYLE, named
+
+log = logging.getLogger(__name__)
 
 ChatTemplate = Callable[[list[Message]], str]
 TokenCounter = Callable[[str], int]
@@ -114,8 +123,13 @@ class PromptEditor(QWidget):
     edited = Signal(dict)  # field updates for the working prompt
     graduate_requested = Signal()
 
-    def __init__(self) -> None:
+    preview_shown = Signal()  # a render finished and is on screen (or its error is)
+
+    def __init__(self, jobs: JobRunner | None = None) -> None:
         super().__init__()
+        self.jobs = jobs  # renders run there (light lane); None: on this thread
+        self._render_job: Job | None = None
+        self._render_serial = 0
         self._loading = False
         self._prompt: Prompt | None = None
         self.chat_template: ChatTemplate | None = None
@@ -279,21 +293,59 @@ class PromptEditor(QWidget):
         self._preview_timer.start()
 
     def _refresh_preview(self) -> None:
+        """Render what the model sees. Templates may come from anywhere and, within the
+        render budget, still take a while: with a job runner the render runs on its light
+        lane and a newer edit supersedes an older render (its result is dropped)."""
         prompt = self._prompt
-        self.system.show_error(None)
-        self.template.show_error(None)
-        self.error.hide()
+        self._render_serial += 1
+        serial = self._render_serial
         if prompt is None:
+            self._clear_errors()
             self.preview.clear()
             self.token_count.clear()
+            self.preview_shown.emit()
             return
         values = {
             name: prompt.sample_values.get(name) or _default_or_placeholder(prompt, name)
             for name in self.variable_names()
         }
-        try:
-            steps = render_preview(prompt, values)
-        except TemplateError as exc:
+        if self.jobs is None:
+            try:
+                steps = render_preview(prompt, values)
+            except TemplateError as exc:
+                self._rendered(serial, exc)
+                return
+            self._rendered(serial, steps)
+            return
+        if self._render_job is not None:
+            self._render_job.stop()  # not started yet: dropped; running: its result is
+
+        def failed(exc: BaseException, trace: str) -> None:
+            if not isinstance(exc, TemplateError):
+                log.error("rendering the preview failed:\n%s", trace)
+            self._rendered(serial, exc)
+
+        self._render_job = self.jobs.run(
+            "render preview",
+            lambda cancel: render_preview(prompt, values),
+            on_done=lambda steps: self._rendered(serial, steps),
+            on_error=failed,
+            lane="light",
+        )
+
+    def _clear_errors(self) -> None:
+        self.system.show_error(None)
+        self.template.show_error(None)
+        self.error.hide()
+
+    def _rendered(self, serial: int, outcome: Any) -> None:
+        """Show a render's steps, or its error, unless a newer render was asked for."""
+        if serial != self._render_serial:
+            return
+        self._render_job = None
+        self._clear_errors()
+        if isinstance(outcome, TemplateError):
+            exc = outcome
             self.error.setText(f"{exc.field}, line {exc.line}, column {exc.column}: {exc.message}")
             self.error.show()
             if exc.field == "user_template":
@@ -301,7 +353,15 @@ class PromptEditor(QWidget):
             elif exc.field == "system":
                 self.system.show_error(exc.line, exc.column)
             self.token_count.setText("")
-            return
+        elif isinstance(outcome, BaseException):
+            self.error.setText(f"Could not render the preview: {outcome}")
+            self.error.show()
+            self.token_count.setText("")
+        else:
+            self._show_steps(outcome)
+        self.preview_shown.emit()
+
+    def _show_steps(self, steps: list[RenderedStep]) -> None:
         chunks: list[str] = []
         tokens = 0
         unavailable = ""

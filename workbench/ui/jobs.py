@@ -1,8 +1,10 @@
 """The one place that owns threads: runs core generators and calls off the GUI thread.
 
-A `JobRunner` has a single worker thread and a queue, so model jobs run one at a
-time (two model jobs oversubscribe a small CPU, and llama.cpp crashes when
-two threads call one model). A job is a callable returning an iterator of events
+A `JobRunner` has a worker thread and a queue for model jobs, so they run one at a
+time (two model jobs oversubscribe a small CPU, and llama.cpp crashes when two threads
+call one model), and a second, `light` lane for short work that never touches a model
+(rendering the editor's preview), so typing never waits behind a training run. A job is
+a callable returning an iterator of events
 (a core generator) or a plain value. What it yields is batched on the worker and
 handed to the GUI thread through queued Qt signals at most every `batch_interval_s`;
 the GUI thread never waits on the worker. Stop sets the job's `threading.Event`
@@ -35,13 +37,17 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from workbench.core.fsutil import Cancelled
 
 JobFunction = Callable[[threading.Event], Any]
+Lane = Literal["model", "light"]
+"""`model`: the one worker that runs everything touching a model, one job at a time.
+`light`: a second worker for short CPU work that never touches a model (rendering the
+editor's preview), so it never waits behind a training run."""
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +67,7 @@ class Job:
     started: bool = False
     finished: bool = False
     outcome: str | None = None  # "done", "error" or "cancelled" once finished
+    lane: Lane = "model"
 
     def stop(self) -> None:
         """Ask the job to stop; it ends at its next check (token, step, row)."""
@@ -78,7 +85,8 @@ class _Bridge(QObject):
 
 
 class JobRunner(QObject):
-    """Runs jobs one at a time on one worker thread."""
+    """Runs model jobs one at a time on one worker thread (and light jobs, which never
+    touch a model, on a second one)."""
 
     busy_changed = Signal(bool)
     job_failed = Signal(str, object, str)  # job name, exception, traceback: no on_error
@@ -90,7 +98,10 @@ class JobRunner(QObject):
     def __init__(self, parent: QObject | None = None, batch_interval_s: float = 0.03) -> None:
         super().__init__(parent)
         self.batch_interval_s = batch_interval_s
-        self._queue: queue.Queue[Job | None] = queue.Queue()
+        self._queues: dict[str, queue.Queue[Job | None]] = {
+            "model": queue.Queue(),
+            "light": queue.Queue(),
+        }
         self._jobs: dict[int, Job] = {}
         self._ids = itertools.count(1)
         self._bridge = _Bridge()
@@ -100,8 +111,14 @@ class JobRunner(QObject):
         self._bridge.cancelled.connect(self._deliver_cancelled)
         self._bridge.state.connect(self._deliver_state)
         self._closed = False
-        self._thread = threading.Thread(target=self._work, name="workbench-jobs", daemon=True)
+        self._thread = threading.Thread(
+            target=self._work, args=("model",), name="workbench-jobs", daemon=True
+        )
+        self._light_thread = threading.Thread(
+            target=self._work, args=("light",), name="workbench-light", daemon=True
+        )
         self._thread.start()
+        self._light_thread.start()
         JobRunner._live += 1
         gc.disable()
         self._gc_ticks = 0
@@ -128,7 +145,7 @@ class JobRunner(QObject):
             raise RuntimeError("the job runner is shut down")
         job.id = next(self._ids)
         self._jobs[job.id] = job
-        self._queue.put(job)
+        self._queues[job.lane].put(job)
         return job
 
     def run(
@@ -139,8 +156,10 @@ class JobRunner(QObject):
         on_done: Callable[[Any], None] | None = None,
         on_error: Callable[[BaseException, str], None] | None = None,
         on_cancelled: Callable[[], None] | None = None,
+        lane: Lane = "model",
     ) -> Job:
-        return self.submit(Job(name, function, on_events, on_done, on_error, on_cancelled))
+        job = Job(name, function, on_events, on_done, on_error, on_cancelled, lane=lane)
+        return self.submit(job)
 
     @property
     def closed(self) -> bool:
@@ -150,11 +169,12 @@ class JobRunner(QObject):
     @property
     def ended(self) -> bool:
         """True once shut down and the worker has finished (nothing runs any more)."""
-        return self._closed and not self._thread.is_alive()
+        return self._closed and not (self._thread.is_alive() or self._light_thread.is_alive())
 
     @property
     def busy(self) -> bool:
-        return any(not j.finished for j in self._jobs.values())
+        """A model job is queued or running (light jobs do not count)."""
+        return any(not j.finished and j.lane == "model" for j in self._jobs.values())
 
     def stop_all(self) -> None:
         for job in list(self._jobs.values()):
@@ -165,9 +185,12 @@ class JobRunner(QObject):
         already = self._closed
         self._closed = True
         self.stop_all()
-        self._queue.put(None)
+        for lane_queue in self._queues.values():
+            lane_queue.put(None)
+        deadline = time.monotonic() + timeout_s
         self._thread.join(timeout_s)
-        ended = not self._thread.is_alive()
+        self._light_thread.join(max(0.0, deadline - time.monotonic()))
+        ended = not (self._thread.is_alive() or self._light_thread.is_alive())
         if not already:
             self._gc_timer.stop()
             JobRunner._live -= 1
@@ -178,9 +201,9 @@ class JobRunner(QObject):
 
     # -- worker thread ----------------------------------------------------------
 
-    def _work(self) -> None:
+    def _work(self, lane: str) -> None:
         while True:
-            job = self._queue.get()
+            job = self._queues[lane].get()
             if job is None:
                 return
             if job.cancel.is_set():

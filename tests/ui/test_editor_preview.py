@@ -1,0 +1,105 @@
+"""The live preview renders off the GUI thread, a newer edit supersedes an older render,
+and a hostile template from an imported library can neither freeze nor exhaust the app."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from PySide6.QtCore import QTimer
+
+import workbench.ui.editor as editor_module
+from workbench.core.library import Library
+from workbench.core.models import Prompt
+from workbench.ui.app import MainWindow
+from workbench.ui.editor import PromptEditor
+from workbench.ui.jobs import JobRunner
+
+HOSTILE = {
+    "repeat": "{{ 'a' * 100000000 }}",
+    "loops": "{% for i in range(99999) %}{% for j in range(99999) %}{% endfor %}{% endfor %}",
+    "center": "{{ 'x' | center(50000000) }}",
+}
+
+
+def test_the_preview_renders_on_the_light_worker_and_typing_stays_live(qtbot, monkeypatch) -> None:
+    jobs = JobRunner()
+    try:
+        editor = PromptEditor(jobs)
+        qtbot.addWidget(editor)
+        gate = threading.Event()
+        threads: list[str] = []
+        real = editor_module.render_preview
+
+        def slow_render(prompt, values):  # a template that takes its time (within limits)
+            threads.append(threading.current_thread().name)
+            if len(threads) == 1:
+                assert gate.wait(10)
+            return real(prompt, values)
+
+        monkeypatch.setattr(editor_module, "render_preview", slow_render)
+        ticks: list[int] = []
+        heartbeat = QTimer()
+        heartbeat.timeout.connect(lambda: ticks.append(1))
+        heartbeat.start(5)
+        editor.set_prompt(Prompt(name="p", user_template="first {{ x }}"))
+        qtbot.waitUntil(lambda: len(threads) == 1)  # the first render is stuck on the gate
+        count = len(ticks)
+        qtbot.waitUntil(lambda: len(ticks) >= count + 5)  # the GUI thread keeps running
+        editor.update_prompt(Prompt(name="p", user_template="second {{ x }}"))  # a keystroke
+        assert editor.preview.toPlainText() == ""  # nothing shown yet: the render is pending
+        with qtbot.waitSignal(editor.preview_shown, timeout=10_000):
+            gate.set()
+        qtbot.waitUntil(lambda: "second" in editor.preview.toPlainText())
+        assert "first" not in editor.preview.toPlainText()  # the older render was dropped
+        assert threads and all(name == "workbench-light" for name in threads)
+        heartbeat.stop()
+    finally:
+        jobs.shutdown()
+
+
+def test_a_model_job_never_delays_the_preview(qtbot) -> None:
+    """A long model job occupies the model worker; the preview still renders."""
+    jobs = JobRunner()
+    release = threading.Event()
+    try:
+        jobs.run("long model job", lambda cancel: release.wait(10))
+        editor = PromptEditor(jobs)
+        qtbot.addWidget(editor)
+        with qtbot.waitSignal(editor.preview_shown, timeout=10_000):
+            editor.set_prompt(Prompt(name="p", user_template="Hello {{ who }}"))
+        assert "Hello" in editor.preview.toPlainText()
+        assert jobs.busy  # the model job is still running
+    finally:
+        release.set()
+        jobs.shutdown()
+
+
+def test_a_hostile_imported_library_opens_shows_its_problems_and_stays_intact(
+    qtbot, library_dir: Path
+) -> None:
+    library = Library(library_dir)
+    fine = library.new_prompt("Fine", user_template="Hello {{ who }}")
+    hostile = {
+        name: library.new_prompt(f"Hostile {name}", user_template=source)
+        for name, source in HOSTILE.items()
+    }
+    before = {p: p.read_bytes() for p in sorted(library_dir.rglob("*.json"))}
+    window = MainWindow(Library(library_dir), load_model=False)
+    qtbot.addWidget(window)
+    window.show()
+    editor = window.editor
+    for name, prompt in hostile.items():
+        with qtbot.waitSignal(editor.preview_shown, timeout=10_000):
+            window.select_prompt(prompt.id)
+        assert editor.error.isVisible(), name
+        text = editor.error.text()
+        assert "user_template, line 1" in text and "render limit" in text, text
+        assert editor.template.has_error_underline()
+    with qtbot.waitSignal(editor.preview_shown, timeout=10_000):
+        window.select_prompt(fine.id)
+    assert not editor.error.isVisible()
+    assert "Hello" in editor.preview.toPlainText()
+    window.autosave()
+    after = {p: p.read_bytes() for p in sorted(library_dir.rglob("*.json"))}
+    assert {p: b for p, b in after.items() if p in before} == before  # nothing rewritten
