@@ -9,7 +9,7 @@ each variant and context tokens per call. Targets on a 2-core laptop CPU: total 
 soft >= 90 % on the sample prompt; soft >= the better hard prompt + 20 points on each
 task; soft context tokens per call <= 1/3 of the few-shot prompt's.
 
-Environment: BENCH_TASKS (default "sample,tickets,headlines"), BENCH_DEVICE (auto),
+Environment: BENCH_TASKS (default "sample,tickets,headlines,aspects"), BENCH_DEVICE (auto),
 BENCH_PRECISION (auto), BENCH_CONFIG (JSON of TrainConfig fields over the defaults,
 e.g. '{"placement": "add"}'), BENCH_THREADS (physical cores).
 """
@@ -131,7 +131,7 @@ def report(out: dict[str, object]) -> None:
 
 
 def main() -> None:
-    tasks = os.environ.get("BENCH_TASKS", "sample,tickets,headlines").split(",")
+    tasks = os.environ.get("BENCH_TASKS", "sample,tickets,headlines,aspects").split(",")
     overrides = json.loads(os.environ.get("BENCH_CONFIG", "{}"))
     config = TrainConfig(
         device=os.environ.get("BENCH_DEVICE", "auto"),

@@ -113,6 +113,44 @@ HEADLINE_FILLERS: Filler = {
 }
 
 
+ASPECTS: dict[str, list[str]] = {
+    "price": [
+        "It works fine, honestly, but {amount} dollars for something this {small} is hard "
+        "to justify when the {rival} costs half that.",
+        "Nice enough {item}. I just wish I had waited for a sale, because at full price it "
+        "feels like I overpaid.",
+        "For what you get, the cost is steep. My old {item} did the same for a fraction.",
+    ],
+    "quality": [
+        "The {item} looked great at first, but after {days} the {part} started to {fail}.",
+        "Cheap plastic everywhere, and the {part} wobbled out of the box. It won't last.",
+        "Mine came with a {part} that {fail} within the first week of normal use.",
+    ],
+    "delivery": [
+        "The {item} itself is fine. It just took {days} to get here, and the box was "
+        "crushed when it finally came.",
+        "Ordered it for a birthday and it showed up {days} late; the tracking never updated once.",
+        "Courier left the parcel in the rain by the gate. The {item} survived, the manual did not.",
+    ],
+    "service": [
+        "When the {part} {fail}, I wrote to support three times and only got copy-pasted replies.",
+        "The {item} is okay, but the help line kept me on hold for {minutes} minutes and "
+        "then hung up.",
+        "I asked a simple question about the warranty and the shop never answered.",
+    ],
+}
+ASPECT_FILLERS: Filler = {
+    "amount": ["80", "120", "45", "200"],
+    "small": ["small", "basic", "simple", "plain"],
+    "rival": ["store brand", "older model", "competitor's version"],
+    "item": ["blender", "backpack", "desk chair", "kettle", "speaker"],
+    "days": ["two weeks", "a month", "ten days", "three weeks"],
+    "part": ["zip", "handle", "lid", "strap", "switch"],
+    "fail": ["come loose", "crack", "stop working", "fall off"],
+    "minutes": ["forty", "twenty", "ninety"],
+}
+
+
 def _rows(
     pools: dict[str, list[str]], fillers: Filler, count: int, rng: random.Random
 ) -> list[TestRow]:
@@ -177,7 +215,20 @@ def headline_topic(seed: int = 23) -> tuple[Prompt, TestSet]:
     )
 
 
+def complaint_aspect(seed: int = 37) -> tuple[Prompt, TestSet]:
+    return _task(
+        "Complaint aspect",
+        "Read the customer's product review and say what it mainly complains about: "
+        "price, quality, delivery or service.",
+        "Review: {{ text }}\nMain complaint:",
+        ASPECTS,
+        ASPECT_FILLERS,
+        seed,
+    )
+
+
 GENERATED: dict[str, Callable[[], tuple[Prompt, TestSet]]] = {
     "tickets": ticket_routing,
     "headlines": headline_topic,
+    "aspects": complaint_aspect,
 }

@@ -357,3 +357,46 @@ def test_soft_prompt_export_import_and_nearest_from_the_command_line(
     assert [line.split(None, 1)[1].rsplit(" ", 1)[0] for line in nearest.stdout.splitlines()] == [
         repr(hf_backend.tokenizer.decode([t])) for t in tokens
     ]
+
+
+@pytest.mark.parametrize("placement", ["replace", "add"])
+def test_each_placement_trains_and_its_soft_prompt_runs_on_both_backends(
+    library_dir: Path, embedded_spec, llama_backend, hf_backend, placement: str
+) -> None:
+    """A few steps of the real flow on the embedded model in each placement: the soft
+    prompt is saved with its placement, and both backends score with it alike."""
+    from workbench.core.flows.lookup import load_virtual_tokens
+    from workbench.core.graduation import SoftPromptSaved, graduate
+
+    library = Library(library_dir)
+    prompt = library.new_prompt(
+        "Yes or no",
+        system="Answer yes or no.",
+        user_template="Is {{ thing }} a fruit?",
+        few_shot=FewShot(
+            examples=[
+                FewShotExample(vars={"thing": "an apple"}, output="yes"),
+                FewShotExample(vars={"thing": "a chair"}, output="no"),
+                FewShotExample(vars={"thing": "a pear"}, output="yes"),
+                FewShotExample(vars={"thing": "a stone"}, output="no"),
+            ]
+        ),
+    )
+    config = TrainConfig(
+        num_virtual_tokens=4, steps=3, batch_size=2, device="cpu", placement=placement
+    )
+    events = list(graduate(library, prompt, None, embedded_spec, config, compare=False))
+    saved = [e.soft_prompt for e in events if isinstance(e, SoftPromptSaved)]
+    assert len(saved) == 1 and saved[0].placement == placement
+    tokens = load_virtual_tokens(library, saved[0])
+    assert tokens.placement == placement and tokens.count == 4
+    messages = [
+        Message(role="system", content=prompt.system),
+        Message(role="user", content="Is a plum a fruit?"),
+    ]
+    on_llama = llama_backend.score_continuations(messages, ["yes", "no"], soft_prompt=tokens)
+    on_hf = hf_backend.score_continuations(messages, ["yes", "no"], soft_prompt=tokens)
+    assert on_llama == pytest.approx(on_hf, abs=0.3)
+    without = hf_backend.context_tokens(messages)
+    with_soft = hf_backend.context_tokens(messages, tokens)
+    assert (with_soft < without) if placement == "replace" else (with_soft == without + 4)

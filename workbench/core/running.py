@@ -58,7 +58,8 @@ def run_prompt(
     soft_prompt_id: str | None = None,
 ) -> Iterator[RunEvent]:
     """Run a prompt (every step, for a chain) and end with a RunFinished carrying the record.
-    `soft_prompt` (numpy [N, d]) is fed as virtual tokens before each call."""
+    `soft_prompt` (`placement.VirtualTokens`, or a bare numpy [N, d] array placed before
+    the whole prompt) is fed as virtual tokens into each call."""
     params = params or prompt.params
     cancel = cancel or threading.Event()
     missing = missing_variables(prompt, values)

@@ -387,14 +387,14 @@ class RunPanel(QWidget):
         spec_id = backend.spec.id
 
         def work(cancel: Any) -> Any:
-            tensor = None
+            tokens = None
             if soft_id is not None:
-                from workbench.core.flows.lookup import load_soft_prompt
+                from workbench.core.flows.lookup import load_virtual_tokens
                 from workbench.core.softprompt import check_compatible
 
                 meta = library.soft_prompts[soft_id]
-                tensor = load_soft_prompt(library, meta)
-                check_compatible(meta, backend, tensor)  # refuses another base model
+                tokens = load_virtual_tokens(library, meta)  # in the soft prompt's placement
+                check_compatible(meta, backend, tokens.embeddings)  # refuses another model
             return run_prompt(
                 backend,
                 prompt,
@@ -402,7 +402,7 @@ class RunPanel(QWidget):
                 params,
                 cancel,
                 model_id=spec_id,
-                soft_prompt=tensor,
+                soft_prompt=tokens,
                 soft_prompt_id=soft_id,
             )
 
