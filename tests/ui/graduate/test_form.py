@@ -48,7 +48,8 @@ def test_the_form_is_prefilled_from_the_prompt_and_its_test_set(
     assert not any(r.split for r in Library(library_dir).test_sets[test_set.id].rows)
 
     assert child(panel, QSpinBox, "gradTokens").value() == 20
-    assert child(panel, QDoubleSpinBox, "gradLr").value() == pytest.approx(3e-2)
+    # defaults measured by bench/bench_graduate.py (issue 13): lr 0.1, patience 2
+    assert child(panel, QDoubleSpinBox, "gradLr").value() == pytest.approx(0.1)
     assert child(panel, QSpinBox, "gradSteps").value() == 225
     assert child(panel, QSpinBox, "gradBatch").value() == 8
     assert child(panel, QComboBox, "gradInit").currentData() == "text"
@@ -57,7 +58,7 @@ def test_the_form_is_prefilled_from_the_prompt_and_its_test_set(
     assert child(panel, QComboBox, "gradPrecision").currentData() == "auto"
     assert "SmolLM2" in text_of(panel, "gradModel")
     config = panel.config()
-    assert config.init_text == init_text(prompt) and config.early_stopping_patience == 4
+    assert config.init_text == init_text(prompt) and config.early_stopping_patience == 2
     assert config.epochs is None and not child(panel, QDoubleSpinBox, "gradEpochs").isVisible()
 
     # train for epochs instead: 3 passes over 8 examples in batches of 8 = 3 steps
@@ -130,3 +131,44 @@ def test_a_training_error_shows_in_the_message_and_the_panel_stays_usable(
     assert not child(panel, QPushButton, "gradStop").isEnabled()
     assert Library(library_dir).soft_prompts_for(prompt.id) == []
     wait_idle(qtbot, opened, panel)
+
+
+class CountingBackend:
+    """What `graduation.per_call_tokens` needs from a loaded model: it counts words."""
+
+    hidden_size = 8
+
+    def context_tokens(self, messages, soft_prompt=None) -> int:
+        words = sum(len(m.content.split()) for m in messages)
+        if soft_prompt is None:
+            return words
+        system = sum(len(m.content.split()) for m in messages if m.role == "system")
+        base = words - system if soft_prompt.placement == "replace" else words
+        return base + soft_prompt.count
+
+
+def test_the_form_shows_where_the_soft_prompt_goes_and_what_a_call_costs(
+    qtbot, library_dir: Path, open_panel
+) -> None:
+    library = Library(library_dir)
+    prompt = sentiment_prompt(library)
+    opened, panel = open_panel(prompt)
+    combo = child(panel, QComboBox, "gradPlacement")
+    labels = [combo.itemText(i) for i in range(combo.count())]
+    assert labels[:2] == ["replace the instruction", "add to the prompt"]
+    assert combo.currentData() == "replace"  # the measured default
+    cost = child(panel, QLabel, "gradPlacementCost")
+    assert "Load the model" in cost.text()  # no model loaded: no count
+    opened.session.backend = CountingBackend()  # as if the Run panel had loaded one
+    opened.session.backend_changed.emit(opened.session.backend)
+    qtbot.waitUntil(lambda: "tokens per call" in cost.text())
+    tokens = child(panel, QSpinBox, "gradTokens").value()
+    system_words = len(prompt.system.split())
+    replace_text = cost.text()
+    combo.setCurrentIndex(combo.findData("add"))
+    add_text = cost.text()
+    replace_n = int(replace_text.split("About ")[1].split(" ")[0])
+    add_n = int(add_text.split("About ")[1].split(" ")[0])
+    assert add_n - replace_n == system_words  # 'add' also sends the instruction
+    assert replace_n > tokens and "of the few-shot prompt's" in add_text
+    assert panel.config().placement == "add"
