@@ -20,7 +20,6 @@ from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
     QDockWidget,
-    QFileDialog,
     QMainWindow,
     QMessageBox,
     QTabWidget,
@@ -28,7 +27,6 @@ from PySide6.QtWidgets import (
 
 from workbench import __version__
 from workbench.core.backends.base import Backend
-from workbench.core.fsutil import Cancelled
 from workbench.core.library import Library, LibraryError, default_library_dir, seed_library
 from workbench.core.models import GenerationParams, Prompt
 from workbench.core.resources import resource_path
@@ -36,6 +34,7 @@ from workbench.ui.cot import CoTPanel
 from workbench.ui.editor import PromptEditor
 from workbench.ui.errors import ErrorReporter
 from workbench.ui.evaluate import EvaluatePanel
+from workbench.ui.exchange_flow import ExchangeFlow
 from workbench.ui.fewshot import FewShotPanel
 from workbench.ui.graduate import GraduatePanel
 from workbench.ui.jobs import Job, JobRunner
@@ -72,12 +71,19 @@ class MainWindow(QMainWindow):
         self.jobs.job_failed.connect(self.errors.job_failed)
         self.session = ModelSession(self.jobs, parent=self)
         self.selection = PromptSelection(self)
-        self.import_dialog: Any = None  # the open import preview, if any
-        self.exchange_job: Job | None = None  # an import being read, if any
-        self.import_problems_box: QMessageBox | None = None
+        self.exchange = ExchangeFlow(
+            self,
+            library,
+            self.jobs,
+            self.errors,
+            lambda: self.working.id if self.working is not None else None,
+            self.autosave,
+        )
+        self.exchange.message.connect(self.statusBar().showMessage)
+        self.exchange.imported.connect(self._imported)
 
         self.library_panel = LibraryPanel(library)
-        self.editor = PromptEditor()
+        self.editor = PromptEditor(self.jobs)
         self.few_shot = FewShotPanel()
         self.cot = CoTPanel()
         self.test_sets = TestSetPanel(library)
@@ -329,91 +335,24 @@ class MainWindow(QMainWindow):
     # -- import and export -------------------------------------------------------------
 
     def import_file(self, path: Path | None = None, format_name: str | None = None) -> Job | None:
-        """Read a file (or folder) and plan its import on the worker, with Stop; then show
-        the plan. Nothing is written before the user presses Import in the preview."""
-        from workbench.core import exchange
-        from workbench.ui.exchange import file_filter
-        from workbench.ui.progress import JobProgress
+        """Read a file (or folder) and plan its import in a job; then show the plan.
+        Nothing is written before the user presses Import in the preview."""
+        return self.exchange.import_file(path, format_name)
 
-        if path is None:
-            chosen, _ = QFileDialog.getOpenFileName(self, "Import", "", file_filter(True))
-            if not chosen:
-                return None
-            path = Path(chosen)
-        if self.exchange_job is not None:
-            self.statusBar().showMessage("An import is being read; wait for it or stop it")
-            return None
-        self.autosave()
-        try:
-            name = format_name or exchange.guess_format(path)
-        except ValueError as exc:
-            self._show_import_problems(path, [str(exc)])
-            return None
-        library, source = self.library, path
-        progress = JobProgress(f"Reading {path.name}…", self)
+    def show_export(self) -> None:
+        self.exchange.show_export()
 
-        def work(cancel: Any) -> Any:
-            package = exchange.read_package(source, name, cancel)
-            if cancel.is_set():
-                raise Cancelled("the import was stopped; nothing was imported")
-            yield "planning"
-            yield exchange.plan_import(library, package, str(source))
+    @property
+    def import_dialog(self) -> Any:
+        return self.exchange.import_dialog
 
-        def events(batch: list[Any]) -> None:
-            if "planning" in batch:
-                progress.setLabelText(f"Comparing {source.name} with the library…")
+    @property
+    def import_problems_box(self) -> QMessageBox | None:
+        return self.exchange.import_problems_box
 
-        def ended() -> None:
-            self.exchange_job = None
-            progress.finish()
-
-        def done(plan: Any) -> None:
-            ended()
-            if isinstance(plan, exchange.ImportPlan):
-                self._show_import_preview(plan, name)
-
-        def failed(exc: BaseException, trace: str) -> None:
-            ended()
-            if isinstance(exc, Cancelled):
-                self.statusBar().showMessage(str(exc))
-            elif isinstance(exc, exchange.ImportFailed):
-                self._show_import_problems(source, [str(p) for p in exc.problems])
-            elif isinstance(exc, ValueError | OSError | LibraryError):
-                self._show_import_problems(source, [str(exc)])
-            else:  # a bug in a reader: the error dialog, with its traceback
-                self.errors.job_failed(f"import {source.name}", exc, trace)
-
-        def cancelled() -> None:
-            ended()
-            self.statusBar().showMessage("The import was stopped; nothing was imported")
-
-        job = self.jobs.run(f"read {path.name}", work, events, done, failed, cancelled)
-        self.exchange_job = job
-        progress.follow(job)
-        return job
-
-    def _show_import_preview(self, plan: Any, format_name: str) -> None:
-        from workbench.ui.exchange import ImportPreviewDialog
-
-        dialog = ImportPreviewDialog(plan, format_name, self.jobs, self)
-        dialog.imported.connect(self._imported)
-        # the plan may hold a big bundle's bytes: let go of it once the dialog closes
-        dialog.finished.connect(dialog.deleteLater)
-        dialog.finished.connect(lambda _result: setattr(self, "import_dialog", None))
-        self.import_dialog = dialog
-        dialog.open()
-
-    def _show_import_problems(self, path: Path, problems: list[str]) -> None:
-        box = QMessageBox(self)
-        box.setObjectName("importProblems")
-        box.setIcon(QMessageBox.Icon.Warning)
-        box.setWindowTitle("Cannot import")
-        shown = "\n".join(f"• {p}" for p in problems[:8])
-        more = f"\n… and {len(problems) - 8} more (see details)" if len(problems) > 8 else ""
-        box.setText(f"{path.name} cannot be imported; nothing was added.\n\n{shown}{more}")
-        box.setDetailedText("\n".join(problems))
-        self.import_problems_box = box
-        box.open()
+    @property
+    def export_dialog(self) -> Any:
+        return self.exchange.export_dialog
 
     def _imported(self, result: Any) -> None:
         current = self.working.id if self.working is not None else None
@@ -421,21 +360,6 @@ class MainWindow(QMainWindow):
         if current is not None and current in result.prompt_ids:
             self._reload_current(current)
         self.statusBar().showMessage(f"Imported: {result.summary()}")
-
-    def show_export(self) -> None:
-        from workbench.ui.exchange import ExportDialog
-
-        self.autosave()
-        current = self.working.id if self.working is not None else None
-        self.export_dialog = ExportDialog(self.library, current, self.jobs, self)
-        self.export_dialog.exported.connect(
-            lambda report: self.statusBar().showMessage(
-                "Exported to "
-                + ", ".join(str(p) for p in report.paths[:3])
-                + (f" and {len(report.paths) - 3} more" if len(report.paths) > 3 else "")
-            )
-        )
-        self.export_dialog.open()
 
     # -- window state -------------------------------------------------------------------
 
