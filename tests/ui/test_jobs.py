@@ -205,3 +205,19 @@ def test_a_job_without_an_error_callback_reports_job_failed(qtbot, runner: JobRu
         other = record.job(runner, "handled", broken)
         qtbot.waitUntil(_finished(other), timeout=5000)
     assert [name for name, _ in record.calls] == ["handled error"]
+
+
+def test_a_job_submitted_after_shutdown_ends_cancelled(qtbot) -> None:
+    runner = JobRunner(batch_interval_s=0.01)
+    assert runner.shutdown()
+    ran: list[str] = []
+    outcome: list[str] = []
+    job = runner.run(
+        "late",
+        lambda cancel: ran.append("ran"),
+        on_done=lambda result: outcome.append("done"),
+        on_cancelled=lambda: outcome.append("cancelled"),
+    )
+    assert outcome == []  # never inside run(): the caller holds the job first
+    qtbot.waitUntil(lambda: job.finished, timeout=2000)
+    assert job.outcome == "cancelled" and outcome == ["cancelled"] and ran == []

@@ -141,10 +141,16 @@ class JobRunner(QObject):
     # -- GUI-thread API ---------------------------------------------------------
 
     def submit(self, job: Job) -> Job:
-        if self._closed:
-            raise RuntimeError("the job runner is shut down")
+        """Queue a job. After `shutdown` it never runs: it ends cancelled (a closed
+        window's timer or late result may still ask for work; that is no error)."""
         job.id = next(self._ids)
         self._jobs[job.id] = job
+        if self._closed:
+            job.cancel.set()
+            log.debug("job %r submitted after shutdown: cancelled", job.name)
+            # delivered from the event loop, like every outcome: never inside submit
+            QTimer.singleShot(0, self, lambda: self._deliver_cancelled(job.id))
+            return job
         self._queues[job.lane].put(job)
         return job
 
