@@ -18,7 +18,7 @@ from workbench.core.library import Library, seed_library
 from workbench.core.resources import resource_path
 from workbench.core.templates import render_messages
 
-CASES = int(os.environ.get("BENCH_CASES", "24"))
+CASES = int(os.environ.get("BENCH_CASES", "60"))  # the held-out split of the sample
 BATCH = int(os.environ.get("BENCH_BATCH", "8"))
 
 

@@ -3,6 +3,7 @@ clash is resolved; Import writes the plan on the worker (one transaction, with S
 
 from __future__ import annotations
 
+import html
 import logging
 from pathlib import Path
 from typing import Any
@@ -215,6 +216,19 @@ class ImportPreviewDialog(QDialog):
             notes.setObjectName("importNotes")
             notes.setWordWrap(True)
             layout.addWidget(notes)
+
+        risky = plan.template_problems  # found from the templates' literals, nothing rendered
+        if risky:
+            warning = QLabel(
+                "These templates would exceed the render limits and will refuse to render "
+                "until fixed (they import as they are):<ul>"
+                + "".join(f"<li>{html.escape(p)}</li>" for p in risky)
+                + "</ul>"
+            )
+            warning.setObjectName("importTemplateProblems")
+            warning.setWordWrap(True)
+            warning.setStyleSheet(ERROR_STYLE)
+            layout.addWidget(warning)
 
         self.message = QLabel()
         self.message.setObjectName("importMessage")

@@ -378,8 +378,12 @@ class Backend(ABC):
         if soft_prompt is None:
             return self.count_tokens(self.prompt_text(prompt))
         head, tail, embeddings = self._placed(prompt, soft_prompt)
-        before, after = self.soft_prompt_ids(head, tail)
-        return len(before) + int(embeddings.shape[0]) + len(after)
+        n_virtual = int(embeddings.shape[0])
+        try:
+            before, after = self.soft_prompt_ids(head, tail)
+        except BackendError:  # no local tokenizer: count the two pieces as texts
+            return (self.count_tokens(head) if head else 0) + n_virtual + self.count_tokens(tail)
+        return len(before) + n_virtual + len(after)
 
     def _score(self, text: str, continuations: list[str]) -> list[float]:
         raise BackendError(f"the {self.name} backend cannot score labels by likelihood")
