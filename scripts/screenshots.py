@@ -85,7 +85,13 @@ def main(out_dir: Path, library_dir: Path | None) -> int:
         other.save_prompt(theirs.model_copy(update={"description": "Tuned by a colleague."}))
         shared = Path(tmp.name) / "shared.zip"
         exchange.export(other, "bundle", shared)
-        window.import_file(shared)
+        window.import_file(shared)  # read and planned on the worker, then the preview opens
+        QTimer.singleShot(200, import_opened)
+
+    def import_opened() -> None:
+        if window.import_dialog is None:
+            QTimer.singleShot(200, import_opened)
+            return
         window.import_dialog.move(260, 160)
         QTimer.singleShot(500, import_shot)
 
@@ -95,7 +101,7 @@ def main(out_dir: Path, library_dir: Path | None) -> int:
         window.library_panel.select(prompt.id)
         if library.eval_runs_for(prompt.id):
             window.tabs.setCurrentWidget(window.evaluate)
-            window.evaluate.show_history_row(0)
+            window.evaluate.show_run(library.eval_runs_for(prompt.id)[0])
             QTimer.singleShot(500, evaluate_shot)
         else:
             finish()

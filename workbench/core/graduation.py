@@ -203,21 +203,22 @@ def per_call_tokens(backend: Backend, prompt: Prompt, n_virtual: int) -> dict[st
     return costs
 
 
-def model_folder(spec: ModelSpec) -> Path:
-    """The Hugging Face folder training loads (a GGUF is dequantised and cached once)."""
+def model_folder(spec: ModelSpec, cancel: threading.Event | None = None) -> Path:
+    """The Hugging Face folder training loads (a GGUF is dequantised and cached once;
+    a set `cancel` stops that)."""
     from workbench.core.backends.hf import gguf_as_hf_folder
 
     if spec.source == "gguf":
-        return gguf_as_hf_folder(Path(str(spec.path)))
+        return gguf_as_hf_folder(Path(str(spec.path)), cancel)
     if spec.source == "hf":
         return Path(str(spec.path))
     raise TrainingError(f"model {spec.name!r} is served over HTTP; train on a local model")
 
 
-def model_hash(spec: ModelSpec) -> str:
+def model_hash(spec: ModelSpec, cancel: threading.Event | None = None) -> str:
     from workbench.core.softprompt import model_hash_for_spec
 
-    return model_hash_for_spec(spec)
+    return model_hash_for_spec(spec, cancel)
 
 
 def graduate(
@@ -244,7 +245,8 @@ def graduate(
     accelerator = make_accelerator(config)
     device = pick_device(config.device)
     precision = pick_precision(device, config.precision)
-    base, tokenizer = load_base_model(model_folder(spec), device, precision)
+    # a Stop while a GGUF is first dequantised raises fsutil.Cancelled: nothing trained
+    base, tokenizer = load_base_model(model_folder(spec, cancel), device, precision)
     text = config.init_text or init_text(prompt)
     result: TuningResult | None = None
     held_out = len(rows_in_split(test_set, "test")) if test_set is not None and compare else 0

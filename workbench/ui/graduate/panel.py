@@ -243,6 +243,8 @@ class GraduatePanel(QWidget):
         """Count what a call costs in each placement, in a job (it tokenizes with the
         loaded model); one count at a time, the latest prompt last."""
         backend, prompt = self.session.backend, self._prompt
+        if self.jobs.closed:  # the window is closing: nothing more to count
+            return
         if backend is None or prompt is None:
             self.form.show_costs({})
             return

@@ -27,6 +27,7 @@ from workbench.core import graduation
 from workbench.core.library import Library
 from workbench.core.models import ModelSpec, Prompt, SoftPrompt
 from workbench.core.names import slug
+from workbench.core.placement import PLACEMENT_LABELS
 from workbench.ui.graduate.nearest import NearestTokens, NearestTokensModel, Neighbours
 from workbench.ui.graduate.settings import selected_spec
 from workbench.ui.jobs import Job, JobRunner
@@ -60,9 +61,9 @@ def describe_soft_prompt(soft: SoftPrompt) -> str:
     )
     config = soft.train_config
     return (
-        f"{soft.num_virtual_tokens} virtual tokens · {config.steps} steps · lr "
-        f"{config.learning_rate:g} · batch {config.batch_size} · init {soft.init}\n"
-        f"{metrics or 'no metrics'}"
+        f"{soft.num_virtual_tokens} virtual tokens, {PLACEMENT_LABELS[soft.placement]} · "
+        f"{config.steps} steps · lr {config.learning_rate:g} · batch {config.batch_size} · "
+        f"init {soft.init}\n{metrics or 'no metrics'}"
     )
 
 
