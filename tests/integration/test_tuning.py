@@ -81,6 +81,7 @@ def test_loss_decreases_and_the_run_is_reproducible(tiny) -> None:
         eval_every=10,
         device="cpu",
         init="random",
+        early_stopping_patience=None,  # the whole run: all 30 steps, 3 validations
     )
     events, result = run(tiny, config, labels=["yes", "no"])
     losses = [e.loss for e in events if isinstance(e, StepEvent)]
