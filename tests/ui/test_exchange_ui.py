@@ -263,3 +263,24 @@ def test_stopping_an_import_while_it_is_written_keeps_the_library(
     assert _names(window) == ["Mine"]
     dialog.reject()  # now it closes
     assert window.import_dialog is None
+
+
+def test_import_preview_lists_templates_over_the_render_limits(
+    qtbot, library_dir: Path, tmp_path: Path
+) -> None:
+    hostile = tmp_path / "hostile.yaml"
+    hostile.write_text(
+        'prompts:\n  - "{{ \'a\' * 100000000 }}"\n  - "Fine: {{ text }}"\n'
+        "tests:\n  - vars: {text: x}\n",
+        "utf-8",
+    )
+    window = open_window(qtbot, library_dir)
+    before = snapshot(library_dir)
+    _wait(qtbot, window.import_file(hostile))
+    dialog = window.import_dialog
+    qtbot.waitUntil(dialog.isVisible)
+    warning = dialog.findChild(QLabel, "importTemplateProblems")
+    assert warning is not None and "100,000,000" in warning.text()
+    assert "max_value_size" in warning.text()
+    assert snapshot(library_dir) == before  # planning rendered and wrote nothing
+    dialog.reject()
