@@ -164,3 +164,21 @@ def test_a_hostile_imported_library_imports_shows_its_problems_and_harms_nothing
         else:
             with pytest.raises(TemplateError, match=r"max_value_size|max_iterations"):
                 render_messages(prompt, {})
+
+
+def test_str_join_of_an_iterator_keeps_its_items() -> None:
+    assert render_template("{{ ', '.join(xs | map('upper')) }}", {"xs": ["a", "b"]}) == "A, B"
+
+
+def test_recursive_loops_count_against_the_budget() -> None:
+    set_render_limits(RenderLimits(max_iterations=50))
+    try:
+        with pytest.raises(TemplateError, match="max_iterations"):
+            render_template("{% for i in range(1000) recursive %}.{% endfor %}", {})
+        tree = "{% for i in xs recursive %}{% if i is iterable %}{{ loop(i) }}{% else %}"
+        deep = tree + "{{ i }}{% endif %}{% endfor %}"
+        with pytest.raises(TemplateError, match="max_iterations"):
+            render_template(deep, {"xs": [list(range(100))] * 3})
+        assert render_template(deep, {"xs": [[1, 2], [3]]}) == "123"
+    finally:
+        set_render_limits(None)

@@ -326,7 +326,8 @@ def _likelihood_cases(
     """Each row's best label by likelihood. `Backend.score_cases` scores the cases one at
     a time while reusing what they share: on transformers the key/value cache of the
     common prefix (system message, few-shot turns, virtual tokens) runs once; llama.cpp
-    keeps the prefix in its own cache between calls."""
+    keeps the prefix of plain prompts in its own cache between calls (with a soft prompt
+    it decodes each case afresh)."""
     labels = list(test_set.labels or [])
     if prompt.cot.mode is CoTMode.CHAIN:
         raise EvaluationError("likelihood scoring needs a single call; this prompt is a chain")

@@ -31,7 +31,7 @@ from typing import Any
 
 from jinja2 import nodes, pass_context
 from jinja2.compiler import CodeGenerator, Frame
-from jinja2.runtime import Context
+from jinja2.runtime import Context, LoopContext
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 
@@ -251,7 +251,7 @@ def _check_str_method(method: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
         for value in (*args, *kwargs.values()):
             _check_number(value, f"the width passed to str.{name}()")
     elif name == "join" and args:
-        _check_join(list(args[0]) if not isinstance(args[0], list) else args[0], owner)
+        _check_join(args[0], owner)  # `call` made it a list: an iterator is read once
     elif name == "replace" and len(args) >= 2:
         _check_replace(owner, args[0], args[1], args[2] if len(args) > 2 else -1)
 
@@ -339,7 +339,13 @@ class BudgetedSandbox(ImmutableSandboxedEnvironment):  # type: ignore[misc]
         return _check_result(self.binop_table[operator_](left, right), "the result")
 
     def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
-        _current().step()
+        budget = _current()
+        budget.step()
+        if isinstance(__obj, LoopContext) and args:  # `loop(children)` in a recursive loop
+            args = (_counted_by(budget, args[0]), *args[1:])
+        method = getattr(getattr(__obj, "__wrapped__", __obj), "__name__", "")
+        if method == "join" and args and not isinstance(args[0], list | tuple | str):
+            args = (list(args[0]), *args[1:])  # checked and joined: read the iterator once
         _check_str_method(__obj, args, kwargs)
         result = super().call(__context, __obj, *args, **kwargs)
         return _check_result(result, "the result of a call")
@@ -367,17 +373,20 @@ LOOP_FILTER = "workbench_loop_budget"
 
 @pass_context  # type: ignore[untyped-decorator]  # never folded into a constant
 def _counted(context: Context, iterable: Any) -> Iterator[Any]:
-    budget = _current()
+    return _counted_by(_current(), iterable)
+
+
+def _counted_by(budget: _Budget, iterable: Any) -> Iterator[Any]:
     for item in iterable:
         budget.step()
         yield item
 
 
 def count_loops(tree: nodes.Template) -> nodes.Template:
-    """Every `{% for %}` iterates through the loop budget (a filter wrapping its iterable)."""
+    """Every `{% for %}` iterates through the loop budget (a filter wrapping its iterable;
+    a recursive loop's `loop(children)` calls are counted in `BudgetedSandbox.call`)."""
     for loop in tree.find_all(nodes.For):
-        if not loop.recursive:
-            loop.iter = nodes.Filter(loop.iter, LOOP_FILTER, [], [], None, None, lineno=loop.lineno)
+        loop.iter = nodes.Filter(loop.iter, LOOP_FILTER, [], [], None, None, lineno=loop.lineno)
     return tree
 
 

@@ -32,6 +32,7 @@ from workbench.core.templates import render_messages
 from workbench.core.tuning_data import (
     EmptyTargetError,
     Encoded,
+    SequenceTooLongError,
     TrainingExample,
     batch_schedule,
     encode,
@@ -316,7 +317,7 @@ def _encode_or_fail(
             config.max_length,
             device,
         )
-    except EmptyTargetError as exc:
+    except (EmptyTargetError, SequenceTooLongError) as exc:
         raise TrainingError(str(exc)) from None
 
 
@@ -522,7 +523,9 @@ def train_soft_prompt(
 
             if val_data is not None and (step % config.eval_every == 0 or step == total):
                 validation_started = time.perf_counter()
-                val_loss, accuracy = validate(inner.base, inner.prompt, val_data, label_ids)
+                val_loss, accuracy = validate(
+                    inner.base, inner.prompt, val_data, label_ids, config.batch_size
+                )
                 validation_s = time.perf_counter() - validation_started
                 started += validation_s  # steps/s and the ETA count training steps only
                 score = accuracy if accuracy is not None else -val_loss
@@ -577,7 +580,11 @@ def _validations_left(step: int, total: int, every: int) -> int:
 
 
 def validate(
-    base: Any, prompt: Any, data: Encoded, label_ids: list[list[int]] | None
+    base: Any,
+    prompt: Any,
+    data: Encoded,
+    label_ids: list[list[int]] | None,
+    batch_size: int = 8,
 ) -> tuple[float, float | None]:
     """Validation loss (mean per-example cross-entropy of the target tokens) and label
     accuracy by likelihood, through the label-scoring path evaluation uses
@@ -589,7 +596,9 @@ def validate(
     total_loss = 0.0
     correct = 0
     # each row's target is teacher-forced inside its own pass: its loss costs no other
-    scored = score_continuations(base, cases, options, prompt.detach(), teacher=targets)
+    scored = score_continuations(
+        base, cases, options, prompt.detach(), teacher=targets, batch_size=batch_size
+    )
     for target, scores in zip(targets, scored, strict=True):
         total_loss += -scores[-1] / len(target)
         if label_ids:

@@ -30,6 +30,10 @@ class EmptyTargetError(ValueError):
     """An example's expected output has no tokens."""
 
 
+class SequenceTooLongError(ValueError):
+    """An example cannot fit `max_length` even with its question cut."""
+
+
 @dataclass(frozen=True)
 class TrainingExample:
     messages: list[Message]
@@ -105,8 +109,14 @@ def encode(
                 f"an example has an empty target: {example.messages[-1].content!r}"
             )
         room = max_length - len(before) - n_virtual - len(target_ids)
+        if room < 1:
+            raise SequenceTooLongError(
+                f"an example's text before the virtual tokens, the {n_virtual} virtual "
+                f"tokens and its target already take {max_length - room} of the "
+                f"{max_length} tokens allowed (max_length): shorten them or raise it"
+            )
         if len(after) > room:
-            after = after[-max(room, 1) :]  # keep the question's end
+            after = after[-room:]  # keep the question's end
         heads.append(before)
         tails.append(after)
         targets.append(target_ids)

@@ -147,14 +147,24 @@ class ModelSession(QObject):
         self._set_status(f"Loading {spec.name} on {backend_name}…")
         settings = self.settings
 
-        def load(cancel: Any) -> Backend:
+        def load(cancel: Any) -> Backend | None:
             from workbench.core.backends.registry import load_backend
 
             if old is not None:
                 old.close()
-            return load_backend(spec, backend_name, settings)
+            # another model picked meanwhile: never two in memory (this runs on the worker,
+            # so the next load job starts only after this one has let its model go)
+            if self._loaded_key != key:
+                return None
+            backend = load_backend(spec, backend_name, settings)
+            if self._loaded_key != key:
+                backend.close()
+                return None
+            return backend
 
-        def done(backend: Backend) -> None:
+        def done(backend: Backend | None) -> None:
+            if backend is None:  # superseded by another pick: already let go
+                return
             if self.jobs.closed:  # the window closed while it loaded: nobody will use it
                 backend.close()
                 return

@@ -15,6 +15,7 @@ from workbench.core import graduation
 from workbench.core.backends.base import BackendSettings
 from workbench.core.evaluation import CaseDone, EvalFinished, Progress
 from workbench.core.flows.report import format_duration, format_step
+from workbench.core.fsutil import Cancelled
 from workbench.core.library import Library
 from workbench.core.models import EvalRun, ModelSpec, Prompt, SoftPrompt, TestSet, TrainConfig
 from workbench.core.tuning import StepEvent, TuningFinished, TuningResult, ValidationEvent
@@ -182,6 +183,9 @@ class GraduationRun(QObject):
                 self.status.emit(format_step(step, live.pause.is_set()))
 
     def _on_error(self, live: Live, exc: BaseException, trace: str) -> None:
+        if isinstance(exc, Cancelled):  # Stop while the model was being prepared
+            self._end(live, "Stopped before training started; nothing was saved.")
+            return
         log.error("graduation failed: %s\n%s", exc, trace)
         text = f"Training failed: {graduation.describe_training_error(exc)}"
         if live.saved is None:
