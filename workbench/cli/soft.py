@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -36,6 +37,10 @@ def cmd_soft_export(args: argparse.Namespace) -> int:
     base = model_folder(ModelCatalog().get(soft.base_model))
     out = export_peft_adapter(tensor, soft, str(base), Path(args.out), overwrite=args.overwrite)
     print(f"wrote a PEFT prompt-tuning adapter to {out}")
+    from workbench.core.peft_io import placement_caveat
+
+    if caveat := placement_caveat(soft):
+        print(f"note: {caveat}", file=sys.stderr)
     return 0
 
 

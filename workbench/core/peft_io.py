@@ -382,6 +382,22 @@ def _read_bf16(path: Path, key: str, shape: list[int]) -> np.ndarray:
     return result
 
 
+def placement_caveat(soft: SoftPrompt) -> str:
+    """What an exported adapter does differently: PEFT puts the virtual tokens before the
+    whole input, which is this soft prompt's own layout only for the `start` placement."""
+    if soft.placement == "start":
+        return ""
+    where = (
+        "in place of the system message"
+        if soft.placement == "replace"
+        else ("after the system message")
+    )
+    return (
+        f"PEFT puts the virtual tokens before the whole input; this soft prompt was trained "
+        f"{where}, so under PEFT it runs in a layout it was not trained in"
+    )
+
+
 # ---------------------------------------------------------------------------
 # interpretability
 
@@ -459,4 +475,5 @@ __all__ = [
     "export_peft_adapter",
     "import_peft_adapter",
     "nearest_tokens",
+    "placement_caveat",
 ]

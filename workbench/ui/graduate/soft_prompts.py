@@ -239,7 +239,11 @@ class SoftPrompts(QSplitter):
             return export_peft_adapter(tensor, soft, str(base), target)
 
         def done(written: Any) -> None:
-            self.message.emit(f"Exported “{soft.name}” as a PEFT adapter to {written}")
+            from workbench.core.peft_io import placement_caveat
+
+            caveat = placement_caveat(soft)
+            note = f" — note: {caveat}" if caveat else ""
+            self.message.emit(f"Exported “{soft.name}” as a PEFT adapter to {written}{note}")
             self.exported.emit(Path(written))
 
         def failed(exc: BaseException, trace: str) -> None:
