@@ -29,7 +29,7 @@ def cmd_soft_export(args: argparse.Namespace) -> int:
     from workbench.core.backends.registry import ModelCatalog
     from workbench.core.flows.lookup import find_soft_prompt, load_soft_prompt
     from workbench.core.graduation import model_folder
-    from workbench.core.peft_io import export_peft_adapter
+    from workbench.core.peft_io import export_peft_adapter, placement_caveat
 
     library = open_library(args)
     soft = find_soft_prompt(library, args.soft)
@@ -37,8 +37,6 @@ def cmd_soft_export(args: argparse.Namespace) -> int:
     base = model_folder(ModelCatalog().get(soft.base_model))
     out = export_peft_adapter(tensor, soft, str(base), Path(args.out), overwrite=args.overwrite)
     print(f"wrote a PEFT prompt-tuning adapter to {out}")
-    from workbench.core.peft_io import placement_caveat
-
     if caveat := placement_caveat(soft):
         print(f"note: {caveat}", file=sys.stderr)
     return 0

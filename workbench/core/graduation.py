@@ -54,6 +54,7 @@ from workbench.core.tuning import (
     pick_precision,
     train_soft_prompt,
     training_data,
+    zero_shot,
 )
 
 
@@ -191,8 +192,7 @@ def per_call_tokens(backend: Backend, prompt: Prompt, n_virtual: int) -> dict[st
     if width is None:
         return {}
     values = {name: prompt.sample_values.get(name, "") for name in prompt_variables(prompt)}
-    zero = prompt.model_copy(update={"few_shot": prompt.few_shot.model_copy(update={"count": 0})})
-    zero_messages = render_messages(zero, values)
+    zero_messages = render_messages(zero_shot(prompt), values)
     soft: Any = np.zeros((n_virtual, width), dtype=np.float32)
     costs = {
         "zero-shot": backend.context_tokens(zero_messages),

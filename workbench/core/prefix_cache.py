@@ -76,12 +76,7 @@ class PrefixCache:
     def fresh(self, batch: int) -> Any:
         """A new cache holding the prefix for `batch` rows (views: nothing is copied
         until a forward pass appends to it)."""
-        from transformers import DynamicCache
-
-        if not self._layers:
-            return DynamicCache(config=self.model.config)
-        data = [(k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1)) for k, v in self._layers]
-        return DynamicCache(ddp_cache_data=data, config=self.model.config)
+        return expanded_cache(self.model, self._layers, batch)
 
     def run(self, embeds: Any, attention_mask: Any) -> tuple[Any, Any]:
         """The decoder over `embeds` [B, T, d] after the prefix; `attention_mask` [B, T]
@@ -100,6 +95,17 @@ class PrefixCache:
             **{self.keyword: cache},
         )
         return out.last_hidden_state, cache
+
+
+def expanded_cache(model: Any, layers: Sequence[tuple[Any, Any]], batch: int) -> Any:
+    """A new cache holding these keys and values (one row each) for `batch` rows: views,
+    nothing is copied until a forward pass appends to it. No layers: an empty cache."""
+    from transformers import DynamicCache
+
+    if not layers:
+        return DynamicCache(config=model.config)
+    data = [(k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1)) for k, v in layers]
+    return DynamicCache(ddp_cache_data=data, config=model.config)
 
 
 def _layers_of(cache: Any) -> list[tuple[Any, Any]]:
@@ -198,7 +204,6 @@ def _add_rest(
     batch (a row per continuation, right-padded) over the case's keys and values
     (`layers`, `past` positions long)."""
     import torch
-    from transformers import DynamicCache
 
     device = model.get_input_embeddings().weight.device
     width = max(len(options[j]) - 1 for j in longer)
@@ -209,8 +214,7 @@ def _add_rest(
         tokens = list(options[j][:-1])
         ids[r, : len(tokens)] = torch.tensor(tokens, device=device)
         mask[r, : len(tokens)] = 1
-    data = [(k.expand(rows, -1, -1, -1), v.expand(rows, -1, -1, -1)) for k, v in layers]
-    expanded = DynamicCache(ddp_cache_data=data, config=model.config)
+    expanded = expanded_cache(model, layers, rows)
     decoder = model.get_decoder()
     full_mask = torch.cat([mask.new_ones((rows, past)), mask], dim=1)
     hidden = decoder(

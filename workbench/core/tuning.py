@@ -130,13 +130,13 @@ class TrainingState:
 # Data
 
 
-def _zero_shot(prompt: Prompt) -> Prompt:
+def zero_shot(prompt: Prompt) -> Prompt:
     """The prompt without its examples: the soft prompt learns the task from data."""
     return prompt.model_copy(update={"few_shot": prompt.few_shot.model_copy(update={"count": 0})})
 
 
 def example_messages(prompt: Prompt, example: FewShotExample | TestRow) -> list[Message]:
-    plain = _zero_shot(prompt)
+    plain = zero_shot(prompt)
     values = dict(example.vars)
     if isinstance(example, FewShotExample) and not values:
         # a plain-input example: its text is the whole user turn

@@ -221,7 +221,7 @@ class TransformersBackend(Backend):
     # -- scoring ---------------------------------------------------------------
 
     def _score(self, text: str, continuations: list[str]) -> list[float]:
-        return self._score_batch([(text, continuations)])[0]
+        return self._score_items([self.tokenize(text)], continuations)[0]
 
     def score_batch(
         self, items: Sequence[tuple[Sequence[Message] | str, Sequence[str]]]

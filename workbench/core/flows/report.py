@@ -91,7 +91,7 @@ def format_step(event: Any, paused: bool = False) -> str:
         parts.append(f"GPU memory {format_memory(event.memory_mb)}")
     else:
         peak = peak_ram_mb()
-        ram = getattr(event, "ram_mb", None)
+        ram = event.ram_mb
         if ram is not None:
             peak_text = f" (peak {format_memory(peak)})" if peak is not None else ""
             parts.append(f"RAM {format_memory(ram)}{peak_text}")
