@@ -32,7 +32,8 @@ def test_every_metric_has_a_label() -> None:
         ("exact", 0.5, "0.500"),
         ("f1", 2 / 3, "0.667"),
         ("latency_s", 0.1234, "123 ms"),
-        ("latency_s", 2.0, "2000 ms"),
+        ("latency_s", 2.0, "2.0 s"),
+        ("latency_s", 11.582, "11.6 s"),
         ("context_tokens", 411.6, "412"),
         ("completion_tokens", 12.0, "12"),
         ("errors", 3.0, "3"),
@@ -75,7 +76,7 @@ def test_format_stats_in_the_app() -> None:
         finish_reason="stop",
     )
     # the Run panel: no model name, and only a stopped run says how it ended
-    assert format_stats(stats) == "first token 125 ms · 31.2 tokens/s · 42 prompt + 7 generated"
+    assert format_stats(stats) == "first token after 125 ms · 31.2 tokens/s · 42 prompt + 7 generated"
     stopped = stats.model_copy(update={"finish_reason": "cancelled"})
     assert format_stats(stopped).endswith(" · 42 prompt + 7 generated · stopped")
     bare = RunStats(completion_tokens=0, finish_reason="length")
@@ -135,3 +136,31 @@ def test_format_validation() -> None:
     assert format_validation(ValidationEvent(40, 0.3, None, False)) == (
         "validation at step 40: loss 0.3000"
     )
+
+
+def test_counts_read_with_their_plural() -> None:
+    assert report.count(1, "prompt") == "1 prompt"
+    assert report.count(4, "test set") == "4 test sets"
+    assert report.count(3, "variant") == "3 variants"
+    assert report.count(2, "entry") == "2 entries"
+    assert report.count(1200, "case") == "1,200 cases"
+    assert report.join_counts([(4, "prompt"), (0, "run"), (4, "test set")]) == (
+        "4 prompts and 4 test sets"
+    )
+    assert report.join_counts([]) == "nothing"
+
+
+def test_display_names_for_stored_keys() -> None:
+    assert report.display_name("zero_shot") == "zero-shot"
+    assert report.display_name("best_val_accuracy") == "best validation accuracy"
+    assert report.display_name("label") == "label accuracy"
+    assert report.display_name("some_new_key") == "some new key"
+
+
+def test_percent_and_latency() -> None:
+    assert report.format_percent(0.8167) == "81.7 %"
+    assert report.format_percent(0.8167, (0.701, 0.896)) == "81.7 % (70.1–89.6)"
+    assert report.format_percent(None) == "–"
+    assert report.format_latency(0.24) == "240 ms"
+    assert report.format_latency(75) == "1 min 15 s"
+    assert report.format_rate(41.2) == "41.2 tokens/s"

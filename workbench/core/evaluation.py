@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from workbench.core.backends.base import Backend
+from workbench.core.flows.report import format_metric
 from workbench.core.models import (
     CaseResult,
     CoTMode,
@@ -463,13 +464,7 @@ def format_table(run: EvalRun) -> str:
     ]
 
     def cell(value: float | None, key: str, w: int) -> str:
-        if value is None:
-            return "-".rjust(w)
-        if key == "latency_s":
-            return f"{value * 1000:.0f} ms".rjust(w)
-        if key in ("context_tokens", "completion_tokens"):
-            return f"{value:.0f}".rjust(w)
-        return f"{value:.3f}".rjust(w)
+        return format_metric(key, value).rjust(w)
 
     for key in keys:
         values = [s.metrics.get(key) for s in run.summaries]

@@ -1,5 +1,7 @@
-"""How numbers read, the same in the app and on the command line: metrics, durations,
-memory, generation stats, evaluation progress and training steps."""
+"""What people read, the same in the app and on the command line: metrics, durations,
+memory, counts with their plural, display names for stored keys and enum values,
+generation stats, evaluation progress and training steps. Panels and the CLI format
+through these functions, never with their own f-strings for the same things."""
 
 from __future__ import annotations
 
@@ -20,12 +22,118 @@ METRIC_LABELS: dict[str, str] = {
 }
 
 
+# Display names for stored keys and enum values (Literal choices, provenance fields).
+DISPLAY_NAMES: dict[str, str] = {
+    "zero_shot": "zero-shot",
+    "few_shot": "few-shot",
+    "cot": "chain of thought",
+    "soft": "soft prompt",
+    "best_step": "best step",
+    "best_val_accuracy": "best validation accuracy",
+    "best_val_loss": "best validation loss",
+    "stopped": "stopped early",
+    "train": "train",
+    "validation": "validation",
+    "test": "test",
+    "replace": "replace the instruction",
+    "add": "add to the prompt",
+    "start": "before the whole input",
+    "text": "from text",
+    "vocab": "from vocabulary",
+    "random": "random",
+    "generate": "generate and compare",
+    "likelihood": "label likelihood",
+    "auto": "automatic",
+    "fp32": "fp32",
+    "bf16": "bf16",
+    "fp16": "fp16",
+    "cpu": "CPU",
+    "cuda": "CUDA GPU",
+    "mps": "Apple GPU",
+    "finish_reason": "finish",
+    "stop": "stop string",
+    "length": "token limit",
+    "eos": "end of text",
+    "cancelled": "stopped",
+    "error": "error",
+    **METRIC_LABELS,
+}
+
+_IRREGULAR = {"variant": "variants", "case": "cases", "query": "queries", "entry": "entries"}
+
+
+def display_name(key: str) -> str:
+    """A stored key or enum value as a person reads it: "zero_shot" → "zero-shot"."""
+    if key in DISPLAY_NAMES:
+        return DISPLAY_NAMES[key]
+    return key.replace("_", " ")
+
+
+def plural(word: str, n: int) -> str:
+    """`word` in the form that agrees with `n` ("1 prompt", "2 prompts")."""
+    if n == 1:
+        return word
+    if word in _IRREGULAR:
+        return _IRREGULAR[word]
+    if word.endswith(("s", "x", "sh", "ch")):
+        return word + "es"
+    if word.endswith("y") and word[-2:-1] not in tuple("aeiou"):
+        return word[:-1] + "ies"
+    return word + "s"
+
+
+def count(n: int, word: str) -> str:
+    """A count with its noun: count(1, "prompt") → "1 prompt", count(4, "test set") →
+    "4 test sets" (the last word takes the plural)."""
+    head, _, last = word.rpartition(" ")
+    noun = plural(last, n)
+    return f"{n:,} {head + ' ' if head else ''}{noun}"
+
+
+def join_counts(parts: list[tuple[int, str]]) -> str:
+    """Several counts read as one phrase, leaving out zeros: "4 prompts and 4 test sets"."""
+    words = [count(n, w) for n, w in parts if n]
+    if not words:
+        return "nothing"
+    if len(words) == 1:
+        return words[0]
+    return ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def format_percent(value: float | None, interval: tuple[float, float] | None = None) -> str:
+    """A proportion as a percentage, with its interval when one is known:
+    "81.7 %" or "81.7 % (70.1–89.6)"."""
+    if value is None:
+        return "–"
+    text = f"{value * 100:.1f} %"
+    if interval is not None:
+        text += f" ({interval[0] * 100:.1f}–{interval[1] * 100:.1f})"
+    return text
+
+
+def format_latency(seconds: float | None) -> str:
+    """A wait as people read it: "240 ms" under a second, "11.6 s" above, minutes past 60 s."""
+    if seconds is None:
+        return "–"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    return format_duration(seconds)
+
+
+def format_rate(per_s: float | None, unit: str = "tokens") -> str:
+    if per_s is None:
+        return "–"
+    return f"{per_s:.1f} {unit}/s" if per_s >= 1 else f"{1 / per_s:.1f} s per {unit.rstrip('s')}"
+
+
 def format_metric(key: str, value: float | None) -> str:
     """A metric value as summaries show it (`evaluation.format_table` agrees)."""
     if value is None:
         return "–"
     if key == "latency_s":
-        return f"{value * 1000:.0f} ms"
+        return format_latency(value)
     if key in ("context_tokens", "completion_tokens", "errors"):
         return f"{value:.0f}"
     return f"{value:.3f}"
@@ -59,7 +167,7 @@ def format_stats(stats: Any, model: str | None = None) -> str:
     """A run's `RunStats` on one line: speed, tokens and how it ended."""
     parts = [model] if model else []
     if stats.time_to_first_token_s is not None:
-        parts.append(f"first token {stats.time_to_first_token_s * 1000:.0f} ms")
+        parts.append(f"first token after {format_latency(stats.time_to_first_token_s)}")
     if stats.tokens_per_s is not None:
         parts.append(f"{stats.tokens_per_s:.1f} tokens/s")
     prompt = stats.prompt_tokens if stats.prompt_tokens is not None else "?"
