@@ -76,7 +76,9 @@ def test_format_stats_in_the_app() -> None:
         finish_reason="stop",
     )
     # the Run panel: no model name, and only a stopped run says how it ended
-    assert format_stats(stats) == "first token after 125 ms · 31.2 tokens/s · 42 prompt + 7 generated"
+    assert format_stats(stats) == (
+        "first token after 125 ms · 31.2 tokens/s · 42 prompt + 7 generated"
+    )
     stopped = stats.model_copy(update={"finish_reason": "cancelled"})
     assert format_stats(stopped).endswith(" · 42 prompt + 7 generated · stopped")
     bare = RunStats(completion_tokens=0, finish_reason="length")
