@@ -23,8 +23,10 @@ def test_a_variant_spec_names_its_overrides() -> None:
 
 def test_thresholds() -> None:
     assert parse_minimums(0.5, ["f1=0.25"]) == {"accuracy": 0.5, "f1": 0.25}
-    with pytest.raises(CliError, match="--min expects METRIC=VALUE"):
+    with pytest.raises(CliError, match="--min expects METRIC=NUMBER"):
         parse_minimums(None, ["f1"])
+    with pytest.raises(CliError, match="--max expects METRIC=NUMBER, got 'perplexity=high'"):
+        parse_minimums(None, ["perplexity=high"], "--max")
 
 
 def test_the_split_defaults_to_the_held_out_rows_when_there_are_splits() -> None:

@@ -5,6 +5,7 @@ JSON forms — from an `EvalRun` written to disk and read back, as an old run is
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 from sklearn.metrics import f1_score
@@ -157,3 +158,21 @@ def test_printed_and_json_forms_carry_the_same_numbers(saved) -> None:
     assert data["best"] == ["soft prompt", "zero-shot"]
     assert data["pairs"][0]["verdict"] == "soft prompt > few-shot, p = 0.003"
     assert data["variants"][0]["primary"]["value"] == pytest.approx(29 / 30)
+
+
+def test_cross_entropy_and_perplexity_by_hand(saved) -> None:
+    run, test_set = saved
+    assert an.analyse(run, test_set).variant("soft prompt").cross_entropy is None  # not stored
+    cases = run.results[0]
+    cases[0] = cases[0].model_copy(update={"expected_logprob": -1.0, "expected_tokens": 1})
+    cases[1] = cases[1].model_copy(update={"expected_logprob": -3.0, "expected_tokens": 3})
+    soft = an.analyse(run, test_set).variant("soft prompt")
+    assert soft.cross_entropy == pytest.approx(1.0)  # 4 nats over 4 tokens
+    assert soft.likelihood_cases == 2
+    assert soft.perplexity == pytest.approx(math.e)
+    assert "cross-entropy 1.000 nats per token · perplexity 2.72" in an.format_analysis(
+        an.analyse(run, test_set)
+    )
+    assert an.check_limits(an.analyse(run, test_set), maximums={"perplexity": 2.0})[0] == (
+        "soft prompt: perplexity 2.718 is above 2.000"
+    )

@@ -11,7 +11,6 @@ import pytest
 from workbench.core.evaluation import (
     EvaluationError,
     apply_variant,
-    check_thresholds,
     choose_mode,
     contains,
     exact_match,
@@ -174,13 +173,22 @@ def test_summaries_per_variant_and_per_group() -> None:
 
 
 def test_thresholds() -> None:
-    run, _ = _run()
-    assert check_thresholds(run, {"exact": 0.3}) == []
-    failures = check_thresholds(run, {"exact": 0.5})
-    assert failures == ["v2: exact 0.333 < 0.500"]
-    assert check_thresholds(run, {"f1": 0.1}) == [
-        "v1: metric 'f1' was not measured",
-        "v2: metric 'f1' was not measured",
+    from workbench.core.analysis import analyse, check_limits
+
+    run, test_set = _run()
+    result = analyse(run, test_set)
+    assert check_limits(result, {"exact": 0.3}) == []
+    assert check_limits(result, {"exact": 0.5}) == ["v2: exact match 0.333 is below 0.500"]
+    assert check_limits(result, {"f1": 0.1}) == [
+        "v1: token F1 was not measured",
+        "v2: token F1 was not measured",
+    ]
+    # "accuracy" is the run's primary metric; stored cost metrics take a maximum
+    assert check_limits(result, {"accuracy": 0.5}) == [
+        "v2: accuracy (exact match) 0.333 is below 0.500"
+    ]
+    assert check_limits(result, maximums={"latency_s": 0.15}) == [
+        "v1: latency 200 ms is above 150 ms"
     ]
 
 
@@ -199,7 +207,6 @@ def test_format_table_lists_metrics_variants_and_groups() -> None:
     table = format_table(run)
     assert "v1" in table.splitlines()[0] and "v2" in table.splitlines()[0]
     assert "0.667" in table and "exact by group:" in table
-    assert check_thresholds(run, {"accuracy": 0.5}) == ["v2: accuracy 0.333 < 0.500"]
     assert "3 cases" in table
 
 

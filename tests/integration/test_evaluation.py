@@ -90,6 +90,10 @@ def test_two_variants_over_a_test_set(llama_backend) -> None:
     assert run.summaries[0].metrics["context_tokens"] > 20
     progress = [e for e in events if isinstance(e, Progress)]
     assert [p.done for p in progress] == [1, 2, 3, 4] and progress[-1].eta_s == 0
+    # the expected label's log-likelihood is kept for cross-entropy, from the same scores
+    case = run.results[0][0]
+    assert case.expected_logprob == case.label_scores[EASY.rows[0].expected]
+    assert case.expected_tokens == len(llama_backend.tokenize_tail(EASY.rows[0].expected))
 
 
 def test_generate_mode_extracts_the_chain_of_thought_answer(llama_backend) -> None:
@@ -114,6 +118,35 @@ def test_generate_mode_extracts_the_chain_of_thought_answer(llama_backend) -> No
     assert case.completion_tokens and case.completion_tokens <= 48
     if "answer:" in case.output.lower():
         assert len(case.answer) < len(case.output)  # the answer line was extracted
+
+
+@pytest.mark.parametrize("which", ["llama_backend", "hf_backend"])
+def test_generate_mode_scores_the_expected_output_too(which, request) -> None:
+    """Cross-entropy needs the expected output's likelihood in generate mode as well: the
+    same scoring call as label likelihood, so both backends agree on it."""
+    from workbench.core.analysis import analyse
+    from workbench.core.templates import render_messages
+
+    backend = request.getfixturevalue(which)
+    prompt = SENTIMENT.model_copy(
+        update={"params": GenerationParams(max_new_tokens=3, temperature=0.0)}
+    )
+    plain = EASY.model_copy(update={"labels": None})
+    events = list(
+        evaluate([(VariantSpec(name="g"), prompt)], plain, [0, 1], lambda s: backend, ["exact"])
+    )
+    run = events[-1].run
+    assert run.mode == "generate"
+    for case, row in zip(run.results[0], plain.rows, strict=True):
+        direct = backend.score_continuations(render_messages(prompt, row.vars), [row.expected])
+        assert case.expected_logprob == pytest.approx(direct[0], abs=1e-4)
+        assert case.expected_tokens == len(backend.tokenize_tail(row.expected))
+    report = analyse(run, plain).variant("g")
+    tokens = sum(c.expected_tokens for c in run.results[0])
+    assert report.cross_entropy == pytest.approx(
+        -sum(c.expected_logprob for c in run.results[0]) / tokens
+    )
+    assert report.perplexity is not None and report.perplexity > 1
 
 
 def test_cancel_stops_an_evaluation(llama_backend) -> None:
@@ -162,8 +195,18 @@ def test_cli_eval_table_thresholds_and_export(library_dir: Path, tmp_path: Path)
     assert (tmp_path / "r.csv").read_text().count("\n") == 3
     assert len(Library(library_dir).eval_runs_for(prompt.id)) == 1
 
+    # the analysis under the table: intervals, and the per-label table of a label set
+    assert "label accuracy with 95 % interval (Wilson):" in ok.stdout
+    assert "macro-F1" in ok.stdout and "sentiment by group:" in ok.stdout
+
     failing = workbench("eval", "sentiment", "--min", "label=1.01", library=library_dir)
     assert failing.returncode == 1 and "FAILED sentiment: label" in failing.stderr
+    # a maximum on a likelihood metric: any real model's perplexity is above 1
+    too_unsure = workbench("eval", "sentiment", "--max", "perplexity=1", library=library_dir)
+    assert too_unsure.returncode == 1
+    assert "FAILED sentiment: perplexity" in too_unsure.stderr
+    gap = workbench("eval", "sentiment", "--max-group-gap", "0.5", library=library_dir)
+    assert gap.returncode == 0, gap.stderr  # both groups are right: no gap
 
     as_json = workbench(
         "eval",
@@ -179,6 +222,10 @@ def test_cli_eval_table_thresholds_and_export(library_dir: Path, tmp_path: Path)
     lines = [json.loads(line) for line in as_json.stdout.splitlines()]
     assert [line["event"] for line in lines] == ["case"] * 4 + ["summary"]
     assert [s["name"] for s in lines[-1]["summaries"]] == ["a", "b"]
+    analysis = lines[-1]["analysis"]
+    assert [v["name"] for v in analysis["variants"]] == ["a", "b"]
+    assert analysis["pairs"][0]["a"] == "a" and "verdict" in analysis["pairs"][0]
+    assert analysis["variants"][0]["perplexity"] > 1
 
     bad = workbench("eval", "sentiment", "--variant", "x:colour=red", library=library_dir)
     assert bad.returncode == 2 and "expected key=value" in bad.stderr

@@ -25,6 +25,7 @@ from workbench.cli.common import (
 
 if TYPE_CHECKING:
     from workbench.cli.common import Subparsers
+    from workbench.core.analysis import Analysis
     from workbench.core.models import EvalRun, Split, TestSet, VariantSpec
 
 _VARIANT_KEYS = {
@@ -57,14 +58,19 @@ def parse_variant(text: str) -> VariantSpec:
     return spec.model_copy(update={"soft_prompt_id": soft}) if soft is not None else spec
 
 
-def parse_minimums(min_accuracy: float | None, pairs: Sequence[str]) -> dict[str, float]:
-    """--min-accuracy X and --min METRIC=X as thresholds."""
+def parse_minimums(
+    min_accuracy: float | None, pairs: Sequence[str], option: str = "--min"
+) -> dict[str, float]:
+    """--min-accuracy X and --min METRIC=X (or --max METRIC=X) as thresholds."""
     minimums = {"accuracy": min_accuracy} if min_accuracy is not None else {}
     for item in pairs:
         key, sep, value = item.partition("=")
-        if not sep:
-            raise CliError(f"--min expects METRIC=VALUE, got {item!r}")
-        minimums[key] = float(value)
+        try:
+            if not sep:
+                raise ValueError
+            minimums[key.strip()] = float(value)
+        except ValueError:
+            raise CliError(f"{option} expects METRIC=NUMBER, got {item!r}") from None
     return minimums
 
 
@@ -79,19 +85,23 @@ def chosen_split(requested: str | None, test_set: TestSet) -> Split | None:
     return default_split(test_set)
 
 
-def _print_summary(run: EvalRun, failures: list[str]) -> None:
+def _print_summary(run: EvalRun, analysis: Analysis, failures: list[str]) -> None:
+    from workbench.core.analysis import analysis_json
+
     emit_json(
         {
             "event": "summary",
             "complete": run.complete,
             "mode": run.mode,
             "summaries": [s.model_dump() for s in run.summaries],
+            "analysis": analysis_json(analysis),
             "failures": failures,
         }
     )
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from workbench.core.analysis import analyse, check_limits, format_analysis
     from workbench.core.backends.pool import BackendPool
     from workbench.core.backends.registry import ModelCatalog
     from workbench.core.evaluation import (
@@ -99,7 +109,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
         CaseDone,
         EvalFinished,
         Progress,
-        check_thresholds,
         export_csv,
         export_json,
         format_table,
@@ -119,6 +128,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     split = chosen_split(args.split, test_set)
     specs = [parse_variant(v) for v in args.variant] or [VariantSpec(name=prompt.name)]
     minimums = parse_minimums(args.min_accuracy, args.min)
+    maximums = parse_minimums(None, args.max, "--max")
+    if args.max_group_gap is not None:
+        maximums["group_gap"] = args.max_group_gap
     plan = plan_evaluation(
         library,
         prompt,
@@ -154,14 +166,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
         atomic_write_text(
             out, export_csv(run, test_set) if out.suffix == ".csv" else export_json(run)
         )
-    failures = check_thresholds(run, minimums)
+    analysis = analyse(run, test_set)
+    failures = check_limits(analysis, minimums, maximums)
     if args.json:
-        _print_summary(run, failures)
+        _print_summary(run, analysis, failures)
     else:
         if progress:
             note()
         print(f"{prompt.name} on {test_set.name} ({split or 'all'})")
         print(format_table(run))
+        print(format_analysis(analysis))
         for failure in failures:
             print(f"FAILED {failure}", file=sys.stderr)
     if not run.complete:
@@ -221,7 +235,22 @@ def register(sub: Subparsers) -> None:
         action="append",
         default=[],
         metavar="METRIC=X",
-        help="exit 1 when a variant's METRIC is below X",
+        help="exit 1 when a variant's METRIC is below X (any stored metric, accuracy, "
+        "macro_f1, micro_f1)",
+    )
+    ev.add_argument(
+        "--max",
+        action="append",
+        default=[],
+        metavar="METRIC=X",
+        help="exit 1 when a variant's METRIC is above X (e.g. perplexity, cross_entropy, "
+        "latency_s, group_gap)",
+    )
+    ev.add_argument(
+        "--max-group-gap",
+        type=float,
+        metavar="X",
+        help="exit 1 when a variant's accuracy differs between test-set groups by more than X",
     )
     ev.add_argument("--out", metavar="FILE", help="write the results (.csv or .json)")
     add_runtime_options(ev)

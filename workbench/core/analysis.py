@@ -9,6 +9,7 @@ statistics themselves are in `core/stats.py`.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from itertools import combinations
 
@@ -52,6 +53,13 @@ class VariantReport:
     metrics: dict[str, Estimate]
     classification: Classification | None
     groups: GroupReport | None
+    summary: dict[str, float] = field(default_factory=dict)  # the run's stored means
+    cross_entropy: float | None = None  # nats per token of the expected outputs
+    likelihood_cases: int = 0  # cases the cross-entropy was measured on
+
+    @property
+    def perplexity(self) -> float | None:
+        return math.exp(self.cross_entropy) if self.cross_entropy is not None else None
 
 
 @dataclass(frozen=True)
@@ -90,6 +98,16 @@ def _predicted(result: CaseResult, labels: list[str]) -> str:
     return answer
 
 
+def _cross_entropy(results: list[CaseResult]) -> tuple[float | None, int]:
+    """Mean nats per token of the expected outputs, pooled over the cases that have one
+    (a case's log-likelihood and token count are stored with it)."""
+    measured = [r for r in results if r.expected_logprob is not None and r.expected_tokens]
+    tokens = sum(r.expected_tokens or 0 for r in measured)
+    if not tokens:
+        return None, 0
+    return -sum(r.expected_logprob or 0.0 for r in measured) / tokens, len(measured)
+
+
 def _groups(
     results: list[CaseResult], test_set: TestSet, metric: str, seed: int
 ) -> GroupReport | None:
@@ -114,6 +132,7 @@ def analyse(run: EvalRun, test_set: TestSet, seed: int = 0) -> Analysis:
             for key in dict.fromkeys([primary, *run.metrics])
             if any(key in r.scores for r in results)
         }
+        cross_entropy, measured = _cross_entropy(results)
         confusion = None
         if labels and results:
             expected = [test_set.rows[r.row].expected for r in results]
@@ -125,6 +144,9 @@ def analyse(run: EvalRun, test_set: TestSet, seed: int = 0) -> Analysis:
                 metrics=metrics,
                 classification=confusion,
                 groups=_groups(results, test_set, primary, seed),
+                summary=dict(summary.metrics),
+                cross_entropy=cross_entropy,
+                likelihood_cases=measured,
             )
         )
     pairs = []
@@ -163,18 +185,23 @@ def _best(reports: list[VariantReport], pairs: list[PairedTest]) -> list[str]:
 
 
 def metric_value(analysis: Analysis, variant: VariantReport, key: str) -> float | None:
-    """A threshold's metric for one variant: any measured metric, "accuracy" (the
-    primary metric), "macro_f1"/"micro_f1" (label sets) or "group_gap"."""
+    """A threshold's metric for one variant: "accuracy" (the primary metric),
+    "macro_f1"/"micro_f1" (label sets), "group_gap", "cross_entropy", "perplexity", or
+    any metric the run stored (text metrics, latency_s, context_tokens, …)."""
     if key == "accuracy":
         return variant.primary.value
     if key in ("macro_f1", "micro_f1"):
         if variant.classification is None:
             return None
         return float(getattr(variant.classification, key))
+    if key == "cross_entropy":
+        return variant.cross_entropy
+    if key == "perplexity":
+        return variant.perplexity
     if key == "group_gap":
         return variant.groups.gap.gap if variant.groups and variant.groups.gap else None
     found = variant.metrics.get(key)
-    return found.value if found else None
+    return found.value if found else variant.summary.get(key)
 
 
 def check_limits(
@@ -183,7 +210,10 @@ def check_limits(
     maximums: dict[str, float] | None = None,
 ) -> list[str]:
     """Missed thresholds as readable lines (empty: every variant met every one)."""
-    from workbench.core.flows.report import display_name
+    from workbench.core.flows.report import METRIC_LABELS, display_name, format_metric
+
+    def shown(key: str, number: float) -> str:
+        return format_metric(key, number) if key in METRIC_LABELS else f"{number:.3f}"
 
     failures = []
     for variant in analysis.variants:
@@ -193,12 +223,18 @@ def check_limits(
         ]:
             value = metric_value(analysis, variant, key)
             name = display_name(key)
+            if key == "accuracy":
+                name = f"accuracy ({display_name(analysis.primary)})"
             if value is None:
                 failures.append(f"{variant.name}: {name} was not measured")
             elif below and value < limit:
-                failures.append(f"{variant.name}: {name} {value:.3f} is below {limit:.3f}")
+                failures.append(
+                    f"{variant.name}: {name} {shown(key, value)} is below {shown(key, limit)}"
+                )
             elif not below and value > limit:
-                failures.append(f"{variant.name}: {name} {value:.3f} is above {limit:.3f}")
+                failures.append(
+                    f"{variant.name}: {name} {shown(key, value)} is above {shown(key, limit)}"
+                )
     return failures
 
 
@@ -220,6 +256,12 @@ def format_analysis(analysis: Analysis) -> str:
     if analysis.pairs:
         lines.append("paired tests (exact McNemar on the cases each pair disagrees on):")
         lines.extend(f"  {p.verdict} ({p.a_only} vs {p.b_only} cases)" for p in analysis.pairs)
+    for v in analysis.variants:
+        if v.cross_entropy is not None:
+            lines.append(
+                f"{v.name}: cross-entropy {v.cross_entropy:.3f} nats per token · perplexity "
+                f"{v.perplexity:.2f} (expected outputs of {v.likelihood_cases} cases)"
+            )
     for v in analysis.variants:
         c = v.classification
         if c is None:
@@ -267,6 +309,8 @@ def analysis_json(analysis: Analysis) -> dict[str, object]:
 
     out = plain(analysis)
     assert isinstance(out, dict)
+    for variant, data in zip(analysis.variants, out["variants"], strict=True):  # type: ignore[call-overload]
+        data["perplexity"] = variant.perplexity
     out["pairs"] = [
         {**plain(p), "significant": p.significant, "verdict": p.verdict}  # type: ignore[dict-item]
         for p in analysis.pairs

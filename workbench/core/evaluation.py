@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from workbench.core.backends.base import Backend
+from workbench.core.backends.base import Backend, BackendError
 from workbench.core.flows.report import format_metric
 from workbench.core.models import (
     CaseResult,
@@ -38,6 +38,7 @@ from workbench.core.models import (
     Prompt,
     ScoringMode,
     Split,
+    TestRow,
     TestSet,
     VariantSpec,
     VariantSummary,
@@ -295,14 +296,18 @@ def _generated_cases(
                 return
             answer = extract_answer(prompt, record.output)
             context = _context_tokens(backend, prompt, row.vars, soft)
+            latency = time.perf_counter() - start
+            logprob, tokens = _expected_likelihood(backend, prompt, row, soft)
             yield CaseResult(
                 row=row_index,
                 output=record.output,
                 answer=answer,
                 scores=_scores(answer, row.expected, metrics),
-                latency_s=time.perf_counter() - start,
+                latency_s=latency,
                 context_tokens=context,
                 completion_tokens=record.stats.completion_tokens,
+                expected_logprob=logprob,
+                expected_tokens=tokens,
             )
         except EvaluationError:
             raise
@@ -313,6 +318,26 @@ def _generated_cases(
                 scores=dict.fromkeys(metrics, 0.0),
                 latency_s=time.perf_counter() - start,
             )
+
+
+def _expected_likelihood(
+    backend: Backend, prompt: Prompt, row: TestRow, soft: Any = None
+) -> tuple[float | None, int | None]:
+    """Log-likelihood of the expected output right after the prompt and its token count,
+    through the same scoring path as label likelihood (cross-entropy and perplexity in
+    `core/analysis.py`). None for a chain (its answer follows other calls), an empty
+    expected output, and backends that cannot score (a server)."""
+    if not row.expected or prompt.cot.mode is CoTMode.CHAIN:
+        return None, None
+    try:
+        tokens = len(backend.tokenize_tail(row.expected))
+        if tokens == 0:
+            return None, None
+        messages = render_messages(prompt, row.vars)
+        logprob = backend.score_continuations(messages, [row.expected], soft)[0]
+    except BackendError:
+        return None, None
+    return float(logprob), tokens
 
 
 def _likelihood_cases(
@@ -348,17 +373,30 @@ def _likelihood_cases(
             context: int | None = backend.context_tokens(message_list, soft)
         except Exception:
             context = None
+        by_label = dict(zip(labels, scores, strict=True))
+        expected_logprob = by_label.get(row.expected)
         yield CaseResult(
             row=row_index,
             output=best,
             answer=best,
             scores=result_scores,
-            label_scores=dict(zip(labels, scores, strict=True)),
+            label_scores=by_label,
+            expected_logprob=expected_logprob,
+            expected_tokens=_tail_tokens(backend, row.expected)
+            if expected_logprob is not None
+            else None,
             latency_s=latency,
             context_tokens=context,
             completion_tokens=0,
         )
         start = time.perf_counter()
+
+
+def _tail_tokens(backend: Backend, text: str) -> int | None:
+    try:
+        return len(backend.tokenize_tail(text)) or None
+    except BackendError:
+        return None
 
 
 # ---------------------------------------------------------------------------
@@ -393,20 +431,6 @@ def summarise(
         metrics=_means(results, metrics),
         groups={g: _means(rs, metrics) for g, rs in sorted(groups.items())},
     )
-
-
-def check_thresholds(run: EvalRun, minimums: dict[str, float]) -> list[str]:
-    """Failures as readable lines; 'accuracy' means the run's primary metric."""
-    failures = []
-    for summary in run.summaries:
-        for metric, minimum in minimums.items():
-            key = primary_metric(run) if metric == "accuracy" else metric
-            value = summary.metrics.get(key)
-            if value is None:
-                failures.append(f"{summary.name}: metric {metric!r} was not measured")
-            elif value < minimum:
-                failures.append(f"{summary.name}: {metric} {value:.3f} < {minimum:.3f}")
-    return failures
 
 
 def export_csv(run: EvalRun, test_set: TestSet) -> str:

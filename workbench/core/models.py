@@ -414,6 +414,13 @@ class CaseResult(_Model):
     latency_s: float = 0.0
     context_tokens: int | None = None
     completion_tokens: int | None = None
+    expected_logprob: float | None = Field(
+        default=None,
+        description="log-likelihood (nats) of the expected output right after the prompt",
+    )
+    expected_tokens: int | None = Field(
+        default=None, ge=0, description="tokens of the expected output (for nats per token)"
+    )
     error: str | None = None
 
 

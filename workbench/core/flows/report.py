@@ -54,6 +54,7 @@ DISPLAY_NAMES: dict[str, str] = {
     "macro_f1": "macro-F1",
     "micro_f1": "micro-F1",
     "group_gap": "largest group gap",
+    "cross_entropy": "cross-entropy",
     "stop": "stop string",
     "length": "token limit",
     "eos": "end of text",
