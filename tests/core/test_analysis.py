@@ -176,3 +176,44 @@ def test_cross_entropy_and_perplexity_by_hand(saved) -> None:
     assert an.check_limits(an.analyse(run, test_set), maximums={"perplexity": 2.0})[0] == (
         "soft prompt: perplexity 2.718 is above 2.000"
     )
+
+
+def test_ratings_are_saved_reloaded_exported_and_aggregated(tmp_path, saved) -> None:
+    import csv
+    import io
+
+    from workbench.core.evaluation import export_csv, export_json
+    from workbench.core.library import Library
+    from workbench.core.models import CaseRating
+
+    run, test_set = saved
+    library = Library(tmp_path / "lib")
+    run = run.model_copy(update={"prompt_id": "p1"})
+    for row, thumbs, stars in [(0, "up", 5), (1, "up", 4), (2, "down", 2), (3, "up", None)]:
+        run = an.set_rating(run, 0, row, CaseRating(thumbs=thumbs, stars=stars, note=f"n{row}"))
+    library.save_eval_run(run)
+    reopened = Library(tmp_path / "lib").eval_runs_for("p1")[0]
+    assert reopened.results[0][2].rating == CaseRating(thumbs="down", stars=2, note="n2")
+
+    soft = an.analyse(reopened, test_set).variant("soft prompt")
+    assert soft.thumbs_up is not None and soft.thumbs_up.value == pytest.approx(3 / 4)
+    assert soft.thumbs_up.cases == 4 and soft.thumbs_up.interval is not None
+    assert soft.stars is not None and soft.stars.value == pytest.approx(11 / 3)
+    assert an.analyse(reopened, test_set).variant("few-shot").thumbs_up is None
+    assert "soft prompt: rated satisfaction: thumbs up 75.0 % (" in an.format_analysis(
+        an.analyse(reopened, test_set)
+    )
+
+    rows = list(csv.DictReader(io.StringIO(export_csv(reopened, test_set))))
+    assert (rows[2]["thumbs"], rows[2]["stars"], rows[2]["note"]) == ("down", "2", "n2")
+    assert rows[3]["stars"] == "" and rows[40]["thumbs"] == ""
+    assert '"thumbs": "down"' in export_json(reopened)
+
+    # an empty rating clears it; a case the run does not have is an error
+    cleared = an.set_rating(reopened, 0, 2, CaseRating())
+    assert cleared.results[0][2].rating is None
+    assert reopened.results[0][2].rating is not None  # the original is untouched
+    with pytest.raises(KeyError):
+        an.set_rating(reopened, 0, 99, CaseRating(thumbs="up"))
+    with pytest.raises(ValueError):
+        CaseRating(stars=6)

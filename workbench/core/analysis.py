@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from itertools import combinations
 
 from workbench.core.evaluation import primary_metric
-from workbench.core.models import CaseResult, EvalRun, TestSet
+from workbench.core.models import CaseRating, CaseResult, EvalRun, TestSet
 from workbench.core.stats import (
     Classification,
     GroupGap,
@@ -56,6 +56,8 @@ class VariantReport:
     summary: dict[str, float] = field(default_factory=dict)  # the run's stored means
     cross_entropy: float | None = None  # nats per token of the expected outputs
     likelihood_cases: int = 0  # cases the cross-entropy was measured on
+    thumbs_up: Estimate | None = None  # share of thumbs-up among the cases given thumbs
+    stars: Estimate | None = None  # mean 1–5 rating among the cases given stars
 
     @property
     def perplexity(self) -> float | None:
@@ -108,6 +110,31 @@ def _cross_entropy(results: list[CaseResult]) -> tuple[float | None, int]:
     return -sum(r.expected_logprob or 0.0 for r in measured) / tokens, len(measured)
 
 
+def _ratings(results: list[CaseResult]) -> tuple[Estimate | None, Estimate | None]:
+    """Rated satisfaction: the thumbs-up share (Wilson interval) and the mean of the
+    stars (normal interval), each over the cases that were given one."""
+    thumbs = [
+        1.0 if r.rating.thumbs == "up" else 0.0 for r in results if r.rating and r.rating.thumbs
+    ]
+    stars = [float(r.rating.stars) for r in results if r.rating and r.rating.stars]
+    return (
+        estimate("label", thumbs) if thumbs else None,
+        estimate("stars", stars) if stars else None,
+    )
+
+
+def set_rating(run: EvalRun, variant: int, row: int, rating: CaseRating | None) -> EvalRun:
+    """The run with one case's rating set (an empty rating clears it); the caller saves
+    it (`Library.save_eval_run`). Raises KeyError for a case the run does not have."""
+    results = [list(rs) for rs in run.results]
+    for i, case in enumerate(results[variant]):
+        if case.row == row:
+            kept = None if rating is None or rating.is_empty() else rating
+            results[variant][i] = case.model_copy(update={"rating": kept})
+            return run.model_copy(update={"results": results})
+    raise KeyError(f"the run has no case for row {row} under variant {variant}")
+
+
 def _groups(
     results: list[CaseResult], test_set: TestSet, metric: str, seed: int
 ) -> GroupReport | None:
@@ -133,6 +160,7 @@ def analyse(run: EvalRun, test_set: TestSet, seed: int = 0) -> Analysis:
             if any(key in r.scores for r in results)
         }
         cross_entropy, measured = _cross_entropy(results)
+        thumbs, stars = _ratings(results)
         confusion = None
         if labels and results:
             expected = [test_set.rows[r.row].expected for r in results]
@@ -147,6 +175,8 @@ def analyse(run: EvalRun, test_set: TestSet, seed: int = 0) -> Analysis:
                 summary=dict(summary.metrics),
                 cross_entropy=cross_entropy,
                 likelihood_cases=measured,
+                thumbs_up=thumbs,
+                stars=stars,
             )
         )
     pairs = []
@@ -194,6 +224,10 @@ def metric_value(analysis: Analysis, variant: VariantReport, key: str) -> float 
         if variant.classification is None:
             return None
         return float(getattr(variant.classification, key))
+    if key == "thumbs_up":
+        return variant.thumbs_up.value if variant.thumbs_up else None
+    if key == "stars":
+        return variant.stars.value if variant.stars else None
     if key == "cross_entropy":
         return variant.cross_entropy
     if key == "perplexity":
@@ -262,6 +296,19 @@ def format_analysis(analysis: Analysis) -> str:
                 f"{v.name}: cross-entropy {v.cross_entropy:.3f} nats per token · perplexity "
                 f"{v.perplexity:.2f} (expected outputs of {v.likelihood_cases} cases)"
             )
+    for v in analysis.variants:
+        rated = []
+        if v.thumbs_up is not None:
+            rated.append(
+                f"thumbs up {format_percent(v.thumbs_up.value, v.thumbs_up.interval)} of "
+                f"{v.thumbs_up.cases} rated"
+            )
+        if v.stars is not None:
+            lo_hi = v.stars.interval
+            interval = f" ({lo_hi[0]:.2f}–{lo_hi[1]:.2f})" if lo_hi else ""
+            rated.append(f"{v.stars.value:.2f} of 5 stars{interval} from {v.stars.cases} rated")
+        if rated:
+            lines.append(f"{v.name}: rated satisfaction: " + " · ".join(rated))
     for v in analysis.variants:
         c = v.classification
         if c is None:

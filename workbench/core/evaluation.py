@@ -449,6 +449,11 @@ def export_csv(run: EvalRun, test_set: TestSet) -> str:
             "answer",
             *run.metrics,
             *COST_METRICS,
+            "expected_logprob",
+            "expected_tokens",
+            "thumbs",
+            "stars",
+            "note",
             "error",
         ]
     )
@@ -467,6 +472,11 @@ def export_csv(run: EvalRun, test_set: TestSet) -> str:
                     r.answer,
                     *[r.scores.get(m, "") for m in run.metrics],
                     *[getattr(r, c) if getattr(r, c) is not None else "" for c in COST_METRICS],
+                    "" if r.expected_logprob is None else r.expected_logprob,
+                    "" if r.expected_tokens is None else r.expected_tokens,
+                    (r.rating.thumbs or "") if r.rating else "",
+                    (r.rating.stars or "") if r.rating else "",
+                    r.rating.note if r.rating else "",
                     r.error or "",
                 ]
             )

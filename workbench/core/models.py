@@ -403,6 +403,17 @@ class VariantSpec(_Model):
     soft_prompt_id: Id | None = Field(default=None, description="run with this soft prompt")
 
 
+class CaseRating(_Model):
+    """A person's verdict on one output: thumbs, 1–5 stars and a note (any may be empty)."""
+
+    thumbs: Literal["up", "down"] | None = None
+    stars: int | None = Field(default=None, ge=1, le=5)
+    note: str = ""
+
+    def is_empty(self) -> bool:
+        return self.thumbs is None and self.stars is None and not self.note.strip()
+
+
 class CaseResult(_Model):
     """One test case under one variant."""
 
@@ -421,6 +432,7 @@ class CaseResult(_Model):
     expected_tokens: int | None = Field(
         default=None, ge=0, description="tokens of the expected output (for nats per token)"
     )
+    rating: CaseRating | None = Field(default=None, description="a person's rating of the output")
     error: str | None = None
 
 

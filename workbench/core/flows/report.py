@@ -55,6 +55,8 @@ DISPLAY_NAMES: dict[str, str] = {
     "micro_f1": "micro-F1",
     "group_gap": "largest group gap",
     "cross_entropy": "cross-entropy",
+    "thumbs_up": "thumbs-up share",
+    "stars": "star rating",
     "stop": "stop string",
     "length": "token limit",
     "eos": "end of text",
