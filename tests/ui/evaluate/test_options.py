@@ -32,7 +32,12 @@ def test_options_follow_the_prompt_and_its_test_sets(qtbot, open_panel, library_
     sets.setCurrentIndex(1)
     assert split.currentData() == "test" and split.currentText() == "test (3)"
     mode = panel.findChild(QComboBox, "evalMode")
-    assert [mode.itemText(i) for i in range(mode.count())] == ["auto", "generate", "likelihood"]
+    assert [mode.itemText(i) for i in range(mode.count())] == [
+        "automatic",
+        "generate and compare",
+        "label likelihood",
+    ]  # display names, not the stored values
+    assert [mode.itemData(i) for i in range(mode.count())] == ["auto", "generate", "likelihood"]
     assert panel.selected_metrics() == ["exact", "normalised", "f1"]
     assert button(panel, "evalRun").isEnabled()
     assert not button(panel, "evalStop").isEnabled()

@@ -109,7 +109,7 @@ def test_a_comparison_runs_as_one_job_off_the_gui_thread(
     stored = Library(library_dir).eval_runs_for(prompt.id)
     assert [r.id for r in stored] == [run.id]
     assert panel.findChild(QListView, "evalHistory").model().rowCount() == 1
-    assert "Finished: 16 case(s)" in message(panel)
+    assert message(panel) == "Finished: 4 cases × 4 variants."
     assert panel.findChild(QLabel, "evalEta").text() == ""
     assert panel.progress.value() == panel.progress.maximum() == 16
 
@@ -285,7 +285,7 @@ def test_two_models_are_loaded_one_at_a_time(
     click(qtbot, panel, "evalRun")
     assert message(panel) == "Loading models…"  # the session has loaded none
     qtbot.waitUntil(lambda: not panel.running)
-    assert "Finished: 8 case(s)" in message(panel)
+    assert message(panel) == "Finished: 4 cases × 2 variants."
     assert fake_models["loads"] == [(EMBEDDED_ID, "llama.cpp"), (EMBEDDED_ID, "transformers")]
     assert fake_models["open_at_load"] == [[], []]  # the first was closed before the second
     assert all(b.closed for b in FakeBackend.created)

@@ -43,6 +43,9 @@ def test_variant_cells_are_edited_as_text_and_validated(
 
     assert model.setData(model.index(0, VariantsModel.FEW_SHOT), "3")
     assert model.setData(model.index(0, VariantsModel.VERSION), "v1")
+    assert model.setData(model.index(0, VariantsModel.COT), "zero-shot")  # as offered
+    assert model.variants()[0].cot_mode is CoTMode.ZERO_SHOT
+    assert model.data(model.index(0, VariantsModel.COT)) == "zero-shot"  # not zero_shot
     assert model.setData(model.index(0, VariantsModel.COT), "scaffold")
     assert model.setData(model.index(0, VariantsModel.MODEL), EMBEDDED_ID)
     spec = model.variants()[0]
@@ -73,7 +76,7 @@ def test_variant_cells_are_edited_as_text_and_validated(
     assert [editor.itemText(i) for i in range(editor.count())] == [
         "as prompt",
         "off",
-        "zero_shot",
+        "zero-shot",
         "scaffold",
         "chain",
     ]

@@ -1,24 +1,36 @@
-"""What the panel shows of evaluations: one run (the summary above the results grid)
-beside the prompt's earlier runs, and the export of the shown run as CSV or JSON."""
+"""What the panel shows of evaluations: one run (its settings and headline, the summary
+beside the prompt's earlier runs, the results grid with a failures-only filter, and the
+clicked case in full), and the export of the shown run as CSV or JSON.
+
+The grid gets the spare height; the summary strip above it and the case detail below it
+sit in one vertical splitter, so each can be dragged larger or closed."""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 
-from PySide6.QtCore import QModelIndex, Qt, Signal
+from PySide6.QtCore import QModelIndex, Qt, QTimer, Signal
+from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QCheckBox,
     QHBoxLayout,
     QHeaderView,
+    QLabel,
     QListView,
     QPushButton,
     QSplitter,
     QTableView,
+    QTextBrowser,
+    QVBoxLayout,
     QWidget,
 )
 
+from workbench.core.flows.report import count
 from workbench.core.models import CaseResult, EvalRun, TestSet
+from workbench.ui.evaluate.detail import DETAIL_HINT, case_detail_html, headline, run_caption
+from workbench.ui.evaluate.grid import FailuresOnlyProxy, ResultsGridView
 from workbench.ui.evaluate.history import (
     EvalRunListModel,
     ExportKind,
@@ -48,15 +60,22 @@ class ResultsBrowser(QWidget):
         self.summary_view.horizontalHeader().setSectionResizeMode(
             QHeaderView.ResizeMode.ResizeToContents
         )
+        self.summary_view.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        self.summary_view.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 8)
         self.grid_model = ResultsGridModel(self)
-        self.grid_view = named(QTableView(), "evalGrid")
-        self.grid_view.setModel(self.grid_model)
-        self.grid_view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        header = self.grid_view.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        header.setStretchLastSection(True)
-        # fitting columns to contents looks at this many rows, not at all of a big run
-        header.setResizeContentsPrecision(100)
+        self.grid_proxy = FailuresOnlyProxy(self.grid_model, self)
+        self.grid_view = named(ResultsGridView(self.grid_proxy), "evalGrid")
+        self.caption = named(QLabel(), "evalCaption")
+        self.caption.setWordWrap(True)
+        self.headline = named(QLabel(), "evalHeadline")
+        self.headline.setWordWrap(True)
+        self.headline.setStyleSheet("font-weight: bold")
+        self.failures_only = named(QCheckBox("Failures only"), "evalFailuresOnly")
+        self.failures_only.setToolTip("Show only the cases some variant failed or erred on")
+        self.shown_count = named(QLabel(), "evalShownCount")
+        self.detail = named(QTextBrowser(), "evalDetail")
+        self.detail.setOpenLinks(False)
+        self.detail.setPlaceholderText(DETAIL_HINT)
         self.history_model = EvalRunListModel(self)
         self.history = named(QListView(), "evalHistory")
         self.history.setModel(self.history_model)
@@ -68,26 +87,70 @@ class ResultsBrowser(QWidget):
             (self.history, 1),
             side_by_side(self.export_csv_button, self.export_json_button),
         )
-        results = QSplitter(Qt.Orientation.Vertical)
-        results.addWidget(self.summary_view)
-        results.addWidget(self.grid_view)
-        results.setStretchFactor(1, 3)
-        lower = QSplitter(Qt.Orientation.Horizontal)
-        lower.addWidget(results)
-        lower.addWidget(history_box)
-        lower.setStretchFactor(0, 3)
-        layout = QHBoxLayout(self)
+        strip = QSplitter(Qt.Orientation.Horizontal)  # the summary beside the history
+        strip.addWidget(self.summary_view)
+        strip.addWidget(history_box)
+        strip.setStretchFactor(0, 2)
+        strip.setStretchFactor(1, 1)
+        grid_box = QWidget()
+        grid_layout = QVBoxLayout(grid_box)
+        grid_layout.setContentsMargins(0, 0, 0, 0)
+        filter_row = QHBoxLayout()
+        filter_row.addWidget(self.failures_only)
+        filter_row.addWidget(self.shown_count)
+        filter_row.addStretch(1)
+        grid_layout.addLayout(filter_row)
+        grid_layout.addWidget(self.grid_view, 1)
+        self.splitter = named(QSplitter(Qt.Orientation.Vertical), "evalResultsSplitter")
+        self.splitter.addWidget(strip)
+        self.splitter.addWidget(grid_box)
+        self.splitter.addWidget(self.detail)
+        self.splitter.setStretchFactor(0, 0)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setStretchFactor(2, 0)
+        self._sized = False  # the splitter's first sizes wait for a real height
+        layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(lower)
+        layout.setSpacing(2)
+        layout.addWidget(self.caption)
+        layout.addWidget(self.headline)
+        layout.addWidget(self.splitter, 1)
 
         self.history.selectionModel().currentChanged.connect(
             lambda current, _previous: self._history_row_picked(current.row())
         )
         # a click on the current row shows it again (after a new run replaced it)
         self.history.clicked.connect(lambda index: self._history_row_picked(index.row()))
+        self.failures_only.toggled.connect(self._failures_only_toggled)
+        for signal in (
+            self.grid_proxy.rowsInserted,
+            self.grid_proxy.rowsRemoved,
+            self.grid_proxy.modelReset,
+            self.grid_proxy.layoutChanged,
+        ):
+            signal.connect(self._update_shown_count)
+        self.grid_view.selectionModel().currentChanged.connect(
+            lambda current, _previous: self._show_case(current)
+        )
+        self.grid_view.clicked.connect(self._show_case)
         self.export_csv_button.clicked.connect(lambda: self._export_dialog("csv"))
         self.export_json_button.clicked.connect(lambda: self._export_dialog("json"))
         self.set_exportable(True)
+        self._update_headline()
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if not self._sized:
+            QTimer.singleShot(0, self._first_sizes)  # once the layout has given a height
+
+    def _first_sizes(self) -> None:
+        height = self.splitter.height()
+        if self._sized or height < 200:
+            return
+        # most of the height to the grid: a strip of summary, a few lines of detail
+        strip, detail = min(140, height // 4), min(90, height // 6)
+        self.splitter.setSizes([strip, height - strip - detail, detail])
+        self._sized = True
 
     # -- the shown run ---------------------------------------------------------------
 
@@ -96,12 +159,64 @@ class ResultsBrowser(QWidget):
         self._shown = (run, test_set) if run is not None else None
         self.grid_model.set_run(run, test_set)
         self.summary_model.set_run(run)
-        self.grid_view.resizeColumnsToContents()
+        self.grid_view.arrange()
+        self.summary_view.resizeColumnsToContents()
+        self.detail.clear()
+        self._update_headline()
 
     def add_results(self, run: EvalRun, new: list[tuple[int, CaseResult]]) -> None:
         """Live results of the shown run (already in its `results` and `summaries`)."""
         self.grid_model.add_results(new)
         self.summary_model.set_run(run)
+        self._update_headline()
+        current = self.grid_view.currentIndex()
+        if current.isValid():
+            self._show_case(current)
+
+    def show_failures_only(self, on: bool) -> None:
+        """Filter the grid to the cases some variant failed (the checkbox's state)."""
+        self.failures_only.setChecked(on)
+
+    def _failures_only_toggled(self, on: bool) -> None:
+        self.grid_proxy.set_failures_only(on)
+        self._update_shown_count()
+
+    def _update_shown_count(self) -> None:
+        total = self.grid_model.rowCount()
+        shown = self.grid_proxy.rowCount()
+        if self._shown is None:
+            self.shown_count.setText("")
+        elif shown == total:
+            self.shown_count.setText(count(total, "case"))
+        else:
+            self.shown_count.setText(f"{shown:,} of {count(total, 'case')} shown")
+        self.failures_only.setEnabled(self._shown is not None)
+
+    def _update_headline(self) -> None:
+        run = self.shown_run()
+        self.caption.setText(run_caption(run) if run is not None else "")
+        self.headline.setText(headline(run) if run is not None and run.summaries else "")
+        self.caption.setVisible(run is not None)
+        self.headline.setVisible(bool(self.headline.text()))
+        self._update_shown_count()
+
+    def _show_case(self, index: QModelIndex) -> None:
+        """The clicked case in full in the detail pane (every variant's answer)."""
+        run = self.shown_run()
+        row = self.grid_view.source_row(index)
+        if run is None or row < 0:
+            return
+        column = self.grid_proxy.mapToSource(index).column()
+        columns = self.grid_model.variant_columns()
+        picked = columns.index(column) if column in columns else None
+        html = case_detail_html(
+            run,
+            self.grid_model.case_rows()[row] + 1,
+            self.grid_model.case_at(row),
+            self.grid_model.results_of(row),
+            picked,
+        )
+        self.detail.setHtml(html)
 
     def shown_run(self) -> EvalRun | None:
         return self._shown[0] if self._shown else None

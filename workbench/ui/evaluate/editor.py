@@ -3,7 +3,7 @@ add, remove and preset variants."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QSize, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QGroupBox,
@@ -19,6 +19,22 @@ from workbench.core.models import CoTMode, VariantSpec
 from workbench.ui.evaluate.variants import VariantDelegate, VariantsModel
 from workbench.ui.widgets import named
 
+VISIBLE_ROWS = 3  # the table's height at rest: the settings stay compact
+
+
+class _CompactTable(QTableView):
+    """A table whose wanted height is its header and a few rows (it grows when the
+    settings are given more room)."""
+
+    def sizeHint(self) -> QSize:
+        hint = super().sizeHint()
+        rows = self.verticalHeader().defaultSectionSize() * VISIBLE_ROWS
+        height = self.horizontalHeader().sizeHint().height() + rows + 2 * self.frameWidth()
+        return QSize(hint.width(), height)
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(super().minimumSizeHint().width(), self.sizeHint().height())
+
 
 class VariantsEditor(QGroupBox):
     """Edits a `VariantsModel`; `changed` after the buttons add or remove variants."""
@@ -28,17 +44,22 @@ class VariantsEditor(QGroupBox):
     def __init__(self, model: VariantsModel, parent: QWidget | None = None) -> None:
         super().__init__("Variants", parent)
         self.model = model
-        self.view = named(QTableView(), "evalVariants")
+        self.view = named(_CompactTable(), "evalVariants")
         self.view.setModel(model)
         self.view.setItemDelegate(VariantDelegate(self.view))
         self.view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.view.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        header = self.view.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        for column in (VariantsModel.NAME, VariantsModel.MODEL):
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.Stretch)
+        self.view.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        self.view.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 10)
+        self.view.setWordWrap(False)
         self.view.setEditTriggers(
             QAbstractItemView.EditTrigger.DoubleClicked
             | QAbstractItemView.EditTrigger.SelectedClicked
             | QAbstractItemView.EditTrigger.EditKeyPressed
         )
-        self.view.setMaximumHeight(150)
         self.add_button = named(QPushButton("Add variant"), "addVariant")
         self.remove_button = named(QPushButton("Remove"), "removeVariant")
         self.preset_button = named(QPushButton("Zero-shot / few-shot / CoT"), "presetZeroFewCot")
@@ -51,6 +72,7 @@ class VariantsEditor(QGroupBox):
             buttons.addWidget(button)
         buttons.addStretch(1)
         layout = QHBoxLayout(self)
+        layout.setContentsMargins(6, 4, 6, 4)
         layout.addWidget(self.view, 1)
         layout.addLayout(buttons)
         self.add_button.clicked.connect(self.add_variant)

@@ -10,7 +10,7 @@ from PySide6.QtWidgets import QFileDialog, QWidget
 from workbench.core.evaluation import export_csv as run_to_csv
 from workbench.core.evaluation import export_json as run_to_json
 from workbench.core.evaluation import primary_metric
-from workbench.core.flows.report import format_metric
+from workbench.core.flows.report import METRIC_LABELS, count, format_metric
 from workbench.core.fsutil import atomic_write_text
 from workbench.core.models import EvalRun, TestSet
 from workbench.ui.models import NewestFirstModel
@@ -26,9 +26,10 @@ class EvalRunListModel(NewestFirstModel):
         primary = primary_metric(run)
         scores = " / ".join(format_metric(primary, s.metrics.get(primary)) for s in run.summaries)
         stopped = " (stopped)" if not run.complete else ""
+        label = METRIC_LABELS.get(primary, primary)
         return (
-            f"{when} · {run.test_set_name or 'test set'} · {len(run.variants)} variant(s)"
-            f" · {primary} {scores}{stopped}"
+            f"{when} · {run.test_set_name or 'test set'} · {count(len(run.variants), 'variant')}"
+            f" · {label} {scores}{stopped}"
         )
 
     def _tooltip(self, run: EvalRun) -> str:

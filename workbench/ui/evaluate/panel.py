@@ -8,6 +8,12 @@ fill the results grid and the summary live. The finished (or stopped) `EvalRun` 
 stored in the library under the evaluated prompt and listed in the panel's history,
 from where any earlier run can be shown again and exported as CSV or JSON.
 
+Before it starts, the panel estimates the work (cases × variants, and a time from what
+earlier evaluations of this prompt measured on this machine: `core/flows/estimate.py`),
+shows it live as the settings change, and asks above `CONFIRM_ABOVE_S`. The settings sit
+above the results in a splitter and can be hidden; the variants are remembered per
+prompt for the session, and showing an earlier run puts its settings back.
+
 The GUI thread never calls a model: backends are loaded, used and closed inside the job.
 """
 
@@ -23,8 +29,11 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
     QLabel,
+    QMessageBox,
     QProgressBar,
     QPushButton,
+    QSplitter,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -37,12 +46,15 @@ from workbench.core.evaluation import (
     EvalFinished,
     EvaluationError,
     Progress,
+    choose_mode,
     summarise,
 )
-from workbench.core.flows.evaluate import EvalPlan, plan_evaluation, run_evaluation
-from workbench.core.flows.report import format_progress
+from workbench.core.flows.estimate import WorkEstimate, estimate_evaluation
+from workbench.core.flows.evaluate import EvalPlan, plan_evaluation, run_evaluation, select_rows
+from workbench.core.flows.report import count, format_progress
 from workbench.core.library import Library, LibraryError
 from workbench.core.models import CaseResult, EvalRun, Prompt, TestSet, VariantSpec
+from workbench.core.testsets_io import rows_in_split
 from workbench.ui.evaluate.browser import ResultsBrowser
 from workbench.ui.evaluate.editor import VariantsEditor
 from workbench.ui.evaluate.options import EvalOptions
@@ -87,6 +99,9 @@ class EvaluatePanel(QWidget):
         self.selection = selection
         self._prompt: Prompt | None = None
         self._live: _LiveRun | None = None
+        self._history: list[EvalRun] = []  # the prompt's stored runs: what speed they measured
+        self._variants_of: dict[str, list[VariantSpec]] = {}  # per prompt, for the session
+        self._clear_on_change = False  # the message is about settings since changed
 
         self.options = EvalOptions(library)
         self.split_combo = self.options.split_combo
@@ -106,12 +121,21 @@ class EvaluatePanel(QWidget):
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
         self.eta = named(QLabel(), "evalEta")
+        self.settings_toggle = named(QToolButton(), "evalToggleSettings")
+        self.settings_toggle.setCheckable(True)
+        self.settings_toggle.setChecked(True)
+        self.settings_toggle.setToolTip("Show or hide the settings above, to give the results room")
+        self.estimate = named(QLabel(), "evalEstimate")
+        self.estimate.setWordWrap(True)
         self.message = named(QLabel(), "evalMessage")
         self.message.setWordWrap(True)
         self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         run_row = side_by_side(self.run_button, self.stop_button)
+        run_row.addWidget(self.estimate, 1)  # before a run; its progress while it runs
         run_row.addWidget(self.progress, 1)
         run_row.addWidget(self.eta)
+        run_row.addWidget(self.settings_toggle)
+        self.progress.hide()
 
         # -- results
         self.browser = ResultsBrowser()
@@ -119,17 +143,42 @@ class EvaluatePanel(QWidget):
         self.summary_model = self.browser.summary_model
         self.history_model = self.browser.history_model
 
+        self.settings = QWidget()
+        settings_layout = QVBoxLayout(self.settings)
+        settings_layout.setContentsMargins(0, 0, 0, 0)
+        settings_layout.setSpacing(4)
+        settings_layout.addWidget(self.options)
+        settings_layout.addWidget(self.variants, 1)
+        results = QWidget()
+        results_layout = QVBoxLayout(results)
+        results_layout.setContentsMargins(0, 0, 0, 0)
+        results_layout.setSpacing(4)
+        results_layout.addLayout(run_row)
+        results_layout.addWidget(self.message)
+        results_layout.addWidget(self.browser, 1)
+        self.splitter = named(QSplitter(Qt.Orientation.Vertical), "evalSplitter")
+        self.splitter.addWidget(self.settings)
+        self.splitter.addWidget(results)
+        self.splitter.setStretchFactor(0, 0)  # the settings keep their compact height
+        self.splitter.setStretchFactor(1, 1)  # the results take the rest
+        self.splitter.setCollapsible(1, False)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
-        layout.addWidget(self.options)
-        layout.addWidget(self.variants)
-        layout.addLayout(run_row)
-        layout.addWidget(self.message)
-        layout.addWidget(self.browser, 1)
+        layout.addWidget(self.splitter)
+        self._settings_toggled(True)
 
         # -- wiring
         self.options.test_set_picked.connect(self._update_buttons)
+        self.options.changed.connect(self._settings_changed)
         self.variants.changed.connect(self._update_buttons)
+        for signal in (
+            self.variants_model.dataChanged,
+            self.variants_model.rowsInserted,
+            self.variants_model.rowsRemoved,
+            self.variants_model.modelReset,
+        ):
+            signal.connect(self._settings_changed)
+        self.settings_toggle.toggled.connect(self._settings_toggled)
         self.variants.preset_button.clicked.connect(self._preset_chosen)
         self.variants_model.edit_rejected.connect(self._show_message)
         self.run_button.clicked.connect(self.run)
@@ -140,6 +189,7 @@ class EvaluatePanel(QWidget):
         selection.edited.connect(self.set_prompt)
         session.models_changed.connect(self.refresh)
         session.selection_changed.connect(lambda _spec, _backend: self._show_default_model())
+        session.backend_changed.connect(self._model_changed)
 
         self._show_default_model()
         self.set_prompt(selection.prompt)
@@ -157,9 +207,17 @@ class EvaluatePanel(QWidget):
             if prompt and previous and prompt.version != previous.version:
                 self.refresh()
             return
-        # another prompt: its own default variant, test sets and history
-        self.variants_model.set_variants([VariantSpec(name=prompt.name)] if prompt else [])
-        self.browser.set_history(self.library.eval_runs_for(prompt.id) if prompt else [])
+        # another prompt: its variants (as left this session, else its own default), test
+        # sets and history
+        if previous is not None:
+            self._variants_of[previous.id] = self.variants_model.variants()
+        if prompt is not None:
+            remembered = self._variants_of.get(prompt.id)
+            self.variants_model.set_variants(remembered or [VariantSpec(name=prompt.name)])
+        else:
+            self.variants_model.set_variants([])
+        self._history = self.library.eval_runs_for(prompt.id) if prompt else []
+        self.browser.set_history(self._history)
         if self._live is not None:
             self._live.shown = False  # the run goes on (and is saved) out of sight
         self._show(None, None)
@@ -197,6 +255,65 @@ class EvaluatePanel(QWidget):
     def _show_default_model(self) -> None:
         spec, backend = self.session.selected_model()
         self.variants_model.set_default_model(f"{spec.name} on {backend}")
+        self._update_estimate()
+
+    def _model_changed(self, backend: object) -> None:
+        # a model ready: a complaint about it ("still loading", could not load) is over
+        if backend is not None and self._live is None and self.message.property("error"):
+            self._show_message("")
+
+    def _settings_changed(self) -> None:
+        if self._clear_on_change and self._live is None:
+            self._show_message("")  # it was about the settings as they were
+        self._update_estimate()
+        self._update_buttons()
+
+    def _settings_toggled(self, shown: bool) -> None:
+        self.settings.setVisible(shown)
+        self.settings_toggle.setText("Hide settings" if shown else "Show settings")
+
+    # -- the estimate ----------------------------------------------------------------
+
+    def current_estimate(self) -> WorkEstimate | None:
+        """The work the settings describe now (None while they describe none)."""
+        test_set = self.options.selected_test_set()
+        variants = self.variants_model.variants()
+        if self._prompt is None or test_set is None or not variants:
+            return None
+        try:
+            mode = choose_mode(test_set, self.options.selected_mode())
+        except EvaluationError:
+            return None
+        split = self.options.selected_split()
+        cases = len(select_rows(test_set, split, self.options.selected_limit()))
+        return estimate_evaluation(
+            cases,
+            variants,
+            mode,
+            self._history,
+            default_model=self.session.selected_model()[0].id,
+            available=len(rows_in_split(test_set, split)),
+        )
+
+    def _update_estimate(self) -> None:
+        if self._live is not None:
+            return  # the progress line says how far the running one is
+        estimate = self.current_estimate()
+        self.estimate.setText(estimate.text() if estimate is not None else "")
+        self.estimate.setVisible(estimate is not None)
+
+    def _confirmed(self, estimate: WorkEstimate) -> bool:
+        """Ask before long work; True to go ahead."""
+        if not estimate.needs_confirmation:
+            return True
+        answer = QMessageBox.question(
+            self,
+            "Start a long evaluation?",
+            f"{estimate.text()}.\n\nA lower Limit gives a quicker first look. Start it anyway?",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No,
+        )
+        return answer == QMessageBox.StandardButton.Yes
 
     def showEvent(self, event: QShowEvent) -> None:
         # test sets are edited in another panel: pick up changes when this one is shown
@@ -229,6 +346,13 @@ class EvaluatePanel(QWidget):
             loading = pool.needs_loading(plan.specs)
         except _PLAN_ERRORS as exc:
             self._show_message(describe_error(exc), error=True)
+            self._clear_on_change = True
+            return
+        estimate = self.current_estimate()
+        if estimate is not None and not self._confirmed(estimate):
+            pool.close()  # nothing loaded: only tidies up
+            self._show_message("Not started. Lower the Limit or the variants for less work.")
+            self._clear_on_change = True
             return
         live = _LiveRun(None, plan.new_run(), plan.test_set)
         self._live = live
@@ -236,6 +360,8 @@ class EvaluatePanel(QWidget):
         self.browser.clear_history_pick()
         self.progress.setRange(0, plan.total)
         self.progress.setValue(0)
+        self.progress.show()
+        self.estimate.hide()
         self.eta.setText(format_progress(0, plan.total, None))
         self._show_message("Loading models…" if loading else "Running…")
         self._update_buttons()
@@ -312,8 +438,8 @@ class EvaluatePanel(QWidget):
             self._finished(live, finished)
 
     def _finished(self, live: _LiveRun, run: EvalRun) -> None:
-        cases = sum(len(r) for r in run.results)
-        if cases == 0:  # stopped while loading: an empty run would only clutter the history
+        done = sum(len(r) for r in run.results)
+        if done == 0:  # stopped while loading: an empty run would only clutter the history
             self._show_message("Stopped before any case finished; nothing was saved.")
             return
         if live.shown:
@@ -327,11 +453,16 @@ class EvaluatePanel(QWidget):
         # filed under the evaluated prompt (the core's rule): listed while it is shown
         if self._prompt is not None and self._prompt.id == run.prompt_id:
             self.browser.add_to_history(run)
+            self._history.insert(0, run)  # its speed counts for the next estimate
         if run.complete:
-            self._show_message(f"Finished: {cases} case(s) over {len(run.variants)} variant(s).")
+            cases = len({r.row for results in run.results for r in results})
+            variants = count(len(run.variants), "variant")
+            self._show_message(f"Finished: {count(cases, 'case')} × {variants}.")
         else:
             total = self.progress.maximum()
-            self._show_message(f"Stopped: the partial run ({cases} of {total} cases) was saved.")
+            self._show_message(
+                f"Stopped: {done:,} of {count(total, 'result')} were saved as a partial run."
+            )
         self.evaluation_finished.emit(run)
 
     def _on_cancelled(self, live: _LiveRun, pool: BackendPool) -> None:
@@ -348,7 +479,9 @@ class EvaluatePanel(QWidget):
         if self._live is live:
             self._live = None
         self.eta.setText("")
+        self.progress.hide()
         self._update_buttons()
+        self._update_estimate()
 
     # -- showing and exporting results -----------------------------------------------
 
@@ -361,6 +494,9 @@ class EvaluatePanel(QWidget):
         if self._live is not None:
             self._live.shown = False
         test_set = self.library.test_sets.get(run.test_set_id) if run.test_set_id else None
+        if self._live is None:  # its settings, ready to run again (not under a running one)
+            self.options.show_settings(run)
+            self.variants_model.set_variants(run.variants)
         self._show(run, test_set)
         if test_set is None:
             self._show_message(
@@ -382,6 +518,7 @@ class EvaluatePanel(QWidget):
     # -- state --------------------------------------------------------------------------
 
     def _show_message(self, text: str, error: bool = False) -> None:
+        self._clear_on_change = False
         show_message(self.message, text, error=error)
 
     def _update_buttons(self) -> None:

@@ -1,6 +1,6 @@
-"""The results of an evaluation: the grid of cases × variants (answers coloured by pass or
-fail of the run's primary metric), the full case in a tooltip, and the aggregate table of
-metrics × variants."""
+"""The results of an evaluation: the grid of cases × variants (answers marked ✓ or ✗ and
+coloured by pass or fail of the run's primary metric), the full case in a tooltip, and
+the aggregate table of metrics × variants."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersisten
 from PySide6.QtGui import QColor, QFont
 
 from workbench.core.evaluation import COST_METRICS, primary_metric
-from workbench.core.flows.report import METRIC_LABELS, format_metric
+from workbench.core.flows.report import METRIC_LABELS, count, format_latency, format_metric
 from workbench.core.models import CaseResult, EvalRun, TestRow, TestSet
 from workbench.ui.evaluate.variants import cot_text, few_shot_text, model_text, version_text
 
@@ -26,8 +26,24 @@ FAIL_COLOUR = QColor("#f8cbcb")
 CELL_TEXT_COLOUR = QColor("#111111")  # readable on the pale colours in dark themes too
 
 
-def _passed(result: CaseResult, primary: str) -> bool:
+def passed(result: CaseResult, primary: str) -> bool:
+    """Whether a case passes the run's primary metric (an error never does)."""
     return result.error is None and result.scores.get(primary, 0.0) >= PASS_THRESHOLD
+
+
+def verdict_text(result: CaseResult, primary: str) -> str:
+    """A grid cell: the verdict mark, then the answer on one line."""
+    if result.error:
+        return "⚠ error"
+    mark = "✓" if passed(result, primary) else "✗"
+    return f"{mark} {_one_line(result.answer or result.output)}"
+
+
+def _wrapping_tooltip(text: str) -> str:
+    """A long text as a tooltip Qt wraps (plain-text tooltips run off the screen)."""
+    if len(text) <= 80 and "\n" not in text:
+        return text
+    return "<qt>" + html.escape(text).replace("\n", "<br>") + "</qt>"
 
 
 def _one_line(text: str, limit: int = 120) -> str:
@@ -55,7 +71,7 @@ def case_tooltip(result: CaseResult, metrics: Sequence[str]) -> str:
         best = sorted(result.label_scores.items(), key=lambda kv: kv[1], reverse=True)
         rows = "<br>".join(f"{html.escape(label)}: {score:.3f}" for label, score in best)
         parts.append(f"<b>Label log-likelihoods:</b><br>{rows}")
-    cost = [f"latency {result.latency_s * 1000:.0f} ms"]
+    cost = [f"latency {format_latency(result.latency_s)}"]
     if result.context_tokens is not None:
         cost.append(f"{result.context_tokens} context tokens")
     if result.completion_tokens:
@@ -84,6 +100,11 @@ class ResultsGridModel(QAbstractTableModel):
         self._position: dict[int, int] = {}  # and back: test-set row -> grid row
         self._cells: dict[tuple[int, int], CaseResult] = {}
         self._primary = "normalised"
+
+    @property
+    def primary(self) -> str:
+        """The metric the verdicts (✓ ✗ and the colours) are of."""
+        return self._primary
 
     def set_run(self, run: EvalRun | None, test_set: TestSet | None) -> None:
         """Show `run` (results included); `test_set` None = its rows are unknown."""
@@ -134,6 +155,32 @@ class ResultsGridModel(QAbstractTableModel):
     def _variant_column(self, variant: int) -> int:
         return len(self._lead_columns()) + variant
 
+    def lead_columns(self) -> list[int]:
+        """The columns of the case itself: its variables, then the expected value."""
+        return list(range(len(self._lead_columns())))
+
+    def results_of(self, grid_row: int) -> list[CaseResult | None]:
+        """Each variant's result for a grid row (None where it has not run yet)."""
+        if self._run is None or not 0 <= grid_row < len(self._rows):
+            return []
+        row = self._rows[grid_row]
+        return [self._cells.get((v, row)) for v in range(len(self._run.variants))]
+
+    def row_failed(self, grid_row: int) -> bool:
+        """Whether any variant failed (or erred on) this case."""
+        return any(
+            r is not None and not passed(r, self._primary) for r in self.results_of(grid_row)
+        )
+
+    def case_at(self, grid_row: int) -> TestRow | None:
+        """The test-set row of a grid row (None when the run's test set is gone)."""
+        if not 0 <= grid_row < len(self._rows):
+            return None
+        return self._case(self._rows[grid_row])
+
+    def shown_run(self) -> EvalRun | None:
+        return self._run
+
     def case_rows(self) -> list[int]:
         """The test-set row index of each grid row."""
         return list(self._rows)
@@ -179,7 +226,8 @@ class ResultsGridModel(QAbstractTableModel):
                 return (
                     f"{spec.name}: prompt {version_text(spec.prompt_version)}, "
                     f"model {model_text(spec.model)}, few-shot {few_shot_text(spec.few_shot_count)}"
-                    f", CoT {cot_text(spec.cot_mode)}; colour = {self._primary}"
+                    f", CoT {cot_text(spec.cot_mode)}; ✓ and green = passes "
+                    f"{METRIC_LABELS.get(self._primary, self._primary)}"
                 )
         return None
 
@@ -204,9 +252,9 @@ class ResultsGridModel(QAbstractTableModel):
                 return ""
             return None
         if role == Qt.ItemDataRole.DisplayRole:
-            return "⚠ error" if result.error else _one_line(result.answer or result.output)
+            return verdict_text(result, self._primary)
         if role == Qt.ItemDataRole.BackgroundRole:
-            return PASS_COLOUR if _passed(result, self._primary) else FAIL_COLOUR
+            return PASS_COLOUR if passed(result, self._primary) else FAIL_COLOUR
         if role == Qt.ItemDataRole.ForegroundRole:
             return CELL_TEXT_COLOUR
         if role == Qt.ItemDataRole.ToolTipRole:
@@ -227,7 +275,7 @@ class ResultsGridModel(QAbstractTableModel):
                 return f"The test set {name!r} is no longer in the library"
             return "unknown"
         text = case.expected if expected else case.vars.get(name, "")
-        return _one_line(text) if role == Qt.ItemDataRole.DisplayRole else text
+        return _one_line(text) if role == Qt.ItemDataRole.DisplayRole else _wrapping_tooltip(text)
 
 
 class SummaryModel(QAbstractTableModel):
@@ -291,11 +339,12 @@ class SummaryModel(QAbstractTableModel):
             label = METRIC_LABELS.get(metric, metric)
             return f"{label} · {group}" if group else label
         if role == Qt.ItemDataRole.ToolTipRole:
+            label = METRIC_LABELS.get(metric, metric)
             if group:
-                return f"{metric} over the cases of group {group!r}"
+                return f"{label} over the cases of group {group!r}"
             if metric == self._primary:
-                return f"{metric}: the primary metric (the grid's colours)"
-            return metric
+                return f"{label}: what the grid's ✓ and ✗ are of"
+            return label
         return None
 
     def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
@@ -317,5 +366,5 @@ class SummaryModel(QAbstractTableModel):
             return font
         if role == Qt.ItemDataRole.ToolTipRole:
             cases = self._run.summaries[index.column()].cases
-            return f"{METRIC_LABELS.get(metric, metric)} over {cases} case(s)"
+            return f"{METRIC_LABELS.get(metric, metric)} over {count(cases, 'case')}"
         return None

@@ -23,6 +23,7 @@ from PySide6.QtCore import (
 )
 from PySide6.QtWidgets import QComboBox, QStyledItemDelegate, QStyleOptionViewItem, QWidget
 
+from workbench.core.flows.report import display_name
 from workbench.core.models import CoTMode, VariantSpec
 from workbench.core.names import unique_name
 
@@ -52,7 +53,7 @@ def few_shot_text(count: int | None) -> str:
 
 
 def cot_text(mode: CoTMode | None) -> str:
-    return AS_PROMPT if mode is None else mode.value
+    return AS_PROMPT if mode is None else display_name(mode.value)
 
 
 def _parse_version(text: str) -> object:
@@ -106,7 +107,7 @@ class VariantsModel(QAbstractTableModel):
     """
 
     NAME, PROMPT, VERSION, MODEL, FEW_SHOT, COT, SOFT = range(7)
-    HEADERS = ("name", "prompt", "prompt version", "model", "few-shot", "CoT", "soft prompt")
+    HEADERS = ("name", "prompt", "version", "model", "few-shot", "CoT", "soft prompt")
     ChoicesRole = Qt.ItemDataRole.UserRole + 1
     """list[str]: the values a cell offers (None for the free-text name)."""
     SpecRole = Qt.ItemDataRole.UserRole + 2
@@ -220,7 +221,7 @@ class VariantsModel(QAbstractTableModel):
         if column == self.FEW_SHOT:
             return [AS_PROMPT, ZERO_SHOT, *(str(k) for k in range(1, 9))]
         if column == self.COT:
-            return [AS_PROMPT, *(m.value for m in CoTMode)]
+            return [AS_PROMPT, *(display_name(m.value) for m in CoTMode)]
         return None
 
     def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
