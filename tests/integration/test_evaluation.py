@@ -139,7 +139,10 @@ def test_generate_mode_scores_the_expected_output_too(which, request) -> None:
     assert run.mode == "generate"
     for case, row in zip(run.results[0], plain.rows, strict=True):
         direct = backend.score_continuations(render_messages(prompt, row.vars), [row.expected])
-        assert case.expected_logprob == pytest.approx(direct[0], abs=1e-4)
+        # llama.cpp's sums move in the third decimal with what its cache held before
+        assert case.expected_logprob == pytest.approx(
+            direct[0], abs=1e-4 if "hf" in which else 5e-3
+        )
         assert case.expected_tokens == len(backend.tokenize_tail(row.expected))
     report = analyse(run, plain).variant("g")
     tokens = sum(c.expected_tokens for c in run.results[0])
