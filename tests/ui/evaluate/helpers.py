@@ -15,6 +15,7 @@ from workbench.core.evaluation import summarise
 from workbench.core.library import Library
 from workbench.core.models import (
     CaseResult,
+    CoTMode,
     EvalRun,
     FewShot,
     FewShotExample,
@@ -166,3 +167,39 @@ class FakeBackend(Backend):
 
     def close(self) -> None:
         self.closed = True
+
+
+def long_run(test_set: TestSet, prompt: Prompt, cot_answer: str = "") -> EvalRun:
+    """A finished likelihood run over every row of `test_set`: zero-shot right on all
+    rows, few-shot wrong on the odd ones, and a chain-of-thought variant whose answer is
+    `cot_answer` (a long one to see that it elides)."""
+    specs = [
+        VariantSpec(name="zero-shot", few_shot_count=0),
+        VariantSpec(name="few-shot"),
+        VariantSpec(name="chain-of-thought", cot_mode=CoTMode.ZERO_SHOT),
+    ]
+    results: list[list[CaseResult]] = [[], [], []]
+    for i, row in enumerate(test_set.rows):
+        wrong = "negative" if row.expected == "positive" else "positive"
+        for variant, answer in enumerate(
+            (row.expected, wrong if i % 2 else row.expected, cot_answer or row.expected)
+        ):
+            score = 1.0 if answer == row.expected or variant == 2 else 0.0
+            results[variant].append(
+                CaseResult(
+                    row=i, output=answer, answer=answer, scores={"label": score}, latency_s=0.5
+                )
+            )
+    run = EvalRun(
+        prompt_id=prompt.id,
+        test_set_id=test_set.id,
+        test_set_name=test_set.name,
+        mode="likelihood",
+        metrics=["label"],
+        variants=specs,
+        results=results,
+    )
+    run.summaries = [
+        summarise(s.name, r, test_set, run.metrics) for s, r in zip(specs, results, strict=True)
+    ]
+    return run

@@ -47,9 +47,15 @@ class FailuresOnlyProxy(QSortFilterProxyModel):
         return self._failures_only
 
     def set_failures_only(self, on: bool) -> None:
-        if on != self._failures_only:
+        if on == self._failures_only:
+            return
+        if hasattr(self, "endFilterChange"):  # Qt 6.10 and later
+            self.beginFilterChange()
             self._failures_only = on
-            self.invalidateFilter()
+            self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+        else:
+            self._failures_only = on
+            self.invalidateRowsFilter()
 
     def filterAcceptsRow(self, source_row: int, source_parent: _Index) -> bool:
         return not self._failures_only or self.grid.row_failed(source_row)
