@@ -61,6 +61,8 @@ def test_paired_test_reads_as_a_verdict() -> None:
     assert same.verdict == "zero-shot vs few-shot: no detectable difference (p = 1.00)"
     with pytest.raises(ValueError):
         stats.paired_test("a", "b", [True], [True, False])
+    strong = stats.paired_test("a", "b", [True] * 15, [False] * 15)
+    assert strong.verdict == "a > b, p < 0.001"
 
 
 def test_classification_matches_scikit_learn() -> None:

@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-from workbench.core.models import FewShotExample, FewShotStyle, Prompt, TestSet
+from workbench.core.models import FewShotExample, FewShotOrder, FewShotStyle, Prompt, TestSet
 
 # scores one candidate prompt on test-set rows: one score in [0, 1] per row
 Scorer = Callable[[Prompt, Sequence[int]], Sequence[float]]
@@ -201,7 +201,7 @@ def candidate_prompt(prompt: Prompt, space: SearchSpace, candidate: Candidate) -
         update={
             "examples": [space.pool[i] for i in candidate.examples],
             "count": None,
-            "order": "as_written",
+            "order": FewShotOrder.AS_WRITTEN,
             "style": candidate.style,
         }
     )

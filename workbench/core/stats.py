@@ -75,10 +75,12 @@ class PairedTest:
     @property
     def verdict(self) -> str:
         """ "A > B, p = 0.003" or "no detectable difference (p = 0.41)"."""
+        p = format_p(self.p_value)
+        p = f"p {p}" if p.startswith("<") else f"p = {p}"
         if not self.significant:
-            return f"{self.a} vs {self.b}: no detectable difference (p = {format_p(self.p_value)})"
+            return f"{self.a} vs {self.b}: no detectable difference ({p})"
         first, second = (self.a, self.b) if self.a_only > self.b_only else (self.b, self.a)
-        return f"{first} > {second}, p = {format_p(self.p_value)}"
+        return f"{first} > {second}, {p}"
 
 
 def format_p(p: float) -> str:

@@ -47,10 +47,12 @@ class OptimisePlan:
         from workbench.core.flows.report import count
 
         how = "label likelihood" if self.mode == "likelihood" else "generated answers"
+        rows = f"up to {count(self.budget, 'candidate')} on {self.sample_rows} validation rows"
+        if self.sample_rows < self.validation_rows:
+            rows += f", the best third again on all {self.validation_rows}"
         return (
-            f"up to {count(self.budget, 'candidate')} on {self.sample_rows} validation rows, "
-            f"the best third again on all {self.validation_rows}: about "
-            f"{count(self.scorings, 'scored case')} ({how}); the test split is not used"
+            f"{rows}: about {count(self.scorings, 'scored case')} ({how}); the test split "
+            "is not used"
         )
 
 

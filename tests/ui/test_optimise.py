@@ -1,0 +1,101 @@
+"""Optimise… on the embedded model: a small search from the dialog, its plot and
+held-out comparison, Apply making a new version, Stop within one candidate."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+
+from tests.integration.test_optimise import _library
+from workbench.core.library import Library
+from workbench.ui.jobs import JobRunner
+from workbench.ui.optimise import OptimiseDialog
+from workbench.ui.session import ModelSession
+
+TIMEOUT_MS = 120_000
+
+
+@pytest.fixture
+def session(qtbot) -> Iterator[ModelSession]:
+    jobs = JobRunner()
+    session = ModelSession(jobs)
+    session.load_selected()
+    qtbot.waitUntil(lambda: session.backend is not None, timeout=TIMEOUT_MS)
+    yield session
+    backend = session.backend
+    jobs.shutdown()
+    if backend is not None:
+        backend.close()
+
+
+def _dialog(qtbot, library_dir: Path, session: ModelSession) -> tuple[OptimiseDialog, Library]:
+    library, prompt = _library(library_dir)
+    dialog = OptimiseDialog(library, session, session.jobs, prompt)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    return dialog, library
+
+
+def test_a_small_search_runs_and_applies_a_new_version(qtbot, library_dir, session) -> None:
+    dialog, library = _dialog(qtbot, library_dir, session)
+    dialog.budget.setValue(4)
+    dialog.max_examples.setValue(3)
+    assert "up to 4 candidates on 4 validation rows" in dialog.cost.text()
+    assert "the test split is not used" in dialog.cost.text()
+    prompt_id = dialog.prompt.id
+    applied = []
+    dialog.applied.connect(applied.append)
+    qtbot.mouseClick(dialog.start, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dialog.job is None, timeout=TIMEOUT_MS)
+    assert dialog.outcome is not None and dialog.outcome.complete
+    assert len(dialog.plot.scores) == 4 and dialog.plot.current_at is not None
+    text = dialog.status.text()
+    assert "4 candidates. Validation: the winner scores" in text
+    assert "Held out (4 rows): as written" in text and "optimised" in text
+    assert library.prompts[prompt_id].version == 1  # nothing changed before Apply
+    assert dialog.apply.isEnabled()
+    qtbot.mouseClick(dialog.apply, Qt.MouseButton.LeftButton)
+    assert applied and applied[0].version == 2
+    reopened = Library(library_dir)
+    assert reopened.prompts[prompt_id].version == 2
+    assert "Optimised on the validation split" in reopened.prompts[prompt_id].description
+    assert len(reopened.eval_runs_for(prompt_id)) == 1  # the held-out comparison is kept
+    assert "Saved as version 2" in dialog.status.text()
+
+
+def test_stop_ends_the_search_within_one_candidate(qtbot, library_dir, session) -> None:
+    dialog, library = _dialog(qtbot, library_dir, session)
+    dialog.budget.setValue(40)
+    seen = []
+
+    def first_score(events: list) -> None:
+        seen.extend(events)
+        if dialog.job is not None and dialog.plot.scores:
+            dialog.stop.click()
+
+    dialog.start.click()
+    assert dialog.job is not None
+    on_events = dialog.job.on_events
+    assert on_events is not None
+
+    def watched(events: list) -> None:
+        on_events(events)
+        first_score(events)
+
+    dialog.job.on_events = watched
+    qtbot.waitUntil(lambda: dialog.job is None, timeout=TIMEOUT_MS)
+    assert dialog.outcome is not None and not dialog.outcome.complete
+    assert len(dialog.outcome.sample_scores) < 40
+    assert not dialog.apply.isEnabled()  # a stopped search is not applied
+    assert library.prompts[dialog.prompt.id].version == 1
+
+
+def test_a_prompt_without_a_test_set_says_what_to_do(qtbot, library_dir, session) -> None:
+    library = Library(library_dir)
+    prompt = library.new_prompt("bare", user_template="{{ q }}")
+    dialog = OptimiseDialog(library, session, session.jobs, prompt)
+    qtbot.addWidget(dialog)
+    assert "no test set" in dialog.cost.text() and not dialog.start.isEnabled()
