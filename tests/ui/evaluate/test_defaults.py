@@ -23,7 +23,7 @@ from workbench.core.flows.estimate import DEFAULT_LIMIT
 from workbench.core.library import Library
 from workbench.core.models import CaseResult, EvalRun, ModelSpec, VariantSpec
 from workbench.ui.app import MainWindow
-from workbench.ui.evaluate import panel as panel_module
+from workbench.ui.evaluate import controls as controls_module
 
 
 def test_split_follows_the_test_set_once_the_test_sets_tab_splits_it(
@@ -81,7 +81,7 @@ def _answers(monkeypatch: pytest.MonkeyPatch, answer: QMessageBox.StandardButton
         asked.append(text)
         return answer
 
-    monkeypatch.setattr(panel_module.QMessageBox, "question", question)
+    monkeypatch.setattr(controls_module.QMessageBox, "question", question)
     return asked
 
 

@@ -55,8 +55,8 @@ def test_zero_shot_against_few_shot_on_the_embedded_model(
     ]
     for column in grid.variant_columns():
         for row in range(4):
-            answer = grid.data(grid.index(row, column))
-            assert answer in ("positive", "negative")
+            mark, answer = grid.data(grid.index(row, column)).split(" ", 1)
+            assert mark in ("✓", "✗") and answer in ("positive", "negative")
 
     summary = panel.summary_model
     label_row = summary.row_of("label")

@@ -9,6 +9,7 @@ hours of work. `show_settings` puts back the options an earlier run was made wit
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import get_args
 
 from PySide6.QtCore import Signal
@@ -24,12 +25,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from workbench.core.evaluation import DEFAULT_METRICS, TEXT_METRICS
-from workbench.core.flows.estimate import DEFAULT_LIMIT
-from workbench.core.flows.evaluate import default_split
+from workbench.core.evaluation import DEFAULT_METRICS, TEXT_METRICS, EvaluationError, choose_mode
+from workbench.core.flows.estimate import DEFAULT_LIMIT, WorkEstimate, estimate_evaluation
+from workbench.core.flows.evaluate import default_split, select_rows
 from workbench.core.flows.report import METRIC_LABELS, count, display_name
 from workbench.core.library import Library
-from workbench.core.models import EvalMode, EvalRun, Split, TestSet
+from workbench.core.models import EvalMode, EvalRun, Split, TestSet, VariantSpec
 from workbench.core.testsets_io import rows_in_split
 from workbench.ui.widgets import named
 
@@ -166,6 +167,31 @@ class EvalOptions(QWidget):
     def selected_limit(self) -> int | None:
         """At most this many cases of the split (None = all)."""
         return self.limit.value() or None
+
+    def estimate(
+        self,
+        variants: Sequence[VariantSpec],
+        history: Sequence[EvalRun],
+        default_model: str | None,
+    ) -> WorkEstimate | None:
+        """The work these options describe for `variants`, timed by `history` (None
+        while they describe none: no test set, no variant, a mode the set cannot take)."""
+        test_set = self.selected_test_set()
+        if test_set is None or not variants:
+            return None
+        try:
+            mode = choose_mode(test_set, self.selected_mode())
+        except EvaluationError:
+            return None
+        split = self.selected_split()
+        return estimate_evaluation(
+            len(select_rows(test_set, split, self.selected_limit())),
+            variants,
+            mode,
+            history,
+            default_model=default_model,
+            available=len(rows_in_split(test_set, split)),
+        )
 
     def set_editable(self, editable: bool) -> None:
         for widget in (

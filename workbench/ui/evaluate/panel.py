@@ -21,19 +21,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
-    QLabel,
-    QMessageBox,
-    QProgressBar,
-    QPushButton,
     QSplitter,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -41,42 +35,27 @@ from PySide6.QtWidgets import (
 from workbench.core.backends.base import BackendError
 from workbench.core.backends.pool import BackendPool
 from workbench.core.evaluation import (
-    CaseDone,
     EvalEvent,
-    EvalFinished,
     EvaluationError,
-    Progress,
-    choose_mode,
-    summarise,
 )
-from workbench.core.flows.estimate import WorkEstimate, estimate_evaluation
-from workbench.core.flows.evaluate import EvalPlan, plan_evaluation, run_evaluation, select_rows
-from workbench.core.flows.report import count, format_progress
+from workbench.core.flows.estimate import WorkEstimate
+from workbench.core.flows.evaluate import EvalPlan, plan_evaluation, run_evaluation
 from workbench.core.library import Library, LibraryError
-from workbench.core.models import CaseResult, EvalRun, Prompt, TestSet, VariantSpec
-from workbench.core.testsets_io import rows_in_split
+from workbench.core.models import EvalRun, Prompt, TestSet, VariantSpec
 from workbench.ui.evaluate.browser import ResultsBrowser
+from workbench.ui.evaluate.controls import RunControls, confirm_long_work
 from workbench.ui.evaluate.editor import VariantsEditor
+from workbench.ui.evaluate.live import LiveRun, ended_text
 from workbench.ui.evaluate.options import EvalOptions
 from workbench.ui.evaluate.variants import VariantsModel
-from workbench.ui.jobs import Job, JobRunner
+from workbench.ui.jobs import JobRunner
 from workbench.ui.session import ModelSession, PromptSelection, describe_error
-from workbench.ui.widgets import named, show_message, side_by_side
+from workbench.ui.widgets import named
 
 log = logging.getLogger(__name__)
 
 # what a plan or a pool raises for the user's mistakes, shown as the panel's message
 _PLAN_ERRORS = (EvaluationError, LibraryError, BackendError, LookupError, ValueError)
-
-
-@dataclass
-class _LiveRun:
-    """The evaluation in progress: the job, and the run as its events fill it in."""
-
-    job: Job | None
-    run: EvalRun
-    test_set: TestSet
-    shown: bool = True  # False once the user shows another run meanwhile
 
 
 class EvaluatePanel(QWidget):
@@ -98,7 +77,7 @@ class EvaluatePanel(QWidget):
         self.session = session
         self.selection = selection
         self._prompt: Prompt | None = None
-        self._live: _LiveRun | None = None
+        self._live: LiveRun | None = None
         self._history: list[EvalRun] = []  # the prompt's stored runs: what speed they measured
         self._variants_of: dict[str, list[VariantSpec]] = {}  # per prompt, for the session
         self._clear_on_change = False  # the message is about settings since changed
@@ -113,29 +92,14 @@ class EvaluatePanel(QWidget):
         self.variants = VariantsEditor(self.variants_model)
 
         # -- run controls
-        self.run_button = named(QPushButton("Run evaluation"), "evalRun")
-        self.stop_button = named(QPushButton("Stop"), "evalStop")
-        self.stop_button.setEnabled(False)
-        self.stop_button.setToolTip("Stop; the cases done so far are kept as a partial run")
-        self.progress = named(QProgressBar(), "evalProgress")
-        self.progress.setRange(0, 1)
-        self.progress.setValue(0)
-        self.eta = named(QLabel(), "evalEta")
-        self.settings_toggle = named(QToolButton(), "evalToggleSettings")
-        self.settings_toggle.setCheckable(True)
-        self.settings_toggle.setChecked(True)
-        self.settings_toggle.setToolTip("Show or hide the settings above, to give the results room")
-        self.estimate = named(QLabel(), "evalEstimate")
-        self.estimate.setWordWrap(True)
-        self.message = named(QLabel(), "evalMessage")
-        self.message.setWordWrap(True)
-        self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        run_row = side_by_side(self.run_button, self.stop_button)
-        run_row.addWidget(self.estimate, 1)  # before a run; its progress while it runs
-        run_row.addWidget(self.progress, 1)
-        run_row.addWidget(self.eta)
-        run_row.addWidget(self.settings_toggle)
-        self.progress.hide()
+        self.controls = RunControls()
+        self.run_button = self.controls.run_button
+        self.stop_button = self.controls.stop_button
+        self.progress = self.controls.progress
+        self.eta = self.controls.eta
+        self.estimate = self.controls.estimate
+        self.message = self.controls.message
+        self.settings_toggle = self.controls.settings_toggle
 
         # -- results
         self.browser = ResultsBrowser()
@@ -153,8 +117,7 @@ class EvaluatePanel(QWidget):
         results_layout = QVBoxLayout(results)
         results_layout.setContentsMargins(0, 0, 0, 0)
         results_layout.setSpacing(4)
-        results_layout.addLayout(run_row)
-        results_layout.addWidget(self.message)
+        results_layout.addWidget(self.controls)
         results_layout.addWidget(self.browser, 1)
         self.splitter = named(QSplitter(Qt.Orientation.Vertical), "evalSplitter")
         self.splitter.addWidget(self.settings)
@@ -259,7 +222,7 @@ class EvaluatePanel(QWidget):
 
     def _model_changed(self, backend: object) -> None:
         # a model ready: a complaint about it ("still loading", could not load) is over
-        if backend is not None and self._live is None and self.message.property("error"):
+        if backend is not None and self._live is None and self.controls.message_is_error():
             self._show_message("")
 
     def _settings_changed(self) -> None:
@@ -270,50 +233,20 @@ class EvaluatePanel(QWidget):
 
     def _settings_toggled(self, shown: bool) -> None:
         self.settings.setVisible(shown)
-        self.settings_toggle.setText("Hide settings" if shown else "Show settings")
+        self.controls.set_settings_shown(shown)
 
     # -- the estimate ----------------------------------------------------------------
 
     def current_estimate(self) -> WorkEstimate | None:
         """The work the settings describe now (None while they describe none)."""
-        test_set = self.options.selected_test_set()
-        variants = self.variants_model.variants()
-        if self._prompt is None or test_set is None or not variants:
+        if self._prompt is None:
             return None
-        try:
-            mode = choose_mode(test_set, self.options.selected_mode())
-        except EvaluationError:
-            return None
-        split = self.options.selected_split()
-        cases = len(select_rows(test_set, split, self.options.selected_limit()))
-        return estimate_evaluation(
-            cases,
-            variants,
-            mode,
-            self._history,
-            default_model=self.session.selected_model()[0].id,
-            available=len(rows_in_split(test_set, split)),
-        )
+        default_model = self.session.selected_model()[0].id
+        return self.options.estimate(self.variants_model.variants(), self._history, default_model)
 
     def _update_estimate(self) -> None:
-        if self._live is not None:
-            return  # the progress line says how far the running one is
-        estimate = self.current_estimate()
-        self.estimate.setText(estimate.text() if estimate is not None else "")
-        self.estimate.setVisible(estimate is not None)
-
-    def _confirmed(self, estimate: WorkEstimate) -> bool:
-        """Ask before long work; True to go ahead."""
-        if not estimate.needs_confirmation:
-            return True
-        answer = QMessageBox.question(
-            self,
-            "Start a long evaluation?",
-            f"{estimate.text()}.\n\nA lower Limit gives a quicker first look. Start it anyway?",
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-            QMessageBox.StandardButton.No,
-        )
-        return answer == QMessageBox.StandardButton.Yes
+        if self._live is None:  # while one runs, its progress says how far it is
+            self.controls.show_estimate(self.current_estimate())
 
     def showEvent(self, event: QShowEvent) -> None:
         # test sets are edited in another panel: pick up changes when this one is shown
@@ -349,20 +282,16 @@ class EvaluatePanel(QWidget):
             self._clear_on_change = True
             return
         estimate = self.current_estimate()
-        if estimate is not None and not self._confirmed(estimate):
+        if estimate is not None and not confirm_long_work(self, estimate):
             pool.close()  # nothing loaded: only tidies up
             self._show_message("Not started. Lower the Limit or the variants for less work.")
             self._clear_on_change = True
             return
-        live = _LiveRun(None, plan.new_run(), plan.test_set)
+        live = LiveRun(None, plan.new_run(), plan.test_set)
         self._live = live
         self._show(live.run, plan.test_set)
         self.browser.clear_history_pick()
-        self.progress.setRange(0, plan.total)
-        self.progress.setValue(0)
-        self.progress.show()
-        self.estimate.hide()
-        self.eta.setText(format_progress(0, plan.total, None))
+        self.controls.start_progress(plan.total)
         self._show_message("Loading models…" if loading else "Running…")
         self._update_buttons()
 
@@ -410,34 +339,18 @@ class EvaluatePanel(QWidget):
             self.stop_button.setEnabled(False)
             self._show_message("Stopping…")
 
-    def _on_events(self, live: _LiveRun, events: list[Any]) -> None:
-        new: list[tuple[int, CaseResult]] = []
-        progress: Progress | None = None
-        finished: EvalRun | None = None
-        for event in events:
-            if isinstance(event, CaseDone):
-                live.run.results[event.variant].append(event.result)
-                new.append((event.variant, event.result))
-            elif isinstance(event, Progress):
-                progress = event
-            elif isinstance(event, EvalFinished):
-                finished = event.run
+    def _on_events(self, live: LiveRun, events: list[Any]) -> None:
+        new, progress, finished = live.apply(events)
         if new and live.shown:
-            live.run.summaries = [
-                summarise(spec.name, results, live.test_set, live.run.metrics)
-                for spec, results in zip(live.run.variants, live.run.results, strict=True)
-            ]
             self.browser.add_results(live.run, new)
         if progress is not None:
-            self.progress.setRange(0, progress.total)
-            self.progress.setValue(progress.done)
-            self.eta.setText(format_progress(progress.done, progress.total, progress.eta_s))
-            if not self._live_cancelled():
+            self.controls.set_progress(progress.done, progress.total, progress.eta_s)
+            if not live.cancelled:
                 self._show_message("Running…")  # replaces "Loading models…"
         if finished is not None:
             self._finished(live, finished)
 
-    def _finished(self, live: _LiveRun, run: EvalRun) -> None:
+    def _finished(self, live: LiveRun, run: EvalRun) -> None:
         done = sum(len(r) for r in run.results)
         if done == 0:  # stopped while loading: an empty run would only clutter the history
             self._show_message("Stopped before any case finished; nothing was saved.")
@@ -454,32 +367,23 @@ class EvaluatePanel(QWidget):
         if self._prompt is not None and self._prompt.id == run.prompt_id:
             self.browser.add_to_history(run)
             self._history.insert(0, run)  # its speed counts for the next estimate
-        if run.complete:
-            cases = len({r.row for results in run.results for r in results})
-            variants = count(len(run.variants), "variant")
-            self._show_message(f"Finished: {count(cases, 'case')} × {variants}.")
-        else:
-            total = self.progress.maximum()
-            self._show_message(
-                f"Stopped: {done:,} of {count(total, 'result')} were saved as a partial run."
-            )
+        self._show_message(ended_text(run, self.progress.maximum()))
         self.evaluation_finished.emit(run)
 
-    def _on_cancelled(self, live: _LiveRun, pool: BackendPool) -> None:
+    def _on_cancelled(self, live: LiveRun, pool: BackendPool) -> None:
         pool.close()  # it never ran, so it loaded nothing: this only tidies up
         self._end(live)
         self._show_message("Stopped before it started; nothing was saved.")
 
-    def _on_error(self, live: _LiveRun, exc: BaseException, trace: str) -> None:
+    def _on_error(self, live: LiveRun, exc: BaseException, trace: str) -> None:
         log.error("the evaluation failed: %s\n%s", describe_error(exc), trace)
         self._end(live)
         self._show_message(f"The evaluation failed: {describe_error(exc)}", error=True)
 
-    def _end(self, live: _LiveRun) -> None:
+    def _end(self, live: LiveRun) -> None:
         if self._live is live:
             self._live = None
-        self.eta.setText("")
-        self.progress.hide()
+        self.controls.end_progress()
         self._update_buttons()
         self._update_estimate()
 
@@ -519,7 +423,7 @@ class EvaluatePanel(QWidget):
 
     def _show_message(self, text: str, error: bool = False) -> None:
         self._clear_on_change = False
-        show_message(self.message, text, error=error)
+        self.controls.show_message(text, error)
 
     def _update_buttons(self) -> None:
         idle = self._live is None
@@ -533,5 +437,4 @@ class EvaluatePanel(QWidget):
         self.browser.set_exportable(idle)
 
     def _live_cancelled(self) -> bool:
-        job = self._live.job if self._live else None
-        return job is not None and job.cancel.is_set()
+        return self._live is not None and self._live.cancelled
