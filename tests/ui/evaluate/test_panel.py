@@ -131,6 +131,8 @@ def test_stop_keeps_a_partial_run(qtbot, open_panel, library_dir: Path, fake_mod
 
     qtbot.waitUntil(first_case_shown)
     assert "about" in panel.findChild(QLabel, "evalEta").text()  # an ETA once a case is done
+    caption = panel.findChild(QLabel, "evalCaption")
+    assert caption.text().endswith("· running") and "stopped" not in caption.text()
     click(qtbot, panel, "evalStop")
     assert not button(panel, "evalStop").isEnabled()
     gate.release(100)
@@ -141,6 +143,8 @@ def test_stop_keeps_a_partial_run(qtbot, open_panel, library_dir: Path, fake_mod
     assert 1 <= done < 36
     assert "Stopped" in message(panel)
     assert "(stopped)" in panel.history_model.data(panel.history_model.index(0))
+    assert caption.text().endswith("· stopped early")
+    assert f"Stopped: {done} of 36 results were saved" in message(panel)
 
 
 def test_a_failing_job_reports_in_the_message_and_closes_its_models(

@@ -109,6 +109,7 @@ class ResultsBrowser(QWidget):
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setStretchFactor(2, 0)
         self._sized = False  # the splitter's first sizes wait for a real height
+        self._live = False  # the shown run is still running
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(2)
@@ -154,9 +155,11 @@ class ResultsBrowser(QWidget):
 
     # -- the shown run ---------------------------------------------------------------
 
-    def display(self, run: EvalRun | None, test_set: TestSet | None) -> None:
-        """Show `run` (None = nothing); `test_set` None = its rows are unknown."""
+    def display(self, run: EvalRun | None, test_set: TestSet | None, live: bool = False) -> None:
+        """Show `run` (None = nothing); `test_set` None = its rows are unknown; `live`
+        while it is still running."""
         self._shown = (run, test_set) if run is not None else None
+        self._live = live
         self.grid_model.set_run(run, test_set)
         self.summary_model.set_run(run)
         self.grid_view.arrange()
@@ -194,7 +197,7 @@ class ResultsBrowser(QWidget):
 
     def _update_headline(self) -> None:
         run = self.shown_run()
-        self.caption.setText(run_caption(run) if run is not None else "")
+        self.caption.setText(run_caption(run, running=self._live) if run is not None else "")
         self.headline.setText(headline(run) if run is not None and run.summaries else "")
         self.caption.setVisible(run is not None)
         self.headline.setVisible(bool(self.headline.text()))

@@ -24,8 +24,9 @@ _PROPORTIONS = ("label", "exact", "normalised", "contains", "regex", "f1")
 DETAIL_HINT = "Click a case in the grid to read it in full here."
 
 
-def run_caption(run: EvalRun) -> str:
-    """The settings a run was made with, on one line: when, test set, split, size, mode."""
+def run_caption(run: EvalRun, running: bool = False) -> str:
+    """The settings a run was made with, on one line: when, test set, split, size, mode
+    (and whether it is still running or was stopped)."""
     when = run.created.astimezone().strftime("%d %b %H:%M")
     split = f"{run.split} split" if run.split else "all rows"
     cases = len({r.row for results in run.results for r in results})
@@ -36,7 +37,9 @@ def run_caption(run: EvalRun) -> str:
         f"{count(cases, 'case')} × {count(len(run.variants), 'variant')}",
         display_name(run.mode),
     ]
-    if not run.complete:
+    if running:
+        parts.append("running")
+    elif not run.complete:
         parts.append("stopped early")
     return " · ".join(parts)
 

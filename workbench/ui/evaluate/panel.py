@@ -289,7 +289,7 @@ class EvaluatePanel(QWidget):
             return
         live = LiveRun(None, plan.new_run(), plan.test_set)
         self._live = live
-        self._show(live.run, plan.test_set)
+        self._show(live.run, plan.test_set, live=True)
         self.browser.clear_history_pick()
         self.controls.start_progress(plan.total)
         self._show_message("Loading models…" if loading else "Running…")
@@ -389,8 +389,8 @@ class EvaluatePanel(QWidget):
 
     # -- showing and exporting results -----------------------------------------------
 
-    def _show(self, run: EvalRun | None, test_set: TestSet | None) -> None:
-        self.browser.display(run, test_set)
+    def _show(self, run: EvalRun | None, test_set: TestSet | None, live: bool = False) -> None:
+        self.browser.display(run, test_set, live)
         self._update_buttons()
 
     def show_run(self, run: EvalRun) -> None:
