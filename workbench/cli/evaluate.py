@@ -167,6 +167,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
             out, export_csv(run, test_set) if out.suffix == ".csv" else export_json(run)
         )
     analysis = analyse(run, test_set)
+    if args.report:
+        from workbench.core.report_export import write_report
+
+        write_report(args.report, run, test_set, analysis, args.max_group_gap, prompt.name)
     failures = check_limits(analysis, minimums, maximums)
     if args.json:
         _print_summary(run, analysis, failures)
@@ -181,6 +185,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if not run.complete:
         return EXIT_INTERRUPTED
     return 1 if failures else 0
+
+
+def report_path(text: str) -> Path:
+    """--report FILE: a .md or .html file in a folder that exists (checked before the run)."""
+    from workbench.core.report_export import ReportError, report_format
+
+    try:
+        report_format(text)
+    except ReportError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return Path(text)
 
 
 def register(sub: Subparsers) -> None:
@@ -253,6 +268,13 @@ def register(sub: Subparsers) -> None:
         help="exit 1 when a variant's accuracy differs between test-set groups by more than X",
     )
     ev.add_argument("--out", metavar="FILE", help="write the results (.csv or .json)")
+    ev.add_argument(
+        "--report",
+        type=report_path,
+        metavar="FILE",
+        help="write a report with intervals, tests and pictures (.md with SVG files beside "
+        "it, or one .html page)",
+    )
     add_runtime_options(ev)
     ev.add_argument("--json", action="store_true", help="one JSON object per case, then a summary")
     ev.add_argument("--no-save", action="store_true", help="do not keep the run in the library")

@@ -8,7 +8,8 @@ over the limit given). The numbers come from `core/analysis.py`, so they are the
 `workbench eval` prints and the Evaluate panel shows; the pictures from
 `core/report_svg.py`.
 
-Both formats are rendered from one list of blocks, so they never say different things.
+Both formats are rendered from one list of blocks (`core/report_render.py`), so they
+never say different things.
 """
 
 from __future__ import annotations
@@ -16,15 +17,23 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
 
 from workbench.core.analysis import BINARY_METRICS, Analysis, Estimate, VariantReport
 from workbench.core.flows.report import count, display_name, format_latency, format_percent
 from workbench.core.fsutil import TEMP_SUFFIX, fsync_dir
 from workbench.core.models import EvalRun, TestSet
-from workbench.core.report_svg import esc, shorten, svg_confusion, svg_groups, svg_metric_bars
+from workbench.core.report_render import (
+    Block,
+    Bullets,
+    Heading,
+    Image,
+    Para,
+    Table,
+    to_html,
+    to_markdown,
+)
+from workbench.core.report_svg import shorten, svg_confusion, svg_groups, svg_metric_bars
 from workbench.core.stats import Classification, PairedTest
 
 __all__ = [
@@ -44,39 +53,6 @@ REPORT_SUFFIXES = (".md", ".html")
 
 class ReportError(ValueError):
     """A report that cannot be written where asked (unknown suffix, missing folder)."""
-
-
-@dataclass(frozen=True)
-class Heading:
-    level: int
-    text: str
-
-
-@dataclass(frozen=True)
-class Para:
-    text: str
-    flag: bool = False  # a warning: bold in Markdown, red in HTML
-
-
-@dataclass(frozen=True)
-class Table:
-    header: list[str]
-    rows: list[list[str]]
-
-
-@dataclass(frozen=True)
-class Bullets:
-    items: list[str]
-
-
-@dataclass(frozen=True)
-class Image:
-    name: str  # the file's tail beside a Markdown report: "bars" → report-bars.svg
-    alt: str
-    svg: str
-
-
-Block = Heading | Para | Table | Bullets | Image
 
 
 def _estimate(e: Estimate | None) -> str:
@@ -305,37 +281,6 @@ def report_blocks(
     ]
 
 
-# ---------------------------------------------------------------------------
-# Markdown
-
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|&~#])")
-
-
-def md(text: str) -> str:
-    """User text safe in Markdown: one line, its markup characters backslash-escaped (so
-    `<b>` or `a|b` stay text, in a table cell too)."""
-    return _MD_SPECIAL.sub(r"\\\1", " ".join(text.split()))
-
-
-def _markdown(blocks: list[Block], image_stem: str) -> str:
-    out: list[str] = []
-    for block in blocks:
-        if isinstance(block, Heading):
-            out += ["#" * block.level + " " + md(block.text), ""]
-        elif isinstance(block, Para):
-            out += [f"**{md(block.text)}**" if block.flag else md(block.text), ""]
-        elif isinstance(block, Bullets):
-            out += [*(f"- {md(item)}" for item in block.items), ""]
-        elif isinstance(block, Table):
-            out.append("| " + " | ".join(md(h) for h in block.header) + " |")
-            out.append("|" + "|".join(["---"] + ["--:"] * (len(block.header) - 1)) + "|")
-            out += ["| " + " | ".join(md(c) for c in row) + " |" for row in block.rows]
-            out.append("")
-        else:
-            out += [f"![{md(block.alt)}]({quote(f'{image_stem}-{block.name}.svg')})", ""]
-    return "\n".join(out)
-
-
 def markdown_report(
     run: EvalRun,
     test_set: TestSet,
@@ -347,53 +292,7 @@ def markdown_report(
     """The report as Markdown; its pictures are linked as `{image_stem}-bars.svg`,
     `{image_stem}-confusion-N-….svg` … (`write_report` writes them beside it)."""
     blocks = report_blocks(run, test_set, analysis, prompt_name, max_group_gap)
-    return _markdown(blocks, image_stem)
-
-
-# ---------------------------------------------------------------------------
-# HTML
-
-_CSS = """
-body { font-family: 'DejaVu Sans', Arial, sans-serif; color: #222; max-width: 72em;
-  margin: 2em auto; padding: 0 1em; line-height: 1.4; }
-table { border-collapse: collapse; margin: 0.5em 0 1em; }
-th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; }
-td:not(:first-child) { text-align: right; }
-th { background: #f2f2f2; }
-.flag { color: #c62828; font-weight: bold; }
-.sub { color: #666; }
-figure { margin: 0.5em 0 1.5em; }
-"""
-
-
-def _html(blocks: list[Block]) -> str:
-    title = blocks[0].text if isinstance(blocks[0], Heading) else "Evaluation report"
-    out = [
-        "<!DOCTYPE html>",
-        '<html lang="en">',
-        '<head><meta charset="utf-8">',
-        f"<title>{esc(title)}</title>",
-        f"<style>{_CSS}</style></head>",
-        "<body>",
-    ]
-    for i, block in enumerate(blocks):
-        if isinstance(block, Heading):
-            out.append(f"<h{block.level}>{esc(block.text)}</h{block.level}>")
-        elif isinstance(block, Para):
-            css = ' class="flag"' if block.flag else (' class="sub"' if i == 1 else "")
-            out.append(f"<p{css}>{esc(block.text)}</p>")
-        elif isinstance(block, Bullets):
-            out.append("<ul>" + "".join(f"<li>{esc(x)}</li>" for x in block.items) + "</ul>")
-        elif isinstance(block, Table):
-            head = "".join(f"<th>{esc(h)}</th>" for h in block.header)
-            body = "".join(
-                "<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in block.rows
-            )
-            out.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
-        else:
-            out.append(f'<figure aria-label="{esc(block.alt)}">{block.svg}</figure>')
-    out += ["</body>", "</html>", ""]
-    return "\n".join(out)
+    return to_markdown(blocks, image_stem)
 
 
 def html_report(
@@ -404,7 +303,7 @@ def html_report(
     max_group_gap: float | None = None,
 ) -> str:
     """The report as one HTML page with its pictures inline."""
-    return _html(report_blocks(run, test_set, analysis, prompt_name, max_group_gap))
+    return to_html(report_blocks(run, test_set, analysis, prompt_name, max_group_gap))
 
 
 # ---------------------------------------------------------------------------
@@ -412,12 +311,16 @@ def html_report(
 
 
 def report_format(path: Path | str) -> str:
-    """ "md" or "html" from the file's suffix; ReportError for any other."""
-    suffix = Path(path).suffix.lower()
+    """ "md" or "html" from the file's suffix, for a file whose folder exists (checked
+    before a long evaluation starts as well as when it is written); ReportError else."""
+    target = Path(path)
+    suffix = target.suffix.lower()
     if suffix not in REPORT_SUFFIXES:
         raise ReportError(
             f"a report is written as .md or .html, not {suffix or 'a file without a suffix'}"
         )
+    if not target.parent.is_dir():
+        raise ReportError(f"cannot write the report: the folder {target.parent} does not exist")
     return suffix[1:]
 
 
@@ -436,11 +339,9 @@ def write_report(
     ReportError when the suffix is unknown or the folder does not exist."""
     target = Path(path)
     kind = report_format(target)
-    if not target.parent.is_dir():
-        raise ReportError(f"cannot write the report: the folder {target.parent} does not exist")
     blocks = report_blocks(run, test_set, analysis, prompt_name, max_group_gap)
     if kind == "html":
-        files = [(target, _html(blocks))]
+        files = [(target, to_html(blocks))]
     else:
         stem = target.stem
         images = [
@@ -448,7 +349,7 @@ def write_report(
             for b in blocks
             if isinstance(b, Image)
         ]
-        files = [*images, (target, _markdown(blocks, stem))]  # the report last
+        files = [*images, (target, to_markdown(blocks, stem))]  # the report last
     staged: list[tuple[Path, Path]] = []
     try:
         for file, text in files:
