@@ -125,6 +125,7 @@ def test_group_gap_interval_reaches_zero_for_equal_groups() -> None:
     scores = {"a": [1.0, 0.0] * 15, "b": [0.0, 1.0] * 15}
     gap = stats.group_gap(scores)
     assert gap is not None and gap.gap == 0.0
+    assert gap.high != gap.low  # two groups, not one group against itself
     assert gap.interval[0] < 0 < gap.interval[1]
 
 

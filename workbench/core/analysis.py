@@ -332,7 +332,9 @@ def format_analysis(analysis: Analysis) -> str:
             continue
         parts = [f"{name} {format_percent(e.value, e.interval)}" for name, e in g.by_group.items()]
         lines.append(f"{v.name} by group: " + "; ".join(parts))
-        if g.gap is not None:
+        if g.gap is not None and g.gap.gap == 0:
+            lines.append("  no gap: every group scores the same")
+        elif g.gap is not None:
             lo, hi = g.gap.interval
             lines.append(
                 f"  largest gap {g.gap.gap * 100:.1f} points ({g.gap.high} over {g.gap.low}; "

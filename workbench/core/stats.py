@@ -195,7 +195,7 @@ def group_gap(
         return None
     means = {g: float(s.mean()) for g, s in groups.items()}
     high = max(means, key=lambda g: means[g])
-    low = min(means, key=lambda g: means[g])
+    low = min((g for g in means if g != high), key=lambda g: means[g])  # never the same group
     rng = np.random.default_rng(seed)
 
     def resample(scores: np.ndarray) -> np.ndarray:  # [resamples] means
