@@ -399,6 +399,11 @@ def create_application(argv: list[str] | None = None) -> QApplication:
         app.setWindowIcon(QIcon(str(resource_path("icons", "app.svg"))))
     except FileNotFoundError:
         pass
+    # the stylesheet in resources/style, light or dark as the system is (ui/theme.py)
+    from workbench.ui.theme import apply_theme, follow_system
+
+    apply_theme(app)
+    follow_system(app)
     return app
 
 
