@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
@@ -27,12 +28,16 @@ def restored(qapp: QApplication) -> Iterator[QApplication]:
     qapp.setProperty("workbenchTheme", None)
 
 
-def test_the_stylesheet_is_a_runtime_resource() -> None:
+@pytest.mark.parametrize("name", ["light", "dark"])
+def test_the_stylesheet_and_its_images_are_runtime_resources(name: str) -> None:
     path = resources.resource_path(*theme.STYLESHEET)
     assert path.parent.parent == resources.resources_dir()
-    # the arrows it draws are beside it, found the same way
-    for name in re.findall(r'url\("\$style_dir/([^"]+)"\)', path.read_text(encoding="utf-8")):
-        assert (path.parent / name).is_file(), name
+    # the arrows and check marks it draws are beside it, found the same way
+    images = re.findall(r'url\("([^"]+)"\)', theme.stylesheet(theme.THEMES[name]))
+    assert len(images) >= 3
+    for image in images:
+        assert Path(image).is_file(), image
+        assert Path(image).parent == path.parent
 
 
 @pytest.mark.parametrize("name", ["light", "dark"])
@@ -155,3 +160,21 @@ def test_an_error_message_line_takes_the_theme_error_colour(qtbot, restored) -> 
     label.style().unpolish(label)
     label.style().polish(label)
     assert label.palette().color(QPalette.ColorRole.WindowText) == QColor(theme.DARK.error)
+
+
+def test_a_bundle_finds_its_own_stylesheet(tmp_path: Path, monkeypatch) -> None:
+    """In a PyInstaller bundle the stylesheet is read from sys._MEIPASS/resources (the
+    spec ships the whole resources/ folder), not from a checkout."""
+    import shutil
+    import sys
+
+    bundled = tmp_path / "_internal" / "resources"
+    (bundled / "sample_library").mkdir(parents=True)
+    shutil.copytree(resources.resource_path("style"), bundled / "style")
+    monkeypatch.setattr(sys, "_MEIPASS", str(tmp_path / "_internal"), raising=False)
+    resources.resources_dir.cache_clear()
+    try:
+        sheet = theme.stylesheet(theme.LIGHT)
+    finally:
+        resources.resources_dir.cache_clear()
+    assert f'url("{(bundled / "style").as_posix()}/arrow-down.svg")' in sheet

@@ -122,7 +122,7 @@ def stylesheet(theme: Theme) -> str:
     """The stylesheet with this theme's colours filled in. A token the theme lacks is an
     error here (and in the tests), not a rule Qt silently drops."""
     path = resource_path(*STYLESHEET)
-    tokens = {**theme.tokens(), "style_dir": path.parent.as_posix()}
+    tokens = {**theme.tokens(), "style_dir": path.parent.as_posix(), "theme": theme.name}
     return Template(path.read_text(encoding="utf-8")).substitute(tokens)
 
 
