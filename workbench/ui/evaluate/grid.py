@@ -20,6 +20,8 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QResizeEvent
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QWidget
 
+from workbench.core.models import CaseResult
+from workbench.core.stats import OTHER
 from workbench.ui.evaluate.results import ResultsGridModel
 
 _Index = QModelIndex | QPersistentModelIndex
@@ -33,14 +35,48 @@ def _clamp(value: int, bounds: tuple[int, int]) -> int:
     return max(bounds[0], min(bounds[1], value))
 
 
+def as_label(text: str, labels: list[str]) -> str:
+    """The label `text` equals after trimming and case-folding, else "(other)" (as the
+    confusion matrix counts it)."""
+    for label in labels:
+        if text.strip().casefold() == label.strip().casefold():
+            return label
+    return OTHER
+
+
+def chosen_label(result: CaseResult, labels: list[str]) -> str:
+    return as_label(result.answer or result.output, labels)
+
+
 class FailuresOnlyProxy(QSortFilterProxyModel):
-    """The grid's rows, or only the cases some variant failed (or erred on)."""
+    """The grid's rows, or only the cases some variant failed (or erred on); and/or only
+    the cases where one variant chose a given label for a given expected one (a click on
+    the confusion matrix)."""
 
     def __init__(self, source: ResultsGridModel, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.grid = source
         self._failures_only = False
+        self._cell: tuple[int, str, str, list[str]] | None = None  # variant, expected, chosen
         self.setSourceModel(source)
+
+    @property
+    def cell_filter(self) -> tuple[int, str, str] | None:
+        return self._cell[:3] if self._cell else None
+
+    def set_cell_filter(self, cell: tuple[int, str, str] | None, labels: list[str]) -> None:
+        """Only the cases of variant `cell[0]` expected `cell[1]` and chosen `cell[2]`
+        (None = every case)."""
+        self._change(lambda: setattr(self, "_cell", (*cell, list(labels)) if cell else None))
+
+    def _change(self, apply: object) -> None:
+        if hasattr(self, "endFilterChange"):  # Qt 6.10 and later
+            self.beginFilterChange()
+            apply()  # type: ignore[operator]
+            self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+        else:
+            apply()  # type: ignore[operator]
+            self.invalidateRowsFilter()
 
     @property
     def failures_only(self) -> bool:
@@ -58,7 +94,19 @@ class FailuresOnlyProxy(QSortFilterProxyModel):
             self.invalidateRowsFilter()
 
     def filterAcceptsRow(self, source_row: int, source_parent: _Index) -> bool:
-        return not self._failures_only or self.grid.row_failed(source_row)
+        if self._failures_only and not self.grid.row_failed(source_row):
+            return False
+        if self._cell is None:
+            return True
+        variant, expected, chosen, labels = self._cell
+        results = self.grid.results_of(source_row)
+        result = results[variant] if 0 <= variant < len(results) else None
+        case = self.grid.case_at(source_row)
+        if result is None or case is None:
+            return False
+        return as_label(case.expected, labels) == expected and (
+            chosen_label(result, labels) == chosen
+        )
 
 
 class ResultsGridView(QTableView):

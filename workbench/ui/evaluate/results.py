@@ -14,6 +14,7 @@ from PySide6.QtGui import QColor, QFont
 from workbench.core.evaluation import COST_METRICS, primary_metric
 from workbench.core.flows.report import METRIC_LABELS, count, format_latency, format_metric
 from workbench.core.models import CaseResult, EvalRun, TestRow, TestSet
+from workbench.ui.evaluate.ratings import rating_marks
 from workbench.ui.evaluate.variants import cot_text, few_shot_text, model_text, version_text
 
 _Index = QModelIndex | QPersistentModelIndex
@@ -100,6 +101,22 @@ class ResultsGridModel(QAbstractTableModel):
         self._position: dict[int, int] = {}  # and back: test-set row -> grid row
         self._cells: dict[tuple[int, int], CaseResult] = {}
         self._primary = "normalised"
+        self._marks: list[str] = []  # per variant: "★ best", "≈ best" or ""
+
+    def set_marks(self, marks: list[str]) -> None:
+        """Marks after the variant names in the header (the best and its equals)."""
+        self._marks = list(marks)
+        if self._run is not None and self._run.variants:
+            columns = self.variant_columns()
+            self.headerDataChanged.emit(Qt.Orientation.Horizontal, columns[0], columns[-1])
+
+    def replace_result(self, run: EvalRun, variant: int, result: CaseResult) -> None:
+        """The shown run again with one case changed (a rating): that cell is redrawn."""
+        self._run = run
+        self._cells[(variant, result.row)] = result
+        if result.row in self._position:
+            index = self.index(self._position[result.row], self._variant_column(variant))
+            self.dataChanged.emit(index, index)
 
     @property
     def primary(self) -> str:
@@ -114,6 +131,7 @@ class ResultsGridModel(QAbstractTableModel):
         self._cells = {}
         self._rows = []
         self._position = {}
+        self._marks = []
         if test_set is not None:
             self._var_names = sorted({k for row in test_set.rows for k in row.vars})
         else:
@@ -218,7 +236,9 @@ class ResultsGridModel(QAbstractTableModel):
                 return lead[section]
             variant = section - len(lead)
             if 0 <= variant < len(self._run.variants):
-                return self._run.variants[variant].name
+                mark = self._marks[variant] if variant < len(self._marks) else ""
+                name = self._run.variants[variant].name
+                return f"{name} {mark}" if mark else name
         if role == Qt.ItemDataRole.ToolTipRole:
             variant = section - len(lead)
             if 0 <= variant < len(self._run.variants):
@@ -252,7 +272,9 @@ class ResultsGridModel(QAbstractTableModel):
                 return ""
             return None
         if role == Qt.ItemDataRole.DisplayRole:
-            return verdict_text(result, self._primary)
+            marks = rating_marks(result.rating)
+            text = verdict_text(result, self._primary)
+            return f"{marks} {text}" if marks else text
         if role == Qt.ItemDataRole.BackgroundRole:
             return PASS_COLOUR if passed(result, self._primary) else FAIL_COLOUR
         if role == Qt.ItemDataRole.ForegroundRole:
