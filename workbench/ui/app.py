@@ -122,9 +122,8 @@ class MainWindow(QMainWindow):
         self.session.backend_changed.connect(self._model_ready)
         self.test_sets.test_set_changed.connect(lambda _: self.evaluate.refresh_test_sets())
         self.editor.graduate_requested.connect(lambda: self.tabs.setCurrentWidget(self.graduate))
-        self.graduate.soft_prompt_saved.connect(
-            lambda soft: self.run_panel.refresh_soft_prompts(select=soft.id)
-        )
+        # offered in the Run panel's list, never picked for the next run
+        self.graduate.soft_prompt_saved.connect(self.run_panel.soft_prompt_added)
 
         self._build_actions()
         self._report_problems()
@@ -399,10 +398,11 @@ def create_application(argv: list[str] | None = None) -> QApplication:
         app.setWindowIcon(QIcon(str(resource_path("icons", "app.svg"))))
     except FileNotFoundError:
         pass
-    # the stylesheet in resources/style, light or dark as the system is (ui/theme.py)
+    # the stylesheet in resources/style, light or dark as the system is (ui/theme.py),
+    # set over the first window once it is built (cheaper than styling it piece by piece)
     from workbench.ui.theme import apply_theme, follow_system
 
-    apply_theme(app)
+    apply_theme(app, when_shown=True)
     follow_system(app)
     return app
 

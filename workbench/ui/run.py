@@ -13,26 +13,25 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
-    QComboBox,
     QDialog,
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
-    QLabel,
     QListView,
     QMenu,
     QPlainTextEdit,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
     QSplitter,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
 from workbench.core.backends.base import Backend, BackendError, BackendSettings, TokenEvent
 from workbench.core.backends.registry import ModelCatalog
+from workbench.core.flows.preflight import empty_user_turn, parameter_warnings
 from workbench.core.flows.report import format_stats
 from workbench.core.library import Library
 from workbench.core.models import GenerationParams, ModelSpec, Prompt, RunRecord
@@ -48,7 +47,14 @@ from workbench.ui.run_views import (
     probability_colour,
 )
 from workbench.ui.session import ModelSession, PromptSelection
-from workbench.ui.widgets import named, titled_column
+from workbench.ui.widgets import (
+    ElidedComboBox,
+    MessageLine,
+    named,
+    sentence,
+    show_message,
+    titled_column,
+)
 
 log = logging.getLogger(__name__)
 
@@ -105,18 +111,22 @@ class RunPanel(QWidget):
         self.params_changed = params_changed
         self._run_job: Job | None = None
         self._loading_params = False
+        self._message_about_model = False  # the message line speaks of the model
 
-        self.model_picker = named(QComboBox(), "modelPicker")
-        self.add_model = named(QToolButton(), "addModel")
-        self.add_model.setText("Add…")
-        self.add_model.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.model_picker = named(ElidedComboBox(min_chars=14), "modelPicker")
+        self.model_picker.set_help("The model and backend prompts run on")
+        # a push button sizes itself for its text and the menu arrow (a tool button
+        # with a menu drew its arrow over "Add…")
+        self.add_model = named(QPushButton("Add…"), "addModel")
+        self.add_model.setToolTip("Add a model: a GGUF file, a Hugging Face folder or a server")
+        self.add_model.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
         menu = QMenu(self.add_model)
         menu.addAction("GGUF file…", self._add_gguf)
         menu.addAction("Hugging Face folder…", self._add_folder)
         menu.addAction("OpenAI-compatible server…", self._add_server)
         self.add_model.setMenu(menu)
-        self.model_status = named(QLabel(session.status), "modelStatus")
-        self.model_status.setWordWrap(True)
+        self.model_status = named(MessageLine(), "modelStatus")
+        self._show_status(session.status)
 
         self.temperature = _decimal("temperature", 0.0, 5.0, 0.1)
         self.top_p = _decimal("topP", 0.01, 1.0, 0.05)
@@ -133,15 +143,25 @@ class RunPanel(QWidget):
         self.threads.valueChanged.connect(self._threads_changed)
         self.seed = _whole("seed", -1, 2**31 - 1)
         self.seed.setSpecialValueText("random")
-        self.soft_prompt = named(QComboBox(), "softPromptPicker")
-        self.soft_prompt.setToolTip(
-            "Run with one of this prompt's soft prompts (graduated "
-            "from it): virtual tokens before the prompt"
+        self.soft_prompt = named(ElidedComboBox(min_chars=8), "softPromptPicker")
+        self.soft_prompt.set_help(
+            "Run with one of this prompt's soft prompts (graduated from it): virtual "
+            "tokens before the prompt. A newly trained one is listed, never picked for you."
         )
         self.stops = named(QPlainTextEdit(), "stopStrings")
-        self.stops.setPlaceholderText("one stop string per line (\\n for a newline)")
-        self.stops.setFixedHeight(48)
+        self.stops.setPlaceholderText("one per line")
+        self.stops.setToolTip(
+            "Stop strings, one per line: the output ends before the first one. "
+            "Write \\n for a newline."
+        )
+        self.stops.setTabChangesFocus(True)
+        # two lines of text and the frame: a narrow dock neither clips nor wastes height
+        lines = self.stops.fontMetrics().lineSpacing() * 2
+        self.stops.setFixedHeight(lines + 2 * self.stops.frameWidth() + 10)
         params = QFormLayout()
+        # in a narrow dock a field goes under its label instead of being squeezed
+        params.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
+        params.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         params.addRow("Temperature", self.temperature)
         params.addRow("Top p", self.top_p)
         params.addRow("Top k", self.top_k)
@@ -156,6 +176,7 @@ class RunPanel(QWidget):
         for whole in (self.top_k, self.max_tokens, self.seed):
             whole.valueChanged.connect(self._params_edited)
         self.stops.textChanged.connect(self._params_edited)
+        self.threads.setMinimumWidth(self.threads.minimumSizeHint().width())
 
         self.run_button = named(QPushButton("Run"), "runButton")
         self.run_button.setToolTip("Run the prompt (Ctrl+Enter)")
@@ -169,10 +190,12 @@ class RunPanel(QWidget):
         buttons.addWidget(self.run_button)
         buttons.addWidget(self.stop_button)
         buttons.addStretch(1)
+        # what stops a run or may waste it, beside Run; errors of the last run
+        self.run_warnings = named(MessageLine(), "runWarnings")
+        self.run_message = named(MessageLine(), "runMessage")
 
         self.output = OutputView()
-        self.stats = named(QLabel(), "runStats")
-        self.stats.setWordWrap(True)
+        self.stats = named(MessageLine(), "runStats")
 
         self.history_model = RunListModel(self)
         self.history = named(QListView(), "runHistory")
@@ -194,14 +217,22 @@ class RunPanel(QWidget):
         top_layout.addWidget(self.model_status)
         top_layout.addLayout(params)
         top_layout.addLayout(buttons)
+        top_layout.addWidget(self.run_warnings)
+        top_layout.addWidget(self.run_message)
         top_layout.addWidget(self.probabilities)
         out = titled_column("Output", (self.output, 1), self.stats)
         hist = titled_column("Runs of this prompt", (self.history, 1), self.compare_button)
-        splitter = QSplitter(Qt.Orientation.Vertical)
+        splitter = named(QSplitter(Qt.Orientation.Vertical), "runSplitter")
         splitter.addWidget(top)
         splitter.addWidget(out)
         splitter.addWidget(hist)
+        splitter.setChildrenCollapsible(False)  # never squeezed to nothing (or half a line)
+        # the output first: the spare height goes to it, the run list keeps a few rows
+        splitter.setStretchFactor(0, 0)
         splitter.setStretchFactor(1, 3)
+        splitter.setStretchFactor(2, 1)
+        splitter.setSizes([top.sizeHint().height(), 600, 160])
+        self.splitter = splitter
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(splitter)
@@ -210,9 +241,10 @@ class RunPanel(QWidget):
         self.model_picker.currentIndexChanged.connect(self._picked)
         session.models_changed.connect(self.refresh_models)
         session.selection_changed.connect(lambda _spec, _backend: self._show_selected())
-        session.status_changed.connect(self.model_status.setText)
+        session.status_changed.connect(self._show_status)
         session.backend_changed.connect(self._backend_changed)
         selection.selected.connect(self.set_prompt)
+        selection.edited.connect(lambda _prompt: self._update_warnings())
         self.set_prompt(selection.prompt)
 
     # -- what the session holds (kept for callers and tests) ---------------------
@@ -267,8 +299,15 @@ class RunPanel(QWidget):
             model_id, backend = data
             self.session.select(model_id, backend)
 
+    def _show_status(self, text: str) -> None:
+        show_message(self.model_status, text, error=self.session.failed)
+
     def _backend_changed(self, backend: Backend | None) -> None:
         self.run_button.setEnabled(backend is not None and not self.running)
+        # a new load started, or the model is ready: what was said about the old one
+        # ("still loading", a model error of the last run) is no longer true
+        if self._message_about_model:
+            self._say("")
         self.model_ready.emit(backend)
 
     def _add(self, location: str, **kwargs: Any) -> None:
@@ -276,7 +315,8 @@ class RunPanel(QWidget):
             self.session.add_model(location, **kwargs)
         except (BackendError, ValueError) as exc:
             log.info("could not add model %s: %s", location, exc)
-            self.model_status.setText(f"Could not add the model: {describe_error(exc)}")
+            text = f"Could not add the model: {describe_error(exc)}"
+            show_message(self.model_status, text, error=True)
 
     def add_model_location(self, location: str, **kwargs: Any) -> None:
         """Add a GGUF file, HF folder or server URL (what the Add… menu calls)."""
@@ -305,7 +345,7 @@ class RunPanel(QWidget):
             self.session.set_threads(value)  # reloads the model with the new count
         except OSError as exc:
             log.warning("could not save the thread count: %s", exc)
-            self.model_status.setText(f"Could not save the setting: {exc}")
+            show_message(self.model_status, f"Could not save the setting: {exc}", error=True)
 
     # -- parameters -------------------------------------------------------------
 
@@ -328,16 +368,28 @@ class RunPanel(QWidget):
         self.refresh_soft_prompts(prompt)
         self.output.clear()
         self.stats.clear()
+        self._say("")
+        self._update_warnings()
 
     def refresh_soft_prompts(self, prompt: Prompt | None = None, select: str | None = None) -> None:
+        """List the prompt's soft prompts; keep the current choice unless `select` names
+        another one (a choice the user made, never one made for them)."""
         prompt = prompt or self.current_prompt()
         keep = select or self.soft_prompt.currentData()
+        self.soft_prompt.blockSignals(True)
         self.soft_prompt.clear()
         self.soft_prompt.addItem("none", None)
         for soft in self.library.soft_prompts_for(prompt.id) if prompt else []:
             self.soft_prompt.addItem(f"{soft.name}", soft.id)
         index = self.soft_prompt.findData(keep) if keep else 0
+        self.soft_prompt.blockSignals(False)
         self.soft_prompt.setCurrentIndex(max(index, 0))
+
+    def soft_prompt_added(self, soft: Any) -> None:
+        """A soft prompt was trained or imported: offer it in the list, but leave the
+        choice as it was; the next run uses what the user picked, not the newest."""
+        self.refresh_soft_prompts()
+        log.info("soft prompt %s listed, not selected", getattr(soft, "name", soft))
 
     def params(self) -> GenerationParams:
         prompt = self.current_prompt()
@@ -358,6 +410,17 @@ class RunPanel(QWidget):
     def _params_edited(self) -> None:
         if not self._loading_params:
             self.params_changed(self.params())
+        self._update_warnings()
+
+    def _update_warnings(self) -> None:
+        """Settings that would waste the next run, said beside Run before it starts."""
+        warnings = parameter_warnings(self.current_prompt(), self.params())
+        show_message(self.run_warnings, "\n".join(warnings), error=True)
+
+    def _say(self, text: str, *, error: bool = False, about_model: bool = False) -> None:
+        """The message line under Run: why a run did not start or failed ("" hides it)."""
+        self._message_about_model = about_model and bool(text)
+        show_message(self.run_message, text, error=error)
 
     # -- running -----------------------------------------------------------------
 
@@ -370,9 +433,15 @@ class RunPanel(QWidget):
         backend = self.session.backend
         if prompt is None or self.running:
             return
-        if backend is None:
-            self.stats.setText("The model is still loading.")
+        # the prompt's own problem first: it is the same whichever model is loaded
+        empty = empty_user_turn(prompt, prompt.sample_values)
+        if empty:
+            self._say(empty, error=True)
             return
+        if backend is None:
+            self._say("The model is still loading.", about_model=True)
+            return
+        self._say("")
         params = self.params()
         with_probs = self.probabilities.isChecked()
         if with_probs:
@@ -424,11 +493,15 @@ class RunPanel(QWidget):
 
         def failed(exc: BaseException, trace: str) -> None:
             self._end_run()
-            self.stats.setText(f"Run failed: {describe_error(exc)}")
+            self.stats.clear()
+            about_model = not isinstance(exc, TemplateError)
+            text = f"Run failed: {sentence(describe_error(exc))}"
+            self._say(text, error=True, about_model=about_model)
 
         def cancelled() -> None:
             self._end_run()
-            self.stats.setText("Stopped before it started.")
+            self.stats.clear()
+            self._say("Stopped before it started.")
 
         self._run_job = self.jobs.run("run prompt", work, on_events, done, failed, cancelled)
 

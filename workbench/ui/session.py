@@ -64,7 +64,7 @@ class ModelSession(QObject):
     models_changed = Signal()  # the catalogue gained or lost a model
     selection_changed = Signal(object, str)  # ModelSpec, backend name
     backend_changed = Signal(object)  # the loaded Backend, or None while loading/failed
-    status_changed = Signal(str)  # "Loading …", "Ready: …", "Could not load …"
+    status_changed = Signal(str)  # "Loading …", "Ready: …", "Could not load …" (`failed`)
 
     def __init__(
         self,
@@ -82,6 +82,7 @@ class ModelSession(QObject):
         self._selected: BackendKey = (first.id, first.default_backend())
         self._loaded_key: BackendKey | None = None  # what `backend` is (or is loading)
         self.status = ""
+        self.failed = False  # the status says the model could not load
 
     # -- what is selected ------------------------------------------------------------
 
@@ -132,8 +133,9 @@ class ModelSession(QObject):
 
     # -- loading -----------------------------------------------------------------------
 
-    def _set_status(self, text: str) -> None:
+    def _set_status(self, text: str, *, failed: bool = False) -> None:
         self.status = text
+        self.failed = failed
         self.status_changed.emit(text)
 
     def load_selected(self) -> Job | None:
@@ -179,7 +181,8 @@ class ModelSession(QObject):
         def failed(exc: BaseException, trace: str) -> None:
             if self._loaded_key == key:
                 self._loaded_key = None
-                self._set_status(f"Could not load the model: {describe_error(exc)}")
+                text = f"Could not load the model: {describe_error(exc)}"
+                self._set_status(text, failed=True)
 
         return self.jobs.run(f"load {spec.name}", load, on_done=done, on_error=failed)
 

@@ -16,9 +16,9 @@ from dataclasses import asdict, dataclass
 from string import Template
 from typing import Literal
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtGui import QColor, QGuiApplication, QPalette
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QWidget
 
 from workbench.core.resources import ResourceNotFoundError, resource_path
 
@@ -162,9 +162,16 @@ def palette(theme: Theme) -> QPalette:
     return result
 
 
-def apply_theme(app: QApplication, name: ThemeName | None = None) -> Theme:
+def apply_theme(
+    app: QApplication, name: ThemeName | None = None, *, when_shown: bool = False
+) -> Theme:
     """Fusion, the palette and the stylesheet of `name` (the system's when None). The
-    app keeps its look if the stylesheet cannot be found (logged)."""
+    app keeps its look if the stylesheet cannot be found (logged).
+
+    `when_shown` sets the style and palette now and the stylesheet just before the first
+    window appears: with a stylesheet in place every widget is polished again each time
+    it is put into a layout, which made building the main window three times slower
+    (about 55 → 160 ms here); set once over the finished window it costs about 30 ms."""
     theme = THEMES[name or system_theme()]
     try:
         sheet = stylesheet(theme)
@@ -174,9 +181,40 @@ def apply_theme(app: QApplication, name: ThemeName | None = None) -> Theme:
     app.setStyle("Fusion")  # the same widgets on every system; the palette colours them
     app.setProperty("workbenchStyle", "fusion")
     app.setPalette(palette(theme))
-    app.setStyleSheet(sheet)
     app.setProperty("workbenchTheme", theme.name)
+    if when_shown:
+        _FirstWindow.install(app, sheet)
+    else:
+        app.setStyleSheet(sheet)
     return theme
+
+
+class _FirstWindow(QObject):
+    """Sets the app's stylesheet when the first window is about to be shown (its show
+    event comes before it reaches the screen), then removes itself."""
+
+    def __init__(self, app: QApplication, sheet: str) -> None:
+        super().__init__(app)
+        self.app = app
+        self.sheet = sheet
+
+    @classmethod
+    def install(cls, app: QApplication, sheet: str) -> None:
+        for old in app.findChildren(cls):
+            app.removeEventFilter(old)
+            old.deleteLater()
+        if any(w.isVisible() for w in app.topLevelWidgets()):
+            app.setStyleSheet(sheet)  # a window is already up: no reason to wait
+            return
+        app.installEventFilter(cls(app, sheet))
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        shown = event.type() == QEvent.Type.Show
+        if shown and isinstance(watched, QWidget) and watched.isWindow():
+            self.app.removeEventFilter(self)
+            self.app.setStyleSheet(self.sheet)
+            self.deleteLater()
+        return False
 
 
 def follow_system(app: QApplication) -> None:

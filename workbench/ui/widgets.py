@@ -1,16 +1,24 @@
 """Small widget helpers every panel uses: object names (what tests and the main window
-look up), buttons with a tooltip, one error colour, and a message line."""
+look up), buttons with a tooltip, one error colour, a message line, and a combo box that
+fits a narrow dock (its text elided, the whole text on hover)."""
 
 from __future__ import annotations
 
 from typing import TypeVar
 
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QPaintEvent, QResizeEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QComboBox,
     QHBoxLayout,
     QLabel,
     QLayout,
     QPushButton,
+    QSizePolicy,
+    QStyle,
+    QStyleOptionComboBox,
+    QStylePainter,
     QVBoxLayout,
     QWidget,
 )
@@ -42,6 +50,87 @@ def show_message(label: QLabel, text: str, *, error: bool = False) -> None:
     label.setProperty("error", error)
     label.setStyleSheet(ERROR_STYLE if error else "")
     label.setVisible(bool(text))
+
+
+class MessageLine(QLabel):
+    """A message line that wraps and always has the height its text needs: a long
+    message takes more lines instead of being cut at the top and bottom (a splitter or
+    a dock asks for the minimum size, which a wrapped QLabel underestimates). The text
+    can be selected and copied; empty, it is hidden (see `show_message`)."""
+
+    def __init__(self, text: str = "") -> None:
+        super().__init__(text)
+        self.setWordWrap(True)
+        self.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
+
+    def setText(self, text: str) -> None:
+        super().setText(text)
+        self._fit()
+
+    def clear(self) -> None:
+        super().clear()
+        self._fit()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._fit()
+
+    def _fit(self) -> None:
+        needed = self.heightForWidth(max(self.width(), 1)) if self.text() else 0
+        if needed != self.minimumHeight():
+            self.setMinimumHeight(max(needed, 0))
+
+
+class ElidedComboBox(QComboBox):
+    """A combo box for a narrow column: it asks for room for `min_chars` characters, not
+    for its longest item; the current text is cut with "…" where it does not fit and shown
+    whole in the tooltip (above the combo's own help, `set_help`); the list that drops
+    down is as wide as its longest item. The property "elides" tells layout checks that
+    a text cut here is meant."""
+
+    def __init__(self, min_chars: int = 12) -> None:
+        super().__init__()
+        self._help = ""
+        self.setProperty("elides", True)
+        self.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.setMinimumContentsLength(min_chars)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.currentIndexChanged.connect(lambda _index: self._update_tip())
+
+    def set_help(self, text: str) -> None:
+        """What the combo is for, shown under the whole current text on hover."""
+        self._help = text
+        self._update_tip()
+
+    def _update_tip(self) -> None:
+        parts = [text for text in (self.currentText(), self._help) if text]
+        self.setToolTip("\n\n".join(parts))
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        painter = QStylePainter(self)
+        option = QStyleOptionComboBox()
+        self.initStyleOption(option)
+        painter.drawComplexControl(QStyle.ComplexControl.CC_ComboBox, option)
+        field = self.style().subControlRect(
+            QStyle.ComplexControl.CC_ComboBox,
+            option,
+            QStyle.SubControl.SC_ComboBoxEditField,
+            self,
+        )
+        option.currentText = self.fontMetrics().elidedText(
+            option.currentText, Qt.TextElideMode.ElideRight, field.width()
+        )
+        painter.drawControl(QStyle.ControlElement.CE_ComboBoxLabel, option)
+
+    def showPopup(self) -> None:
+        metrics = self.view().fontMetrics()
+        widest = max(
+            (metrics.horizontalAdvance(self.itemText(i)) for i in range(self.count())),
+            default=0,
+        )
+        self.view().setMinimumWidth(widest + 40)  # room for the check mark and a scroll bar
+        super().showPopup()
 
 
 def sentence(text: str) -> str:

@@ -9,7 +9,7 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersisten
 from PySide6.QtGui import QFont
 
 from workbench.core.evaluation import primary_metric
-from workbench.core.flows.report import METRIC_LABELS, format_metric
+from workbench.core.flows.report import METRIC_LABELS, count, format_metric
 from workbench.core.models import EvalRun
 
 _Index = QModelIndex | QPersistentModelIndex
@@ -27,7 +27,7 @@ class ComparisonModel(QAbstractTableModel):
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._run: EvalRun | None = None
-        self._primary = "normalised"
+        self._primary: str | None = None  # no run: the header just says "accuracy"
 
     @property
     def run(self) -> EvalRun | None:
@@ -36,11 +36,11 @@ class ComparisonModel(QAbstractTableModel):
     def set_run(self, run: EvalRun | None) -> None:
         self.beginResetModel()
         self._run = run
-        self._primary = primary_metric(run) if run is not None else "normalised"
+        self._primary = primary_metric(run) if run is not None else None
         self.endResetModel()
 
     def _key(self, column: int) -> str:
-        return (self._primary, "context_tokens", "latency_s")[column]
+        return (self._primary or "label", "context_tokens", "latency_s")[column]
 
     def value(self, row: int, column: int) -> float | None:
         if self._run is None or not 0 <= row < len(self._run.summaries):
@@ -64,12 +64,14 @@ class ComparisonModel(QAbstractTableModel):
             if not 0 <= section < len(self.COLUMNS):
                 return None
             if role == Qt.ItemDataRole.DisplayRole:
-                if section == 0:
-                    return f"accuracy ({METRIC_LABELS.get(self._primary, self._primary)})"
+                if section == 0 and self._primary is not None:
+                    # the metric actually used: "label accuracy", "normalised match", …
+                    return METRIC_LABELS.get(self._primary, self._primary)
                 return self.COLUMNS[section]
             if role == Qt.ItemDataRole.ToolTipRole:
+                metric = METRIC_LABELS.get(self._primary or "", "accuracy")
                 return (
-                    f"{self._primary}: the run's primary metric",
+                    f"{metric} on the held-out split: the comparison's primary metric",
                     "mean prompt tokens per call (the virtual tokens count for the soft prompt)",
                     "mean time per case",
                 )[section]
@@ -99,7 +101,8 @@ class ComparisonModel(QAbstractTableModel):
             return font
         if role == Qt.ItemDataRole.ToolTipRole:
             summary = self._run.summaries[row]
-            return f"{summary.name}: {self._key(column)} over {summary.cases} held-out case(s)"
+            metric = METRIC_LABELS.get(self._key(column), self._key(column))
+            return f"{summary.name}: {metric} over {count(summary.cases, 'held-out case')}"
         return None
 
 

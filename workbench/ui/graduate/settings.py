@@ -36,7 +36,7 @@ from workbench.core.placement import PLACEMENT_LABELS
 from workbench.core.tuning import init_text
 from workbench.ui.jobs import JobRunner
 from workbench.ui.session import ModelSession
-from workbench.ui.widgets import named
+from workbench.ui.widgets import ElidedComboBox, named
 
 log = logging.getLogger(__name__)
 
@@ -76,12 +76,10 @@ def _spin(name: str, low: int, high: int, value: int) -> QSpinBox:
     return box
 
 
-def _narrow_combo(name: str, length: int) -> QComboBox:
-    """A combo box whose long item texts never widen the settings (the popup shows them)."""
-    combo = named(QComboBox(), name)
-    combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-    combo.setMinimumContentsLength(length)
-    return combo
+def _narrow_combo(name: str, length: int) -> ElidedComboBox:
+    """A combo box whose long item texts never widen the settings: the current text is
+    cut with "…" and shown whole on hover; the popup shows every item whole."""
+    return named(ElidedComboBox(min_chars=length), name)
 
 
 class TrainingSettings(QGroupBox):
@@ -107,7 +105,7 @@ class TrainingSettings(QGroupBox):
         self.model_label.setWordWrap(True)
         self.model_label.setToolTip("The model picked in the Run panel")
         self.test_set_combo = _narrow_combo("gradTestSet", 14)
-        self.test_set_combo.setToolTip(
+        self.test_set_combo.set_help(
             "Its train split trains (with the few-shot examples), its validation split stops "
             "early, its held-out test split compares hard and soft prompts.\n"
             "none: train on the few-shot examples only, no comparison."
@@ -124,13 +122,14 @@ class TrainingSettings(QGroupBox):
                 index, PLACEMENT_TIPS[value], Qt.ItemDataRole.ToolTipRole
             )
         self.placement_combo.setCurrentIndex(self.placement_combo.findData(DEFAULTS.placement))
-        self.placement_combo.setToolTip("Where the virtual tokens go, and what each call sends")
+        self.placement_combo.set_help("Where the virtual tokens go, and what each call sends")
         self.placement_cost = named(QLabel(), "gradPlacementCost")
         self.placement_cost.setWordWrap(True)
         self._costs: dict[str, int] = {}
         self.init_combo = _narrow_combo("gradInit", 10)
         for value, label in INITS:
             self.init_combo.addItem(label, value)
+        self.init_combo.set_help("What the virtual tokens start as")
         self.init_text = named(QLineEdit(), "gradInitText")
         self.init_text.setToolTip("Text init: the virtual tokens start as this text's tokens")
         self.learning_rate = named(QDoubleSpinBox(), "gradLr")
