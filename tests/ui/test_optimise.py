@@ -99,3 +99,61 @@ def test_a_prompt_without_a_test_set_says_what_to_do(qtbot, library_dir, session
     dialog = OptimiseDialog(library, session, session.jobs, prompt)
     qtbot.addWidget(dialog)
     assert "no test set" in dialog.cost.text() and not dialog.start.isEnabled()
+
+
+def test_optimise_from_the_few_shot_tab_shows_the_new_version_everywhere(
+    qtbot, library_dir
+) -> None:
+    from workbench.ui.app import MainWindow
+
+    library, prompt = _library(library_dir)
+    window = MainWindow(library, load_model=False)  # the search's pool loads the model
+    qtbot.addWidget(window)
+    window.show()
+    assert window.working is not None and window.working.id == prompt.id
+    window.tabs.setCurrentWidget(window.few_shot)
+    window.few_shot.style_combo.setCurrentIndex(1)  # an unsaved edit: saved first
+    assert window.has_draft()
+    button = window.few_shot.optimise_button
+    assert "validation split" in button.toolTip()
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+    dialog = window.optimise_dialog
+    assert dialog is not None and dialog.isVisible()
+    assert dialog.prompt.version == 2 and not window.has_draft()
+    dialog.budget.setValue(2)
+    dialog.max_examples.setValue(2)
+    qtbot.mouseClick(dialog.start, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dialog.job is None, timeout=TIMEOUT_MS)
+    assert dialog.apply.isEnabled(), dialog.status.text()
+    qtbot.mouseClick(dialog.apply, Qt.MouseButton.LeftButton)
+
+    reopened = Library(library_dir)
+    saved = reopened.prompts[prompt.id]
+    assert saved.version == 3
+    assert "Optimised on the validation split" in saved.description
+    assert [p.version for p in reopened.history(prompt.id)] == [1, 2, 3]
+    # the window, the Few-shot tab and History follow the applied version
+    assert window.working.version == 3 and window.saved.version == 3
+    assert window.working.few_shot == saved.few_shot
+    assert window.few_shot.few_shot() == saved.few_shot
+    assert "v3" in window.library_panel.versions.data(window.library_panel.versions.index(0))
+    assert "version 3" in window.statusBar().currentMessage()
+    assert "unsaved draft" not in window.windowTitle()
+    window.close()
+
+
+def test_optimise_without_a_test_set_says_what_to_do_and_opens_nothing(qtbot, library_dir) -> None:
+    from workbench.ui.app import MainWindow
+
+    library = Library(library_dir)
+    library.new_prompt("bare", user_template="{{ q }}")
+    window = MainWindow(library, load_model=False)
+    qtbot.addWidget(window)
+    window.show()
+    window.tabs.setCurrentWidget(window.few_shot)
+    qtbot.mouseClick(window.few_shot.optimise_button, Qt.MouseButton.LeftButton)
+    assert window.optimise_dialog is None
+    message = window.few_shot.message
+    assert message.isVisible() and "needs a test set" in message.text()
+    assert "Test sets tab" in message.text()
+    assert Library(library_dir).prompts[window.working.id].version == 1

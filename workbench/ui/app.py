@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer
@@ -43,6 +43,9 @@ from workbench.ui.run import RunPanel
 from workbench.ui.session import ModelSession, PromptSelection
 from workbench.ui.testsets import TestSetPanel
 
+if TYPE_CHECKING:
+    from workbench.ui.optimise import OptimiseDialog
+
 log = logging.getLogger(__name__)
 
 APP_NAME = "Prompt Workbench"
@@ -65,6 +68,7 @@ class MainWindow(QMainWindow):
         self.library = library
         self.working: Prompt | None = None
         self.saved: Prompt | None = None
+        self.optimise_dialog: OptimiseDialog | None = None
         self.setObjectName("MainWindow")
         self.jobs = JobRunner(self)
         self.errors = ErrorReporter(self)
@@ -118,6 +122,7 @@ class MainWindow(QMainWindow):
         self.library_panel.seed_button.clicked.connect(self.load_sample_library)
         self.editor.edited.connect(self.apply_update)
         self.few_shot.changed.connect(lambda block: self.apply_update({"few_shot": block}))
+        self.few_shot.optimise_requested.connect(self.open_optimise)
         self.cot.changed.connect(lambda block: self.apply_update({"cot": block}))
         self.session.backend_changed.connect(self._model_ready)
         self.test_sets.test_set_changed.connect(lambda _: self.evaluate.refresh_test_sets())
@@ -305,6 +310,46 @@ class MainWindow(QMainWindow):
             return
         draft = " • unsaved draft (Ctrl+S saves a version)" if self.has_draft() else ""
         self.setWindowTitle(f"{self.working.name} v{self.working.version}{draft} — {APP_NAME}")
+
+    # -- optimise ------------------------------------------------------------------
+
+    def open_optimise(self) -> OptimiseDialog | None:
+        """Few-shot tab → Optimise…: the search on the prompt as saved (a draft is saved as
+        a version first, so the winner's version follows what the user sees); Apply
+        reloads the prompt everywhere."""
+        if self.working is None:
+            return None
+        if not self.library.test_sets_for(self.working.id):
+            self.few_shot.show_message(
+                "Optimise needs a test set for this prompt: add one in the Test sets tab. "
+                "Its rows are split into train, validation and test when the search "
+                "starts; the search is scored on the validation rows only.",
+                error=True,
+            )
+            return None
+        if self.has_draft():
+            self.save_version()
+            if self.has_draft():  # the save failed and said why
+                return None
+        assert self.saved is not None
+        from workbench.ui.optimise import OptimiseDialog  # its plot needs pyqtgraph
+
+        dialog = OptimiseDialog(self.library, self.session, self.jobs, self.saved, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.setWindowModality(Qt.WindowModality.WindowModal)
+        dialog.applied.connect(self._optimised)
+        self.optimise_dialog = dialog
+        dialog.destroyed.connect(lambda: setattr(self, "optimise_dialog", None))
+        dialog.show()
+        return dialog
+
+    def _optimised(self, saved: Prompt) -> None:
+        self.library_panel.refresh(select=saved.id)
+        self._reload_current(saved.id)
+        self.library_panel.refresh_history()
+        self.statusBar().showMessage(
+            f"Saved the optimised prompt as version {saved.version}; the earlier one is in History"
+        )
 
     # -- models --------------------------------------------------------------------
 

@@ -468,6 +468,7 @@ class FewShotPanel(QWidget):
     """Edits a prompt's few-shot block; `changed` carries each new `FewShot`."""
 
     changed = Signal(object)
+    optimise_requested = Signal()  # the window opens the Optimise dialog on the prompt
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -503,10 +504,17 @@ class FewShotPanel(QWidget):
         self.paste_button = make_button(
             "Paste",
             "pasteExamples",
-            "Add rows copied from a spreadsheet: input column(s) first, output last",
+            "Add rows copied from a spreadsheet: the input columns first, the output last",
         )
         self.import_button = make_button(
             "Import…", "importExamples", "Add examples from a CSV or JSONL file"
+        )
+        self.optimise_button = make_button(
+            "Optimise…",
+            "optimiseFewShot",
+            "Search which examples to show, how many, in what order and style, scoring each "
+            "choice on the validation split of this prompt's test set; the winner is compared "
+            "on the held-out rows and saved as a new version only if you apply it",
         )
         buttons = QHBoxLayout()
         for button in (
@@ -519,6 +527,7 @@ class FewShotPanel(QWidget):
         ):
             buttons.addWidget(button)
         buttons.addStretch(1)
+        buttons.addWidget(self.optimise_button)
 
         self.message = QLabel()
         self.message.setObjectName("fewShotMessage")
@@ -595,6 +604,7 @@ class FewShotPanel(QWidget):
         self.down_button.clicked.connect(lambda: self.move_selected(1))
         self.paste_button.clicked.connect(self.paste_clipboard)
         self.import_button.clicked.connect(self._choose_import_file)
+        self.optimise_button.clicked.connect(lambda: self.optimise_requested.emit())
         self.model.examples_edited.connect(self._examples_edited)
         self.model.modelReset.connect(self._update_buttons)
         self.model.rowsRemoved.connect(self._update_buttons)
@@ -631,6 +641,10 @@ class FewShotPanel(QWidget):
 
     def few_shot(self) -> FewShot:
         return self._few_shot.model_copy(deep=True)
+
+    def show_message(self, text: str, *, error: bool = False) -> None:
+        """A line under the table (the window's answer to Optimise…, for one)."""
+        self._show_message(text, error=error)
 
     # -- actions ----------------------------------------------------------------
 
