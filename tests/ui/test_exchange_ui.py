@@ -151,6 +151,9 @@ def test_export_dialog_shows_losses_and_writes_the_chosen_format(
     assert dialog.only_selected.isChecked() and "Capital" in dialog.only_selected.text()
     losses = dialog.findChild(QLabel, "exportLosses")
     assert "Carries everything" in losses.text()
+    # one plain sentence of what it carries, not a list whose one entry says "nothing:"
+    assert "nothing" not in losses.text() and "<li>" not in losses.text()
+    assert "prompts, every version, test sets" in losses.text()
     dialog.format.setCurrentIndex(dialog.format.findData("prompty"))
     assert "Not carried over" in losses.text() and "test sets" in losses.text()
     dialog.whole.setChecked(True)

@@ -10,26 +10,34 @@ library's history. Unhandled exceptions and failed jobs are shown by `errors`.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
-from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer
-from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence
+from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, QUrl
+from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QIcon, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
+    QDialog,
+    QDialogButtonBox,
     QDockWidget,
     QMainWindow,
     QMessageBox,
+    QTableWidget,
+    QTableWidgetItem,
     QTabWidget,
+    QVBoxLayout,
+    QWidget,
 )
 
 from workbench import __version__
 from workbench.core.backends.base import Backend
+from workbench.core.flows.report import count, join_counts
 from workbench.core.library import Library, LibraryError, default_library_dir, seed_library
 from workbench.core.models import GenerationParams, Prompt
-from workbench.core.resources import resource_path
+from workbench.core.resources import ResourceNotFoundError, resource_path, resources_dir
 from workbench.ui.cot import CoTPanel
 from workbench.ui.editor import PromptEditor
 from workbench.ui.errors import ErrorReporter
@@ -50,7 +58,23 @@ log = logging.getLogger(__name__)
 
 APP_NAME = "Prompt Workbench"
 DESKTOP_ID = "io.github.promptworkbench.PromptWorkbench"
+LAST_PROMPT_KEY = "main/lastPrompt"
 AUTOSAVE_MS = 700  # a crash loses at most this much typing (plus the write itself)
+
+
+def user_guide_page() -> Path | None:
+    """The guide's contents page (docs/README.md) beside the runtime resources (a source
+    checkout, a bundle that carries docs/), or None when this installation has none."""
+    try:
+        roots = [resources_dir().parent]
+    except ResourceNotFoundError:
+        roots = []
+    roots.append(Path(__file__).resolve().parent.parent.parent)  # the source checkout
+    for root in roots:
+        page = root / "docs" / "README.md"
+        if page.is_file() and (root / "docs" / "guide").is_dir():
+            return page
+    return None
 
 
 def _action(
@@ -69,6 +93,8 @@ class MainWindow(QMainWindow):
         self.working: Prompt | None = None
         self.saved: Prompt | None = None
         self.optimise_dialog: OptimiseDialog | None = None
+        self.help_box: QMessageBox | None = None
+        self.shortcuts_dialog: QDialog | None = None
         self.setObjectName("MainWindow")
         self.jobs = JobRunner(self)
         self.errors = ErrorReporter(self)
@@ -132,6 +158,9 @@ class MainWindow(QMainWindow):
 
         self._build_actions()
         self._report_problems()
+        last = QSettings().value(LAST_PROMPT_KEY)
+        if isinstance(last, str) and last in self.library.prompts:
+            self.library_panel.select(last)  # the prompt used last; else the first one
         self.select_prompt(self.library_panel.current_id())
         if load_model:
             # after the window exists: the model loads on the worker thread
@@ -141,9 +170,11 @@ class MainWindow(QMainWindow):
         dock = QDockWidget(title, self)
         dock.setObjectName(name)
         dock.setWidget(widget)
+        # closable: without it Qt greys out the View menu's toggle of the dock
         dock.setFeatures(
             QDockWidget.DockWidgetFeature.DockWidgetMovable
             | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+            | QDockWidget.DockWidgetFeature.DockWidgetClosable
         )
         self.addDockWidget(area, dock)
         return dock
@@ -184,14 +215,102 @@ class MainWindow(QMainWindow):
             action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
 
         view = self.menuBar().addMenu("&View")
-        view.addAction(self.library_dock.toggleViewAction())
-        view.addAction(self.run_dock.toggleViewAction())
+        for dock in (self.library_dock, self.run_dock):
+            toggle = dock.toggleViewAction()
+            toggle.setToolTip(f"Show or hide the {dock.windowTitle()} panel")
+            view.addAction(toggle)
         help_menu = self.menuBar().addMenu("&Help")
+        self.guide_action = _action("User guide", self, QKeySequence.StandardKey.HelpContents)
+        self.guide_action.triggered.connect(self.open_user_guide)
+        self.shortcuts_action = QAction("Keyboard shortcuts", self)
+        self.shortcuts_action.triggered.connect(self.show_shortcuts)
         about = QAction("About", self)
         about.triggered.connect(
             lambda: QMessageBox.about(self, APP_NAME, f"{APP_NAME} {__version__}")
         )
+        for action in (self.guide_action, self.shortcuts_action):
+            help_menu.addAction(action)
+        help_menu.addSeparator()
         help_menu.addAction(about)
+
+    # -- help ----------------------------------------------------------------------------
+
+    def open_user_guide(self) -> bool:
+        """Help → User guide: the guide's contents page in the system's viewer."""
+        page = user_guide_page()
+        if page is None:
+            self._tell(
+                "The user guide is not part of this installation. It is the docs folder "
+                "of Prompt Workbench's source (docs/README.md and docs/guide/)."
+            )
+            return False
+        if not QDesktopServices.openUrl(QUrl.fromLocalFile(str(page))):
+            self._tell(f"No program could open the user guide. It is here:\n{page}")
+            return False
+        self.statusBar().showMessage(f"Opened the user guide: {page}")
+        return True
+
+    def _tell(self, text: str) -> None:
+        box = QMessageBox(QMessageBox.Icon.Information, APP_NAME, text, parent=self)
+        box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.help_box = box
+        box.open()
+
+    def shortcuts(self) -> list[tuple[str, str, str]]:
+        """(what, keys, where) for every action of the window and its panels that has
+        a shortcut, read from the actions themselves."""
+        found: list[tuple[str, str, str]] = []
+        for action in self.findChildren(QAction):
+            keys = [k for k in action.shortcuts() if not k.isEmpty()]
+            if not keys:
+                continue
+            text = re.sub("&(.)", r"\1", action.text())  # "&File" → "File", "&&" → "&"
+            shown = ", ".join(k.toString(QKeySequence.SequenceFormat.NativeText) for k in keys)
+            found.append((text.rstrip("…"), shown, self._where(action)))
+        return sorted(found, key=lambda row: (row[2] != "Everywhere", row[2], row[0]))
+
+    def _where(self, action: QAction) -> str:
+        if action.shortcutContext() in (
+            Qt.ShortcutContext.WindowShortcut,
+            Qt.ShortcutContext.ApplicationShortcut,
+        ):
+            return "Everywhere"
+        widget = action.parent()
+        while isinstance(widget, QWidget) and widget is not self:
+            index = self.tabs.indexOf(widget)
+            if index >= 0:
+                return f"{self.tabs.tabText(index)} tab"
+            if isinstance(widget, QDockWidget):
+                return f"{widget.windowTitle()} panel"
+            widget = widget.parentWidget()
+        return "Everywhere"
+
+    def show_shortcuts(self) -> QDialog:
+        """Help → Keyboard shortcuts: every shortcut the window defines."""
+        dialog = QDialog(self)
+        dialog.setObjectName("shortcutsDialog")
+        dialog.setWindowTitle("Keyboard shortcuts")
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        rows = self.shortcuts()
+        table = QTableWidget(len(rows), 3, dialog)
+        table.setObjectName("shortcutsTable")
+        table.setHorizontalHeaderLabels(["Action", "Keys", "Where"])
+        table.verticalHeader().hide()
+        table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        for row, values in enumerate(rows):
+            for column, value in enumerate(values):
+                table.setItem(row, column, QTableWidgetItem(value))
+        table.resizeColumnsToContents()
+        table.horizontalHeader().setStretchLastSection(True)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(dialog.reject)
+        layout = QVBoxLayout(dialog)
+        layout.addWidget(table)
+        layout.addWidget(buttons)
+        dialog.resize(520, 360)
+        self.shortcuts_dialog = dialog
+        dialog.open()
+        return dialog
 
     def _focus_search(self) -> None:
         self.library_dock.show()
@@ -200,10 +319,10 @@ class MainWindow(QMainWindow):
 
     def _report_problems(self) -> None:
         if self.library.problems:
-            count = len(self.library.problems)
+            files = count(len(self.library.problems), "library file")
+            verb = "was" if len(self.library.problems) == 1 else "were"
             self.statusBar().showMessage(
-                f"{count} library file(s) could not be read and were skipped: "
-                f"{self.library.problems[0]}"
+                f"{files} could not be read and {verb} skipped: {self.library.problems[0]}"
             )
 
     # -- the working copy ------------------------------------------------------
@@ -222,6 +341,7 @@ class MainWindow(QMainWindow):
                 self.working = self.saved = None
             else:
                 self.working = self.library.draft(prompt_id) or self.saved
+                QSettings().setValue(LAST_PROMPT_KEY, prompt_id)  # the next start opens it
         self._show_working()
 
     def _reload_current(self, prompt_id: str) -> None:
@@ -366,14 +486,19 @@ class MainWindow(QMainWindow):
     # -- library ---------------------------------------------------------------------
 
     def load_sample_library(self) -> None:
+        before = len(self.library.prompts), len(self.library.test_sets)
         try:
             added = seed_library(self.library, resource_path("sample_library"))
         except (LibraryError, OSError) as exc:
             QMessageBox.warning(self, APP_NAME, f"Could not load the sample library:\n{exc}")
             return
         self.library_panel.refresh()
+        prompts = len(self.library.prompts) - before[0]
+        test_sets = len(self.library.test_sets) - before[1]
         self.statusBar().showMessage(
-            f"Added {len(added)} sample item(s)" if added else "The samples are already here"
+            f"Added {join_counts([(prompts, 'prompt'), (test_sets, 'test set')])}"
+            if added
+            else "The samples are already here"
         )
 
     # -- import and export -------------------------------------------------------------

@@ -5,6 +5,7 @@ window with Stop `progress` (reading and writing run on the job runner: a bundle
 
 from __future__ import annotations
 
+import html
 import logging
 from pathlib import Path
 from typing import Any
@@ -138,11 +139,16 @@ class ExportDialog(QDialog):
 
     def _show_losses(self) -> None:
         module = exchange.format_module(self.format_name)
-        title = "Carries everything:" if module.LOSSLESS else "Not carried over:"
         where = " One file per prompt, in a folder you choose." if self.needs_folder() else ""
+        if module.LOSSLESS:  # its one "loss" reads "nothing: what it carries"
+            carried = "; ".join(
+                loss.removeprefix("nothing:").strip() for loss in module.EXPORT_LOSSES
+            )
+            self.losses.setText(f"Carries everything: {html.escape(carried)}.{where}")
+            return
         self.losses.setText(
-            f"{title}<ul>"
-            + "".join(f"<li>{loss}</li>" for loss in module.EXPORT_LOSSES)
+            "Not carried over:<ul>"
+            + "".join(f"<li>{html.escape(loss)}</li>" for loss in module.EXPORT_LOSSES)
             + f"</ul>{where}"
         )
 

@@ -5,9 +5,11 @@ server."""
 from __future__ import annotations
 
 import html
+import json
 import math
+from typing import Any
 
-from PySide6.QtCore import QEvent, QObject, QPoint
+from PySide6.QtCore import QEvent, QObject, QPoint, Qt
 from PySide6.QtGui import QColor, QTextCharFormat, QTextCursor
 from PySide6.QtWidgets import (
     QDialog,
@@ -25,6 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from workbench.core.backends.base import TokenEvent
+from workbench.core.flows.report import display_name, format_stats
 from workbench.core.models import RunRecord
 from workbench.ui.editor import monospace
 from workbench.ui.widgets import named
@@ -88,37 +91,75 @@ class OutputView(QTextEdit):
         cursor.insertText(text, fmt)
 
 
+def _readable(value: Any) -> str:
+    """One stored value as a person reads it: numbers plainly, lists and tables as JSON
+    (quoted, so a stop string of a newline shows as "\\n"), long text cut short."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, list | dict):
+        return json.dumps(value, ensure_ascii=False)
+    text = str(value)
+    if not text.strip():
+        return json.dumps(text)  # "" or "\\n" rather than nothing
+    first = text.strip().splitlines()[0]
+    if len(first) > 80 or first != text.strip():
+        first = first[:80].rstrip() + "…"
+    return first
+
+
+def describe_run_settings(run: RunRecord) -> str:
+    """The model, the parameters that differ from the defaults and the variables, one
+    "name: value" line each."""
+    lines = [f"{run.model} ({run.backend})"]
+    params = run.params.model_dump(exclude_defaults=True)
+    if params:
+        lines.append("Parameters:")
+        lines += [f"  {display_name(k)}: {_readable(v)}" for k, v in params.items()]
+    else:
+        lines.append("Default parameters")
+    if run.variables:
+        lines.append("Variables:")
+        lines += [f"  {name}: {_readable(value)}" for name, value in run.variables.items()]
+    else:
+        lines.append("No variables")
+    return "\n".join(lines)
+
+
 class CompareDialog(QDialog):
-    """Two runs side by side: output, model and parameters."""
+    """Two runs side by side: output, model and parameters. Close or Esc closes it."""
 
     def __init__(self, left: RunRecord, right: RunRecord, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("compareDialog")
         self.setWindowTitle("Compare runs")
-        layout = QHBoxLayout(self)
+        outer = QVBoxLayout(self)
+        layout = QHBoxLayout()
+        outer.addLayout(layout, 1)
         self.panes = []
+        self.settings_labels: list[QLabel] = []
         for run in (left, right):
             box = QGroupBox(run.created.astimezone().strftime("%d %b %H:%M:%S"))
             inner = QVBoxLayout(box)
-            params = run.params.model_dump(exclude_defaults=True)
-            inner.addWidget(
-                QLabel(
-                    f"{run.model} ({run.backend})\n{params or 'default parameters'}"
-                    f"\nvariables: {run.variables}"
-                )
-            )
+            settings = QLabel(describe_run_settings(run))
+            settings.setObjectName("compareSettings")
+            settings.setWordWrap(True)
+            settings.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            inner.addWidget(settings)
+            self.settings_labels.append(settings)
             text = QPlainTextEdit(readOnly=True)
             text.setFont(monospace())
             text.setPlainText(run.output)
             inner.addWidget(text)
-            stats = run.stats
-            inner.addWidget(
-                QLabel(
-                    f"{stats.completion_tokens} tokens · {(stats.tokens_per_s or 0):.1f} tokens/s"
-                )
-            )
+            inner.addWidget(QLabel(format_stats(run.stats)))
             layout.addWidget(box)
             self.panes.append(text)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(self.reject)
+        self.close_button = buttons.button(QDialogButtonBox.StandardButton.Close)
+        self.close_button.setObjectName("compareClose")
+        outer.addWidget(buttons)
         self.resize(900, 500)
 
 
