@@ -29,7 +29,7 @@ SCHEMA_DIR = Path("docs/schema")
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 # The document kinds in the order the reference presents them, and where each is stored.
-KIND_ORDER = ("prompt", "test_set", "soft_prompt", "run", "eval_run", "model")
+KIND_ORDER = ("prompt", "test_set", "soft_prompt", "lora_adapter", "run", "eval_run", "model")
 WHERE = {
     "prompt": (
         "`prompts/<id>.json` (the current version), `history/<id>/v000001.json` (each "
@@ -40,6 +40,10 @@ WHERE = {
     "soft_prompt": (
         "`soft_prompts/<id>.json` (this metadata) beside `soft_prompts/<id>.safetensors`, "
         "the tensor named by `tensor_file`"
+    ),
+    "lora_adapter": (
+        "`lora_adapters/<id>.json` (this metadata) beside `lora_adapters/<id>/`, the PEFT "
+        "adapter folder named by `folder` (`adapter_config.json`, `adapter_model.safetensors`)"
     ),
     "run": "`runs/<prompt id>/<run id>.json` (`runs/_adhoc/` for runs without a prompt)",
     "eval_run": ("`evals/<prompt id>/<eval id>.json` (`evals/_adhoc/` for runs without a prompt)"),

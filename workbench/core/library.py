@@ -7,6 +7,8 @@ Layout of a library folder (all JSON, pretty-printed so it diffs well in git):
     history/<id>/v000003.json    every earlier version of that prompt
     test_sets/<id>.json
     soft_prompts/<id>.json       metadata; the tensor sits beside it as <id>.safetensors
+    lora_adapters/<id>.json      a LoRA adapter's metadata; beside it the PEFT adapter
+                                 folder <id>/ (adapter_config.json, adapter_model.safetensors)
     runs/<prompt id>/<run id>.json
     evals/<prompt id>/<eval id>.json   evaluation runs (variants × test cases)
     drafts/<id>.json             unsaved edits from the app (autosaved; Ctrl+S makes a version)
@@ -42,6 +44,7 @@ from workbench.core.models import (
     SCHEMA_VERSION,
     Document,
     EvalRun,
+    LoraAdapter,
     Prompt,
     RunRecord,
     SchemaError,
@@ -56,7 +59,7 @@ from workbench.core.paths import cache_dir
 MANIFEST = "workbench-library.json"
 ENV_LIBRARY = "WORKBENCH_LIBRARY"
 
-_D = TypeVar("_D", Prompt, TestSet, SoftPrompt, RunRecord, EvalRun)
+_D = TypeVar("_D", Prompt, TestSet, SoftPrompt, LoraAdapter, RunRecord, EvalRun)
 
 
 class LibraryError(Exception):
@@ -174,6 +177,7 @@ class Library:
         self._index_dirty = False
         self.test_sets: dict[str, TestSet] = {}
         self.soft_prompts: dict[str, SoftPrompt] = {}
+        self.lora_adapters: dict[str, LoraAdapter] = {}
         self.problems: list[LoadProblem] = []
         self._bad_paths: set[Path] = set()
         self._lock = threading.RLock()
@@ -198,6 +202,10 @@ class Library:
     @property
     def soft_prompts_dir(self) -> Path:
         return self.root / "soft_prompts"
+
+    @property
+    def lora_adapters_dir(self) -> Path:
+        return self.root / "lora_adapters"
 
     @property
     def runs_dir(self) -> Path:
@@ -258,6 +266,11 @@ class Library:
             self._load_prompts()
             self.test_sets = self._load_folder(self.test_sets_dir, TestSet)
             self.soft_prompts = self._load_folder(self.soft_prompts_dir, SoftPrompt)
+            self.lora_adapters = (
+                self._load_folder(self.lora_adapters_dir, LoraAdapter)
+                if self.lora_adapters_dir.is_dir()
+                else {}
+            )
 
     @property
     def index_path(self) -> Path:
@@ -696,6 +709,43 @@ class Library:
     def soft_prompts_for(self, prompt_id: str) -> list[SoftPrompt]:
         return [s for s in self.soft_prompts.values() if s.prompt_id == prompt_id]
 
+    # -- LoRA adapters ---------------------------------------------------
+
+    def lora_adapter_path(self, adapter: LoraAdapter) -> Path:
+        """The adapter's PEFT folder (what `peft.PeftModel.from_pretrained` loads)."""
+        return self.lora_adapters_dir / adapter.folder
+
+    def save_lora_adapter(self, adapter: LoraAdapter, files: Mapping[str, bytes]) -> None:
+        """Save an adapter: its folder's files (plain names, written first so the
+        metadata never points at a missing folder), then its metadata."""
+        if Path(adapter.folder).name != adapter.folder or adapter.folder in ("", ".", ".."):
+            raise LibraryError(f"adapter folder name {adapter.folder!r} must be a plain name")
+        for name in files:
+            if Path(name).name != name or name.startswith("."):
+                raise LibraryError(f"adapter file name {name!r} must be a plain name")
+        with self._lock:
+            folder = self.lora_adapter_path(adapter)
+            folder.mkdir(parents=True, exist_ok=True)
+            for name, data in files.items():
+                self._put(folder / name, data)
+            self._write(self.lora_adapters_dir / f"{adapter.id}.json", adapter)
+            self.lora_adapters[adapter.id] = adapter
+
+    def lora_adapters_for(self, prompt_id: str) -> list[LoraAdapter]:
+        """The prompt's adapters, newest first."""
+        found = [a for a in self.lora_adapters.values() if a.prompt_id == prompt_id]
+        return sorted(found, key=lambda a: (a.created, a.id), reverse=True)
+
+    def delete_lora_adapter(self, adapter_id: str) -> None:
+        """Remove an adapter's metadata and its folder."""
+        with self._lock:
+            adapter = self.lora_adapters.get(adapter_id)
+            if adapter is None:
+                raise LibraryError(f"no LoRA adapter with id {adapter_id!r}")
+            (self.lora_adapters_dir / f"{adapter_id}.json").unlink()
+            shutil.rmtree(self.lora_adapter_path(adapter), ignore_errors=True)
+            del self.lora_adapters[adapter_id]
+
     # -- runs ------------------------------------------------------------
 
     def save_run(self, record: RunRecord) -> RunRecord:
@@ -749,7 +799,7 @@ class Library:
         yield from self.soft_prompts.values()
 
     def is_empty(self) -> bool:
-        return not (self._summaries or self.test_sets or self.soft_prompts)
+        return not (self._summaries or self.test_sets or self.soft_prompts or self.lora_adapters)
 
 
 def load_one(path: Path, kind: type[_D]) -> tuple[_D | None, list[LoadProblem], set[Path]]:
@@ -783,6 +833,8 @@ def load_folder(folder: Path, kind: type[_D]) -> tuple[dict[str, _D], list[LoadP
             continue  # temp files of writes in progress
         if kind is SoftPrompt and entry.name.endswith(".safetensors"):
             continue
+        if kind is LoraAdapter and entry.is_dir():
+            continue  # an adapter's PEFT folder, beside its metadata
         if not entry.name.endswith(".json") or not entry.is_file():
             problems.append(LoadProblem(path, "unknown file; ignored"))
             continue

@@ -48,6 +48,9 @@ SoftPromptPlacement = Literal["replace", "add", "start"]
 (Lester et al.: the instruction becomes the initialisation text); `add` — right after the
 system message, which stays; `start` — before the whole prompt (soft prompts made before
 placements existed)."""
+TuneMethod = Literal["soft", "lora"]
+"""How `workbench tune` graduates a prompt: `soft` — a soft prompt (prompt tuning, the
+base model frozen); `lora` — a LoRA adapter (low-rank updates of the model's weights)."""
 
 
 Id = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")]
@@ -356,6 +359,44 @@ class SoftPrompt(_Model):
     created: datetime = Field(default_factory=utc_now)
 
 
+class LoraSettings(_Model):
+    """A LoRA adapter's shape (PEFT `LoraConfig`): rank, scaling and where it goes."""
+
+    rank: int = Field(default=8, ge=1, le=1024, description="the rank r of each update")
+    alpha: float = Field(default=16.0, gt=0, description="scaling: the update is alpha/r")
+    dropout: float = Field(default=0.05, ge=0, lt=1, description="dropout on the adapter input")
+    target_modules: list[str] = Field(
+        default_factory=list,
+        description="names of the linear layers adapted (empty: chosen from the model's "
+        "module names, the attention's query and value projections where it has them)",
+    )
+
+
+class LoraAdapter(_Model):
+    """A LoRA adapter trained for (or imported for) a prompt: metadata here, the PEFT
+    adapter folder (`adapter_config.json` + `adapter_model.safetensors`) in `folder`."""
+
+    schema_version: int = SCHEMA_VERSION
+    kind: Literal["lora_adapter"] = "lora_adapter"
+    id: Id = Field(default_factory=new_id)
+    name: str
+    prompt_id: Id | None = None
+    prompt_version: int | None = None
+    base_model: str
+    base_model_hash: str
+    lora: LoraSettings = Field(default_factory=LoraSettings)
+    train_config: TrainConfig | None = Field(
+        default=None,
+        description="the training run (its soft-prompt fields are unused); null when imported",
+    )
+    data_hash: str | None = None
+    trainable_parameters: int | None = Field(default=None, ge=0)
+    metrics: dict[str, float] = Field(default_factory=dict)
+    curves: dict[str, list[float]] = Field(default_factory=dict)
+    folder: str = Field(description="the adapter folder's name inside `lora_adapters/`")
+    created: datetime = Field(default_factory=utc_now)
+
+
 class RunStats(_Model):
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
@@ -381,6 +422,7 @@ class RunRecord(_Model):
     model: str
     backend: str
     soft_prompt_id: Id | None = None
+    adapter_id: Id | None = Field(default=None, description="the LoRA adapter it ran with")
     params: GenerationParams = Field(default_factory=GenerationParams)
     variables: dict[str, str] = Field(default_factory=dict)
     messages: list[Message] = Field(default_factory=list)
@@ -488,12 +530,13 @@ class ModelSpec(_Model):
         return {"gguf": "llama.cpp", "hf": "transformers", "openai": "openai"}[self.source]
 
 
-Document = Prompt | TestSet | SoftPrompt | RunRecord | ModelSpec | EvalRun
+Document = Prompt | TestSet | SoftPrompt | LoraAdapter | RunRecord | ModelSpec | EvalRun
 
 _KINDS: dict[str, type[Document]] = {
     "prompt": Prompt,
     "test_set": TestSet,
     "soft_prompt": SoftPrompt,
+    "lora_adapter": LoraAdapter,
     "run": RunRecord,
     "model": ModelSpec,
     "eval_run": EvalRun,
@@ -528,6 +571,7 @@ _MIGRATIONS: dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] =
     ("prompt", 1): _migrate_prompt_v1,
     ("test_set", 1): _unchanged,
     ("soft_prompt", 1): _unchanged,
+    ("lora_adapter", 1): _unchanged,
     ("run", 1): _unchanged,
     ("model", 1): _unchanged,
     ("eval_run", 1): _unchanged,

@@ -21,7 +21,7 @@ import json
 import math
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -306,14 +306,20 @@ def _label_token_ids(tokenizer: Any, labels: Sequence[str]) -> list[list[int]]:
 
 
 def _encode_or_fail(
-    tokenizer: Any, examples: Sequence[TrainingExample], config: TrainConfig, device: str
+    tokenizer: Any,
+    examples: Sequence[TrainingExample],
+    config: TrainConfig,
+    device: str,
+    virtual: bool = True,
 ) -> Encoded:
+    """The examples encoded for training; `virtual=False` leaves no virtual-token slots
+    (methods that change the model's weights see the whole rendered prompt)."""
     try:
         return encode(
             tokenizer,
             examples,
-            config.num_virtual_tokens,
-            config.placement,
+            config.num_virtual_tokens if virtual else 0,
+            config.placement if virtual else "start",
             config.max_length,
             device,
         )
@@ -420,6 +426,110 @@ def train_soft_prompt(
             state["exp_avg"] = torch.from_numpy(resume.exp_avg).to(inner.prompt.device)
             state["exp_avg_sq"] = torch.from_numpy(resume.exp_avg_sq).to(inner.prompt.device)
 
+    def state_now(step: int) -> TrainingState:
+        opt_state = optimizer.state.get(inner.prompt, {}) if hasattr(optimizer, "state") else {}
+        avg = opt_state.get("exp_avg")
+        avg_sq = opt_state.get("exp_avg_sq")
+        return TrainingState(
+            embeddings=inner.prompt.detach().float().cpu().numpy().copy(),
+            exp_avg=avg.detach().cpu().numpy().copy() if avg is not None else None,
+            exp_avg_sq=avg_sq.detach().cpu().numpy().copy() if avg_sq is not None else None,
+            step=step,
+        )
+
+    def snapshot() -> Any:
+        return inner.prompt.detach().float().cpu().numpy().copy()
+
+    def validation_scores() -> tuple[float, float | None]:
+        assert val_data is not None  # the loop validates only with validation data
+        return validate(inner.base, inner.prompt, val_data, label_ids, config.batch_size)
+
+    loop = TrainingLoop(
+        module=module,
+        optimizer=optimizer,
+        accelerator=accelerator,
+        config=config,
+        train_data=train_data,
+        val_data=val_data,
+        first_step=first_step,
+        snapshot=snapshot,
+        is_finite=lambda values: bool(np.isfinite(values).all()),
+        validate=validation_scores,
+    )
+    outcome = yield from run_training_loop(loop, cancel, pause)
+    yield TuningFinished(
+        TuningResult(
+            outcome.best,
+            outcome.reason,
+            outcome.message,
+            outcome.step,
+            outcome.best_step,
+            outcome.metrics,
+            outcome.curves,
+            state_now(outcome.step),
+        )
+    )
+
+
+# ---------------------------------------------------------------------------
+# The training loop every method shares
+
+
+@dataclass
+class TrainingLoop:
+    """What one method gives the shared loop (`run_training_loop`): the prepared module
+    (called with a batch's ids, mask, virtual-token offsets, target rows, positions and
+    ids, it returns the loss), its optimiser, the data, and how to copy, check and
+    validate what it trains. `noun` names what is kept in messages ("prompt",
+    "adapter"); `overflowed` says what overflowed; `smaller` is the OOM advice after
+    "a smaller batch"; `keep` is called with the best state so far (and its step)
+    before an out-of-memory error is raised and returns where it was kept."""
+
+    module: Any
+    optimizer: Any
+    accelerator: Any
+    config: TrainConfig
+    train_data: Encoded
+    val_data: Encoded | None
+    snapshot: Callable[[], Any]
+    is_finite: Callable[[Any], bool]
+    validate: Callable[[], tuple[float, float | None]]
+    first_step: int = 0
+    noun: str = "prompt"
+    overflowed: str = "the soft prompt overflowed"
+    smaller: str = "fewer virtual tokens"
+    train_mode: Callable[[bool], None] | None = None
+    on_best: Callable[[Any, int], None] | None = None
+    keep: Callable[[Any, int], str] | None = None
+
+
+@dataclass
+class LoopOutcome:
+    best: Any  # the snapshot of the best validation, else the last good one
+    reason: StopReason
+    message: str
+    step: int
+    best_step: int
+    metrics: dict[str, float]
+    curves: dict[str, list[float]]
+
+
+def run_training_loop(
+    loop: TrainingLoop,
+    cancel: threading.Event,
+    pause: threading.Event | None = None,
+) -> Generator[StepEvent | ValidationEvent, None, LoopOutcome]:
+    """The optimiser steps, validation and early stopping of any method: yields a
+    StepEvent per step and a ValidationEvent per validation, and returns what to keep.
+    Cancel is checked once per step, pause between steps; NaN/inf stops with the last
+    good state; out of memory raises `TrainingError`."""
+    import torch
+
+    config, accelerator = loop.config, loop.accelerator
+    module, optimizer = loop.module, loop.optimizer
+    train_data, val_data = loop.train_data, loop.val_data
+    device = str(accelerator.device)
+    noun = loop.noun
     n_train = train_data.input_ids.shape[0]
     world, rank = accelerator.num_processes, accelerator.process_index
     per_step = config.batch_size * world
@@ -436,10 +546,11 @@ def train_soft_prompt(
         "val_accuracy": [],
         "val_step": [],
     }
+    first_step = loop.first_step
     best_score = -math.inf
     best_step = first_step
-    best = inner.prompt.detach().float().cpu().numpy().copy()
-    last_good = best.copy()
+    best = loop.snapshot()
+    last_good = best
     bad_evals = 0
     reason: StopReason = "done"
     message = "finished"
@@ -447,17 +558,6 @@ def train_soft_prompt(
     step = first_step
     measured = 0
     validation_s = 0.0  # the last validation's duration (none yet: 0)
-
-    def state_now() -> TrainingState:
-        opt_state = optimizer.state.get(inner.prompt, {}) if hasattr(optimizer, "state") else {}
-        avg = opt_state.get("exp_avg")
-        avg_sq = opt_state.get("exp_avg_sq")
-        return TrainingState(
-            embeddings=inner.prompt.detach().float().cpu().numpy().copy(),
-            exp_avg=avg.detach().cpu().numpy().copy() if avg is not None else None,
-            exp_avg_sq=avg_sq.detach().cpu().numpy().copy() if avg_sq is not None else None,
-            step=step,
-        )
 
     try:
         while step < total:
@@ -476,6 +576,8 @@ def train_soft_prompt(
             mask = train_data.attention_mask[idx, :width]
             tmask = train_data.target_mask[idx]
             rows = torch.arange(idx.shape[0], device=ids.device).unsqueeze(1).expand_as(tmask)
+            if loop.train_mode is not None:
+                loop.train_mode(True)
             with accelerator.autocast():
                 loss = module(
                     ids,
@@ -490,7 +592,7 @@ def train_soft_prompt(
                 reason = "nan"
                 message = (
                     f"the loss became {value} at step {step + 1}; stopped and kept the "
-                    f"prompt from step {best_step} (try a lower learning rate)"
+                    f"{noun} from step {best_step} (try a lower learning rate)"
                 )
                 break
             optimizer.zero_grad(set_to_none=True)
@@ -498,16 +600,16 @@ def train_soft_prompt(
             optimizer.step()
             step += 1
             measured += 1
-            current = inner.prompt.detach().float().cpu().numpy()
-            if not np.isfinite(current).all():
+            current = loop.snapshot()
+            if not loop.is_finite(current):
                 reason = "nan"
                 message = (
-                    f"the soft prompt overflowed at step {step}; stopped and kept the "
-                    f"prompt from step {step - 1} (try a lower learning rate)"
+                    f"{loop.overflowed} at step {step}; stopped and kept the "
+                    f"{noun} from step {step - 1} (try a lower learning rate)"
                 )
                 step -= 1
                 break
-            last_good = current.copy()
+            last_good = current
             curves["train_loss"].append(value)
             elapsed = time.perf_counter() - started
             rate = measured / elapsed if elapsed > 0 else 0.0
@@ -523,17 +625,19 @@ def train_soft_prompt(
 
             if val_data is not None and (step % config.eval_every == 0 or step == total):
                 validation_started = time.perf_counter()
-                val_loss, accuracy = validate(
-                    inner.base, inner.prompt, val_data, label_ids, config.batch_size
-                )
+                if loop.train_mode is not None:
+                    loop.train_mode(False)
+                val_loss, accuracy = loop.validate()
                 validation_s = time.perf_counter() - validation_started
                 started += validation_s  # steps/s and the ETA count training steps only
                 score = accuracy if accuracy is not None else -val_loss
                 improved = score > best_score + 1e-9
                 if improved:
                     best_score, best_step = score, step
-                    best = last_good.copy()
+                    best = last_good
                     bad_evals = 0
+                    if loop.on_best is not None:
+                        loop.on_best(best, best_step)
                 else:
                     bad_evals += 1
                 curves["val_loss"].append(val_loss)
@@ -548,15 +652,23 @@ def train_soft_prompt(
                     and bad_evals >= config.early_stopping_patience
                 ):
                     reason = "early_stop"
-                    message = f"validation stopped improving; kept the prompt from step {best_step}"
+                    message = f"validation stopped improving; kept the {noun} from step {best_step}"
                     break
     except torch.OutOfMemoryError:
         if device.startswith("cuda"):
             torch.cuda.empty_cache()
+        kept = ""
+        if loop.keep is not None:
+            if val_data is None or best_score == -math.inf:
+                best, best_step = last_good, step
+            kept = loop.keep(best, best_step)
         raise TrainingError(
             f"out of memory at batch size {config.batch_size} on {device}; try a batch size "
-            f"of {max(1, config.batch_size // 2)} or fewer virtual tokens"
+            f"of {max(1, config.batch_size // 2)} or {loop.smaller}{kept}"
         ) from None
+    finally:
+        if loop.train_mode is not None:
+            loop.train_mode(False)
     if val_data is None or best_score == -math.inf:
         best, best_step = last_good, step
     metrics: dict[str, float] = {"steps": float(step), "best_step": float(best_step)}
@@ -567,10 +679,8 @@ def train_soft_prompt(
     if curves["val_accuracy"]:
         metrics["best_val_accuracy"] = max(curves["val_accuracy"])
     if reason == "done":
-        message = f"finished {step} steps; kept the prompt from step {best_step}"
-    yield TuningFinished(
-        TuningResult(best, reason, message, step, best_step, metrics, curves, state_now())
-    )
+        message = f"finished {step} steps; kept the {noun} from step {best_step}"
+    return LoopOutcome(best, reason, message, step, best_step, metrics, curves)
 
 
 def _validations_left(step: int, total: int, every: int) -> int:
@@ -596,8 +706,9 @@ def validate(
     total_loss = 0.0
     correct = 0
     # each row's target is teacher-forced inside its own pass: its loss costs no other
+    virtual = prompt.detach() if prompt is not None else None  # None: no virtual tokens
     scored = score_continuations(
-        base, cases, options, prompt.detach(), teacher=targets, batch_size=batch_size
+        base, cases, options, virtual, teacher=targets, batch_size=batch_size
     )
     for target, scores in zip(targets, scored, strict=True):
         total_loss += -scores[-1] / len(target)
