@@ -556,3 +556,28 @@ def test_broken_user_template_keeps_the_examples_variables_as_columns(qtbot) -> 
     qtbot.addWidget(widget)
     widget.set_prompt(_prompt(template="Write about {{ topic "))
     assert _headers(widget.model) == ["topic", "tone", "output"]
+
+
+def test_unused_variable_values_read_as_name_value_lines(qtbot) -> None:
+    widget = FewShotPanel()
+    qtbot.addWidget(widget)
+    widget.set_prompt(_prompt([_var_example("rain", "sad", "Grey.")], template="Review:"))
+    tip = widget.model.data(widget.model.index(0, 0), Qt.ItemDataRole.ToolTipRole)
+    assert tip.splitlines() == [
+        "Variable values the user template does not use:",
+        "topic: rain",
+        "tone: sad",
+    ]
+
+
+def test_optimise_button_says_what_it_searches_and_asks_the_window(qtbot) -> None:
+    widget = FewShotPanel()
+    qtbot.addWidget(widget)
+    widget.set_prompt(_prompt())
+    button = widget.findChild(QPushButton, "optimiseFewShot")
+    assert button is widget.optimise_button and button.text() == "Optimise…"
+    tip = button.toolTip()
+    assert all(word in tip for word in ("examples", "how many", "order", "style"))
+    assert "validation split" in tip
+    with qtbot.waitSignal(widget.optimise_requested, timeout=1000):
+        qtbot.mouseClick(button, Qt.MouseButton.LeftButton)

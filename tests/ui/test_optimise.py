@@ -157,3 +157,30 @@ def test_optimise_without_a_test_set_says_what_to_do_and_opens_nothing(qtbot, li
     assert message.isVisible() and "needs a test set" in message.text()
     assert "Test sets tab" in message.text()
     assert Library(library_dir).prompts[window.working.id].version == 1
+
+
+def test_a_search_left_unapplied_shows_the_split_it_saved(qtbot, library_dir) -> None:
+    from workbench.core.models import TestSet
+    from workbench.ui.app import MainWindow
+
+    library, prompt = _library(library_dir)
+    written = library.test_sets_for(prompt.id)[0]
+    unsplit = written.model_copy(
+        update={"rows": [r.model_copy(update={"split": None}) for r in written.rows]}
+    )
+    library.save_test_set(TestSet.model_validate(unsplit.model_dump()))
+    window = MainWindow(library, load_model=False)
+    qtbot.addWidget(window)
+    window.show()
+    assert {r.split for r in window.test_sets.current_test_set().rows} == {None}
+    window.few_shot.optimise_button.click()
+    dialog = window.optimise_dialog
+    assert dialog is not None
+    dialog.budget.setValue(1)
+    dialog.start.click()
+    qtbot.waitUntil(lambda: dialog.job is None, timeout=TIMEOUT_MS)
+    dialog.reject()  # closed without Apply
+    shown = window.test_sets.current_test_set()
+    assert {r.split for r in shown.rows} == {"train", "validation", "test"}
+    assert shown.rows == Library(library_dir).test_sets[written.id].rows
+    assert Library(library_dir).prompts[prompt.id].version == 1

@@ -458,10 +458,18 @@ class MainWindow(QMainWindow):
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.setWindowModality(Qt.WindowModality.WindowModal)
         dialog.applied.connect(self._optimised)
+        dialog.finished.connect(self._optimise_closed)
         self.optimise_dialog = dialog
         dialog.destroyed.connect(lambda: setattr(self, "optimise_dialog", None))
         dialog.show()
         return dialog
+
+    def _optimise_closed(self) -> None:
+        """The search may have split the test set and saved a comparison: the panels
+        that show them read the library again (an applied winner reloaded all of them)."""
+        if self.working is not None:
+            self.test_sets.set_prompt(self.working)
+            self.selection.select(self.working)
 
     def _optimised(self, saved: Prompt) -> None:
         self.library_panel.refresh(select=saved.id)

@@ -209,8 +209,8 @@ class FewShotTableModel(RowList, QAbstractTableModel):
             if column.kind == "input" and example.vars:
                 if self._variables:
                     return "This example fills the variable columns"
-                values = ", ".join(f"{k}={v!r}" for k, v in example.vars.items())
-                return f"Variable values the user template does not use: {values}"
+                values = "\n".join(f"{k}: {v}" for k, v in example.vars.items())
+                return f"Variable values the user template does not use:\n{values}"
             return self._text(example, column) or None
         if role == Qt.ItemDataRole.ForegroundRole and row in self._excluded:
             return QGuiApplication.palette().brush(
