@@ -22,13 +22,24 @@ layer but the LM head. torch and peft are imported lazily.
 
 from __future__ import annotations
 
+import shutil
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from workbench.core.models import LoraSettings, TrainConfig
+from workbench.core.backends.base import BackendSettings
+from workbench.core.models import (
+    LoraAdapter,
+    LoraSettings,
+    ModelSpec,
+    Prompt,
+    TestSet,
+    TrainConfig,
+    new_id,
+    validate_as,
+)
 from workbench.core.tuning import (
     StepEvent,
     StopReason,
@@ -37,11 +48,15 @@ from workbench.core.tuning import (
     ValidationEvent,
     _encode_or_fail,
     _label_token_ids,
+    data_hash,
     make_accelerator,
     run_training_loop,
     validate,
 )
 from workbench.core.tuning_data import TrainingExample
+
+if TYPE_CHECKING:
+    from workbench.core.library import Library
 
 LORA_LEARNING_RATE = 2e-4
 """The learning rate a LoRA run uses when none is given (a soft prompt's is 0.1)."""
@@ -310,3 +325,132 @@ def train_lora(
             checkpoint=written,
         )
     )
+
+
+# ---------------------------------------------------------------------------
+# The flow: train on a prompt's data and save the adapter in the library
+
+
+@dataclass(frozen=True)
+class LoraAdapterSaved:
+    adapter: LoraAdapter
+
+
+LoraGraduationEvent = LoraEvent | LoraAdapterSaved
+
+
+def lora_train_config(options: Mapping[str, Any]) -> TrainConfig:
+    """`graduation.train_config` with LoRA's learning rate when none is given."""
+    from workbench.core.graduation import train_config
+
+    given = dict(options)
+    if given.get("learning_rate") is None:
+        given["learning_rate"] = LORA_LEARNING_RATE
+    return train_config(given)
+
+
+def lora_settings(options: Mapping[str, Any]) -> LoraSettings:
+    """A LoraSettings from a front end's settings (None: the default); raises
+    `SchemaError` naming each bad setting."""
+    given = {k: v for k, v in options.items() if v is not None}
+    return validate_as(LoraSettings, given, "LoRA options")
+
+
+def checkpoint_folder(adapter_id: str) -> Path:
+    """Where a run keeps its best adapter until it is saved in the library."""
+    from workbench.core.paths import cache_dir
+
+    return cache_dir() / "lora-checkpoints" / adapter_id
+
+
+def graduate_lora(
+    library: Library,
+    prompt: Prompt,
+    test_set: TestSet | None,
+    spec: ModelSpec,
+    config: TrainConfig,
+    settings: LoraSettings | None = None,
+    cancel: threading.Event | None = None,
+    pause: threading.Event | None = None,
+    name: str | None = None,
+    backend_settings: BackendSettings | None = None,
+) -> Iterator[LoraGraduationEvent]:
+    """Split the test set if needed, train a LoRA adapter on the prompt's data (as a soft
+    prompt would be), and save it in the library linked to the prompt, with provenance."""
+    import torch
+
+    from workbench.core.graduation import ensure_split, model_folder
+    from workbench.core.tuning import load_base_model, pick_device, pick_precision, training_data
+
+    cancel = cancel or threading.Event()
+    backend_settings = backend_settings or BackendSettings()
+    torch.set_num_threads(backend_settings.threads)
+    test_set = ensure_split(library, test_set, config.seed)
+    train, validation = training_data(prompt, test_set)
+    labels = list(test_set.labels) if test_set and test_set.labels else None
+    accelerator = make_accelerator(config)
+    device = pick_device(config.device)
+    folder = model_folder(spec, cancel)
+    base, tokenizer = load_base_model(folder, device, pick_precision(device, config.precision))
+    adapter_id = new_id()
+    checkpoint = checkpoint_folder(adapter_id)
+    result: LoraResult | None = None
+    for event in train_lora(
+        base,
+        tokenizer,
+        train,
+        validation,
+        config,
+        settings,
+        labels,
+        cancel,
+        pause,
+        accelerator=accelerator,
+        checkpoint_dir=checkpoint,
+        base_model_path=str(folder),
+    ):
+        if isinstance(event, LoraFinished):
+            result = event.result
+        yield event
+    assert result is not None
+    if result.steps == 0 or not accelerator.is_main_process:
+        return  # nothing worth saving, or another process of `accelerate launch` saves
+    adapter = save_lora_result(
+        library, prompt, spec, config, result, data_hash(train, validation), name, adapter_id
+    )
+    shutil.rmtree(checkpoint, ignore_errors=True)  # the library holds it now
+    yield LoraAdapterSaved(adapter)
+
+
+def save_lora_result(
+    library: Library,
+    prompt: Prompt,
+    spec: ModelSpec,
+    config: TrainConfig,
+    result: LoraResult,
+    data_digest: str,
+    name: str | None = None,
+    adapter_id: str | None = None,
+) -> LoraAdapter:
+    """A trained adapter into the library, with its provenance."""
+    from workbench.core.graduation import model_hash
+    from workbench.core.lora_io import adapter_files
+
+    adapter_id = adapter_id or new_id()
+    adapter = LoraAdapter(
+        id=adapter_id,
+        name=name or f"{prompt.name} — LoRA (rank {result.settings.rank})",
+        prompt_id=prompt.id,
+        prompt_version=prompt.version,
+        base_model=spec.id,
+        base_model_hash=model_hash(spec),
+        lora=result.settings,
+        train_config=config,
+        data_hash=data_digest,
+        trainable_parameters=result.trainable_parameters,
+        metrics={**result.metrics, "stopped": float(result.reason != "done")},
+        curves=result.curves,
+        folder=adapter_id,
+    )
+    library.save_lora_adapter(adapter, adapter_files(result.state, result.peft_config))
+    return adapter
