@@ -166,3 +166,22 @@ def test_percent_and_latency() -> None:
     assert report.format_latency(0.24) == "240 ms"
     assert report.format_latency(75) == "1 min 15 s"
     assert report.format_rate(41.2) == "41.2 tokens/s"
+
+
+def test_training_metrics_read_as_a_sentence() -> None:
+    from workbench.core.flows.report import describe_training_metrics
+
+    text = describe_training_metrics(
+        {
+            "steps": 5.0,
+            "best_step": 4.0,
+            "best_val_accuracy": 0.75,
+            "best_val_loss": 0.9123,
+            "stopped": 1.0,
+        }
+    )
+    assert text == (
+        "5 steps, best at step 4 · best validation accuracy 75.0 % · "
+        "best validation loss 0.912 · stopped early"
+    )
+    assert describe_training_metrics({"steps": 1.0, "best_step": 1.0, "stopped": 0.0}) == "1 step"

@@ -490,6 +490,34 @@ def _check_modal(trigger, name: str, places: list[Place]) -> None:  # type: igno
     trigger()
 
 
+def _show_finished_graduation(window, library, prompt) -> bool:  # type: ignore[no-untyped-def]
+    """Put the Graduate tab in the state a finished graduation leaves it in, through the
+    signals the graduation job emits: saved, compared, the long closing message, the
+    last step's status and the comparison's progress line (and the device line)."""
+    from tests.ui.graduate.helpers import comparison_run, stored_soft_prompt
+    from workbench.core.flows.report import format_step
+    from workbench.core.tuning import StepEvent
+
+    sets = [s for s in library.test_sets.values() if s.prompt_id == prompt.id]
+    if not sets:
+        return False
+    window.tabs.setCurrentWidget(window.graduate)
+    training = window.graduate.training
+    training.saved.emit(stored_soft_prompt(library, prompt))
+    training.compared.emit(comparison_run(prompt, sets[0]))
+    training.message.emit(
+        "Finished 225 steps (best at step 100: validation loss 0.2131, accuracy 0.900); "
+        "early stopping after 5 validations without improvement. Held-out label accuracy: "
+        "zero-shot 40.0 %, few-shot 41.7 %, soft prompt 81.7 %."
+    )
+    step = StepEvent(225, 225, 0.1234, 0.11, 0.0, None, 1228.0)
+    training.status.emit(format_step(step))
+    training.progress.emit(
+        "Comparing zero-shot / few-shot / soft prompt on 60 held-out rows: 180/180"
+    )
+    return True
+
+
 def tour(window, wait_until, width: int, height: int) -> list[Place]:  # type: ignore[no-untyped-def]
     """Visit every tab (with the docks beside it) and every dialog that opens without a
     model, and return what does not fit in each. `window` is a shown MainWindow on a
@@ -522,6 +550,12 @@ def tour(window, wait_until, width: int, height: int) -> list[Place]:  # type: i
         tabs.setCurrentWidget(window.evaluate)
         window.evaluate.show_run(runs[0])
         visit("tab 'Evaluate' with an earlier evaluation")
+    graduated = _show_finished_graduation(window, library, prompt)
+    if graduated:
+        visit("tab 'Graduate' after a graduation")
+        places.append(
+            Place("main window after a graduation", window_offenders(window, width, height))
+        )
     for name in ("Meeting notes → summary (chain)", "Word problems (chain of thought)"):
         other = library.find_prompt(name)
         window.library_panel.select(other.id)

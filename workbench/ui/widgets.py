@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TypeVar
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, Qt
 from PySide6.QtGui import QPaintEvent, QResizeEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -56,7 +56,7 @@ class MessageLine(QLabel):
     """A message line that wraps and always has the height its text needs: a long
     message takes more lines instead of being cut at the top and bottom (a splitter or
     a dock asks for the minimum size, which a wrapped QLabel underestimates). The text
-    can be selected and copied; empty, it is hidden (see `show_message`)."""
+    can be selected and copied; empty, it is hidden (it takes no room)."""
 
     def __init__(self, text: str = "") -> None:
         super().__init__(text)
@@ -66,11 +66,23 @@ class MessageLine(QLabel):
 
     def setText(self, text: str) -> None:
         super().setText(text)
+        self._show_if_text()
         self._fit()
 
     def clear(self) -> None:
         super().clear()
+        self._show_if_text()
         self._fit()
+
+    def _show_if_text(self) -> None:
+        # without a parent, showing it would open it as a window: wait for the parent
+        if self.parentWidget() is not None:
+            self.setVisible(bool(self.text()))
+
+    def event(self, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.ParentChange:
+            self._show_if_text()
+        return super().event(event)
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)
@@ -161,7 +173,9 @@ def titled_column(title: str, *parts: Part) -> QWidget:
     box = QWidget()
     layout = QVBoxLayout(box)
     layout.setContentsMargins(0, 0, 0, 0)
-    layout.addWidget(QLabel(title))
+    heading = QLabel(title)
+    heading.setWordWrap(True)  # a narrow column wraps its title rather than widening
+    layout.addWidget(heading)
     for part in parts:
         if isinstance(part, tuple):
             layout.addWidget(*part)

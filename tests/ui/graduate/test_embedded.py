@@ -106,9 +106,20 @@ def test_a_full_tiny_run_compares_finds_nearest_tokens_and_exports(
         assert similarities == sorted(similarities, reverse=True)
         assert all(-1.0 <= s <= 1.0 for s in similarities)
 
+    # another prompt and back: the plot, the comparison and the message come back
+    shown = text_of(panel, "gradMessage")
+    other = opened.library.new_prompt("Other", user_template="Say {{ x }}")
+    opened.selection.select(other)
+    assert comparison.rowCount() == 0 and panel.plotted_points() == 0
+    assert text_of(panel, "gradMessage") == ""
+    opened.selection.select(Library(library_dir).get_prompt(prompt.id))
+    assert comparison.rowCount() == 3 and panel.plotted_points() == 4
+    assert text_of(panel, "gradMessage") == shown
+    assert panel.val_loss_curve.xData.tolist() == [3.0, 4.0]
+
     out = tmp_path / "adapter"
     with qtbot.waitSignal(panel.adapter_exported, timeout=MODEL_TIMEOUT_MS) as exported:
-        panel.export_peft(out)
+        panel.export_peft(out, soft)
     assert exported.args[0] == out
     assert (out / "adapter_config.json").is_file()
     assert (out / "adapter_model.safetensors").is_file()

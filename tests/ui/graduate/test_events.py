@@ -182,6 +182,7 @@ def test_a_stored_soft_prompt_shows_its_curves_and_metrics(
     assert panel.plotted_points() == 5
     assert panel.val_loss_curve.xData.tolist() == [2.0, 4.0]
     assert panel.accuracy_curve.yData.tolist() == [0.5, 0.75]
-    assert "best_val_accuracy 0.75" in text_of(panel, "gradMetrics")
+    assert "best validation accuracy 75.0 %" in text_of(panel, "gradMetrics")
+    assert "best_val" not in text_of(panel, "gradMetrics")  # no stored key names
     assert len(asked) == 1
     assert child(panel, QPushButton, "gradExport").isEnabled()

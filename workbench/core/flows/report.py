@@ -5,6 +5,7 @@ through these functions, never with their own f-strings for the same things."""
 
 from __future__ import annotations
 
+import math
 import sys
 from typing import Any
 
@@ -31,6 +32,7 @@ DISPLAY_NAMES: dict[str, str] = {
     "best_step": "best step",
     "best_val_accuracy": "best validation accuracy",
     "best_val_loss": "best validation loss",
+    "final_train_loss": "final training loss",
     "stopped": "stopped early",
     "train": "train",
     "validation": "validation",
@@ -143,6 +145,31 @@ def format_metric(key: str, value: float | None) -> str:
     if key in ("context_tokens", "completion_tokens", "errors"):
         return f"{value:.0f}"
     return f"{value:.3f}"
+
+
+def describe_training_metrics(metrics: dict[str, float]) -> str:
+    """A trained soft prompt's (or adapter's) stored metrics as a sentence:
+    "5 steps, best at step 4 · best validation accuracy 75.0 % · best validation loss
+    0.912 · final training loss 0.801 · stopped early"."""
+    known = {"steps", "best_step", "best_val_accuracy", "best_val_loss", "final_train_loss"}
+    parts = []
+    steps, best = metrics.get("steps"), metrics.get("best_step")
+    if steps is not None:
+        text = count(int(steps), "step")
+        if best is not None and best != steps:
+            text += f", best at step {int(best)}"
+        parts.append(text)
+    if metrics.get("best_val_accuracy") is not None:
+        parts.append(f"best validation accuracy {format_percent(metrics['best_val_accuracy'])}")
+    for key in ("best_val_loss", "final_train_loss"):
+        if metrics.get(key) is not None and math.isfinite(metrics[key]):
+            parts.append(f"{display_name(key)} {metrics[key]:.3f}")
+    if metrics.get("stopped"):
+        parts.append("stopped early")
+    for key, value in sorted(metrics.items()):
+        if key not in known and key != "stopped" and math.isfinite(value):
+            parts.append(f"{display_name(key)} {value:g}")
+    return " · ".join(parts)
 
 
 def format_duration(seconds: float) -> str:

@@ -22,7 +22,7 @@ class ComparisonModel(QAbstractTableModel):
     ValueRole = Qt.ItemDataRole.UserRole + 1
     """The raw float (None when not measured)."""
 
-    COLUMNS = ("accuracy", "context tokens / call", "latency")
+    COLUMNS = ("accuracy", "tokens per call", "latency")
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -64,10 +64,12 @@ class ComparisonModel(QAbstractTableModel):
             if not 0 <= section < len(self.COLUMNS):
                 return None
             if role == Qt.ItemDataRole.DisplayRole:
+                text = self.COLUMNS[section]
                 if section == 0 and self._primary is not None:
                     # the metric actually used: "label accuracy", "normalised match", …
-                    return METRIC_LABELS.get(self._primary, self._primary)
-                return self.COLUMNS[section]
+                    text = METRIC_LABELS.get(self._primary, self._primary)
+                # on two lines: the table has three narrow columns beside the docks
+                return text.replace(" ", "\n", 1)
             if role == Qt.ItemDataRole.ToolTipRole:
                 metric = METRIC_LABELS.get(self._primary or "", "accuracy")
                 return (

@@ -4,16 +4,16 @@ soft-prompt list to one graduation job on the job runner."""
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
     QHeaderView,
-    QLabel,
     QPushButton,
     QScrollArea,
     QSplitter,
@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 from workbench.core import graduation
 from workbench.core.library import Library
 from workbench.core.models import (
+    EvalRun,
     ModelSpec,
     Prompt,
     SchemaError,
@@ -39,9 +40,21 @@ from workbench.ui.graduate.soft_prompts import SoftPrompts
 from workbench.ui.graduate.training import GraduationRun, Live
 from workbench.ui.jobs import Job, JobRunner
 from workbench.ui.session import ModelSession, PromptSelection
-from workbench.ui.widgets import named, titled_column
+from workbench.ui.widgets import MessageLine, named, titled_column
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Shown:
+    """What the panel showed for a prompt when another one was selected."""
+
+    comparison: EvalRun | None = None
+    progress: str = ""
+    message: str = ""
+    saved: str = ""
+    status: str = ""
+    plot: tuple[tuple[Any, Any], ...] | None = None
 
 
 class GraduatePanel(QWidget):
@@ -75,6 +88,7 @@ class GraduatePanel(QWidget):
         self.selection = selection
         self._prompt: Prompt | None = None
         self.prepared: graduation.Prepared | None = None
+        self._shown: dict[str, _Shown] = {}  # per prompt id, while the app runs
 
         self.form = TrainingSettings(jobs)
         self.loss_plot = LossPlot()
@@ -125,40 +139,44 @@ class GraduatePanel(QWidget):
         self.stop_button = named(QPushButton("Stop"), "gradStop")
         self.stop_button.setEnabled(False)
         self.stop_button.setToolTip("Stop; the best prompt so far is kept and saved")
-        self.status = named(QLabel(), "gradStatus")
-        self.message = named(QLabel(), "gradMessage")
-        self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.saved_label = named(QLabel(), "gradSaved")
-        for label in (self.status, self.message, self.saved_label):
-            label.setWordWrap(True)
+        self.status = named(MessageLine(), "gradStatus")
+        self.message = named(MessageLine(), "gradMessage")
+        self.saved_label = named(MessageLine(), "gradSaved")
         buttons = QHBoxLayout()
         for button in (self.start_button, self.pause_button, self.stop_button):
             buttons.addWidget(button)
         buttons.addStretch(1)
 
-        left = QWidget()
-        left_layout = QVBoxLayout(left)
-        left_layout.setContentsMargins(0, 0, 0, 0)
-        left_layout.addWidget(self.form)
-        left_layout.addLayout(buttons)
-        for label in (self.status, self.message, self.saved_label):
-            left_layout.addWidget(label)
-        left_layout.addStretch(1)
+        # the settings scroll; Start/Pause/Stop and what the run says stay in view
+        # under them, however tall the settings grow (a device line, an init text)
         left_scroll = QScrollArea()
         left_scroll.setWidgetResizable(True)
-        left_scroll.setWidget(left)
+        left_scroll.setWidget(self.form)
         # the settings scroll up and down, never sideways: the splitter may not squeeze
         # them below the width their form needs (it did, down to the labels alone)
         left_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scrollbar = left_scroll.verticalScrollBar().sizeHint().width()
-        left_scroll.setMinimumWidth(left.minimumSizeHint().width() + scrollbar + 4)
+        self._left_scroll = left_scroll
+        self._fit_settings_width()
+        self.form.installEventFilter(self)  # its minimum width grows as it fills in
+        left = QWidget()
+        left_layout = QVBoxLayout(left)
+        left_layout.setContentsMargins(0, 0, 0, 0)
+        left_layout.addWidget(left_scroll, 1)
+        left_layout.addLayout(buttons)
+        for label in (self.status, self.message, self.saved_label):
+            left_layout.addWidget(label)
 
-        self.progress_label = named(QLabel(), "gradProgress")
+        self.progress_label = named(MessageLine(), "gradProgress")
         self.comparison_view = named(QTableView(), "gradComparison")
         self.comparison_view.setModel(self.comparison_model)
         self.comparison_view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.comparison_view.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
-        self.comparison_view.setMaximumHeight(140)
+        # every row in view: the comparison is the result (three or four rows)
+        self.comparison_view.verticalHeader().setSectionResizeMode(
+            QHeaderView.ResizeMode.ResizeToContents
+        )
+        self._fit_comparison_height()
+        self.comparison_model.modelReset.connect(self._fit_comparison_height)
         comparison_box = titled_column(
             "Held-out comparison", self.progress_label, self.comparison_view
         )
@@ -170,13 +188,34 @@ class GraduatePanel(QWidget):
         right.setStretchFactor(2, 2)
         right.setSizes([420, 160, 300])
         main = QSplitter(Qt.Orientation.Horizontal)
-        main.addWidget(left_scroll)
+        main.addWidget(left)
         main.addWidget(right)
         main.setCollapsible(0, False)
         main.setStretchFactor(1, 3)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(main)
+
+    def _fit_settings_width(self) -> None:
+        """The settings column is never narrower than its form (it would clip it)."""
+        scroll = self._left_scroll
+        scrollbar = scroll.verticalScrollBar().sizeHint().width()
+        needed = self.form.minimumSizeHint().width() + scrollbar + 2 * scroll.frameWidth()
+        if needed != scroll.minimumWidth():
+            scroll.setMinimumWidth(needed)
+
+    def _fit_comparison_height(self) -> None:
+        view = self.comparison_view
+        rows = max(view.model().rowCount(), 3)
+        height = view.horizontalHeader().sizeHint().height() + 2 * view.frameWidth()
+        height += rows * view.verticalHeader().defaultSectionSize()
+        view.setMinimumHeight(height)
+        view.setMaximumHeight(height + 8)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self.form and event.type() == QEvent.Type.LayoutRequest:
+            self._fit_settings_width()
+        return super().eventFilter(watched, event)
 
     # -- prompt, test sets, model --------------------------------------------------
 
@@ -193,13 +232,33 @@ class GraduatePanel(QWidget):
         self._update_costs()
         self.soft_prompts.set_prompt(prompt)
         if self.training.live is None:
-            self.comparison_model.set_run(None)
-            self.progress_label.clear()
-            self.loss_plot.clear()
-            self.message.clear()
-            self.saved_label.clear()
-            self.status.clear()
+            # what the last graduation of each prompt showed comes back with the prompt
+            if previous is not None:
+                self._shown[previous.id] = self._capture()
+            shown = self._shown.get(prompt.id) if prompt is not None else None
+            self._show(shown or _Shown())
         self._update_buttons()
+
+    def _capture(self) -> _Shown:
+        return _Shown(
+            comparison=self.comparison_model.run,
+            progress=self.progress_label.text(),
+            message=self.message.text(),
+            saved=self.saved_label.text(),
+            status=self.status.text(),
+            plot=self.loss_plot.snapshot(),
+        )
+
+    def _show(self, shown: _Shown) -> None:
+        self.comparison_model.set_run(shown.comparison)
+        self.progress_label.setText(shown.progress)
+        if shown.plot is None:
+            self.loss_plot.clear()
+        else:
+            self.loss_plot.restore(shown.plot)
+        self.message.setText(shown.message)
+        self.saved_label.setText(shown.saved)
+        self.status.setText(shown.status)
 
     def refresh_test_sets(self, keep: bool = True) -> None:
         """Re-list the prompt's test sets. `keep`: keep the current pick when it still

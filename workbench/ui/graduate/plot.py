@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QShowEvent
-from PySide6.QtWidgets import QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from workbench.core.tuning import StepEvent, ValidationEvent
 from workbench.ui.widgets import named
@@ -24,6 +24,19 @@ REDRAW_MS = 66
 TRAIN_COLOUR = "#1f77b4"
 VAL_LOSS_COLOUR = "#d62728"
 ACCURACY_COLOUR = "#2ca02c"
+
+
+def _swatch(colour: str, mark: str, text: str) -> str:
+    return f'<span style="color:{colour}; font-weight:bold">{mark}</span>&nbsp;{text}'
+
+
+LEGEND = " &nbsp;&nbsp; ".join(
+    (
+        _swatch(TRAIN_COLOUR, "━━", "training loss"),
+        _swatch(VAL_LOSS_COLOUR, "━●━", "validation loss"),
+        _swatch(ACCURACY_COLOUR, "╍■╍", "validation accuracy (right)"),
+    )
+)
 
 
 class RingSeries:
@@ -93,9 +106,12 @@ class LossPlot(QWidget):
         self.redraw_timer.timeout.connect(self.redraw_if_dirty)
         self._layout = QVBoxLayout(self)
         self._layout.setContentsMargins(0, 0, 0, 0)
+        self._layout.setSpacing(2)
+        self.legend = named(QLabel(LEGEND), "gradPlotLegend")
+        self.legend.setWordWrap(True)
         # the plot is built on first show; reserve its room so a splitter does not
         # collapse the empty placeholder
-        self.setMinimumHeight(260)
+        self.setMinimumHeight(180)
 
     def showEvent(self, event: QShowEvent) -> None:
         self.ensure_plot()
@@ -137,6 +153,22 @@ class LossPlot(QWidget):
         self._dirty = True
         self.redraw_if_dirty()
 
+    def snapshot(self) -> tuple[tuple[Any, Any], ...]:
+        """The three series as they are (to show them again later with `restore`)."""
+        return tuple(
+            series.arrays()
+            for series in (self.train_series, self.val_loss_series, self.val_accuracy_series)
+        )
+
+    def restore(self, snapshot: tuple[tuple[Any, Any], ...]) -> None:
+        """Show a `snapshot` again."""
+        series = (self.train_series, self.val_loss_series, self.val_accuracy_series)
+        for target, (xs, ys) in zip(series, snapshot, strict=True):
+            target.clear()
+            target.extend(list(xs), list(ys))
+        self._dirty = True
+        self.redraw_if_dirty()
+
     def plotted_points(self) -> int:
         """How many training-loss points the curve holds (for tests and status)."""
         if self.loss_curve is None or self.loss_curve.xData is None:
@@ -174,7 +206,9 @@ class LossPlot(QWidget):
         item.showGrid(x=True, y=True, alpha=0.25)
         item.setLabel("bottom", "step")
         item.setLabel("left", "loss")
-        legend = item.addLegend(offset=(-10, 10))
+        # the legend is a line above the plot, not a box over it: curves fall from the
+        # top left (loss) and rise to the top right (accuracy), so a box in the view
+        # always hid some of them
         self.loss_curve = item.plot(pen=pg.mkPen(TRAIN_COLOUR, width=1.5), name="training loss")
         self.val_loss_curve = item.plot(
             pen=pg.mkPen(VAL_LOSS_COLOUR, width=2),
@@ -202,7 +236,6 @@ class LossPlot(QWidget):
             symbolPen=None,
         )
         view.addItem(self.accuracy_curve)
-        legend.addItem(self.accuracy_curve, "validation accuracy")
         self._accuracy_view = view
 
         def sync() -> None:
@@ -212,6 +245,7 @@ class LossPlot(QWidget):
         item.vb.sigResized.connect(sync)
         sync()
         self.plot = plot
+        self._layout.addWidget(self.legend)
         self._layout.addWidget(plot)
         self._dirty = True
         self.redraw_if_dirty()

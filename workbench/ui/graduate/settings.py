@@ -243,6 +243,7 @@ class TrainingSettings(QGroupBox):
         self.init_combo.setCurrentIndex(self.init_combo.findData(config.init))
         if config.init_text:
             self.init_text.setText(config.init_text)
+            self.init_text.setCursorPosition(0)  # its start in view, not its end
         self.learning_rate.setValue(config.learning_rate)
         self.steps.setValue(config.steps)
         if config.epochs is not None:
@@ -263,6 +264,7 @@ class TrainingSettings(QGroupBox):
         auto = init_text(prompt) if prompt is not None else ""
         if not same or self.init_text.text() == self._auto_init_text:
             self.init_text.setText(auto)
+            self.init_text.setCursorPosition(0)
         self._auto_init_text = auto
 
     def set_editable(self, editable: bool) -> None:

@@ -5,7 +5,6 @@ a GGUF model may need converting, peft is imported, a model file is hashed)."""
 from __future__ import annotations
 
 import logging
-import math
 import threading
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from workbench.core import graduation
+from workbench.core.flows.report import describe_training_metrics, display_name
 from workbench.core.library import Library
 from workbench.core.models import ModelSpec, Prompt, SoftPrompt
 from workbench.core.names import slug
@@ -33,7 +33,7 @@ from workbench.ui.graduate.settings import selected_spec
 from workbench.ui.jobs import Job, JobRunner
 from workbench.ui.models import NewestFirstModel
 from workbench.ui.session import ModelSession
-from workbench.ui.widgets import named, titled_column
+from workbench.ui.widgets import MessageLine, named, titled_column
 
 log = logging.getLogger(__name__)
 
@@ -56,14 +56,12 @@ class SoftPromptListModel(NewestFirstModel):
 
 def describe_soft_prompt(soft: SoftPrompt) -> str:
     """Its settings and final metrics, two lines."""
-    metrics = ", ".join(
-        f"{key} {value:g}" for key, value in sorted(soft.metrics.items()) if math.isfinite(value)
-    )
+    metrics = describe_training_metrics(soft.metrics)
     config = soft.train_config
     return (
         f"{soft.num_virtual_tokens} virtual tokens, {PLACEMENT_LABELS[soft.placement]} · "
-        f"{config.steps} steps · lr {config.learning_rate:g} · batch {config.batch_size} · "
-        f"init {soft.init}\n{metrics or 'no metrics'}"
+        f"lr {config.learning_rate:g} · batch {config.batch_size} · "
+        f"init {display_name(soft.init)}\n{metrics or 'no metrics'}"
     )
 
 
@@ -104,8 +102,7 @@ class SoftPrompts(QSplitter):
         self.soft_list = named(QListView(), "gradSoftPrompts")
         self.soft_list.setModel(self.soft_model)
         self.soft_list.setWordWrap(True)
-        self.metrics_label = named(QLabel(), "gradMetrics")
-        self.metrics_label.setWordWrap(True)
+        self.metrics_label = named(MessageLine(), "gradMetrics")
         self.export_button = named(QPushButton("Export as PEFT adapter…"), "gradExport")
         self.export_button.setEnabled(False)
         self.import_button = named(QPushButton("Import PEFT adapter…"), "gradImport")
