@@ -10,8 +10,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from workbench.core.models import ModelSpec
 
 NEAREST_K = 5
@@ -60,6 +58,8 @@ def read_embedding_matrix(folder: Path, hidden: int) -> Any:
     with safe_open(str(where[key]), framework="numpy") as handle:
         dtype = str(handle.get_slice(key).get_dtype())
         if dtype != "BF16":
+            import numpy as np  # not at start-up: the window imports this module
+
             return np.asarray(handle.get_tensor(key), dtype=np.float32)
     with safe_open(str(where[key]), framework="pt") as handle:  # numpy has no bfloat16
         return handle.get_tensor(key).float().numpy()

@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
@@ -45,22 +44,32 @@ class RingSeries:
     def __init__(self, capacity: int = MAX_POINTS) -> None:
         if capacity < 1:
             raise ValueError("capacity must be at least 1")
-        self._x: Any = np.zeros(capacity, dtype=np.float64)
-        self._y: Any = np.zeros(capacity, dtype=np.float64)
+        self._capacity = capacity
+        # allocated on the first point: numpy is not imported while the window is built
+        self._x: Any = None
+        self._y: Any = None
         self._start = 0
         self._count = 0
+
+    def _allocate(self) -> None:
+        import numpy as np
+
+        self._x = np.zeros(self._capacity, dtype=np.float64)
+        self._y = np.zeros(self._capacity, dtype=np.float64)
 
     def __len__(self) -> int:
         return self._count
 
     @property
     def capacity(self) -> int:
-        return int(self._x.shape[0])
+        return self._capacity
 
     def clear(self) -> None:
         self._start = self._count = 0
 
     def append(self, x: float, y: float) -> None:
+        if self._x is None:
+            self._allocate()
         capacity = self.capacity
         at = (self._start + self._count) % capacity
         self._x[at] = x
@@ -76,6 +85,10 @@ class RingSeries:
 
     def arrays(self) -> tuple[Any, Any]:
         """Copies of the points, oldest first."""
+        import numpy as np
+
+        if self._x is None:
+            self._allocate()
         end = self._start + self._count
         if end <= self.capacity:
             return self._x[self._start : end].copy(), self._y[self._start : end].copy()
