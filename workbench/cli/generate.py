@@ -146,6 +146,17 @@ def soft_prompt_for(
     return meta, tokens
 
 
+def apply_lora_adapter(ref: str, library: Library, backend: Backend) -> str:
+    """Merge the --adapter LoRA adapter into the loaded model (transformers only), after
+    checking it was made for this model; returns its id. The backend is closed after
+    the run, so the adapter is never taken out again."""
+    from workbench.core.lora_io import apply_adapter, find_lora_adapter
+
+    adapter = find_lora_adapter(library, ref)
+    apply_adapter(library, adapter, backend)
+    return adapter.id
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     from workbench.core.backends.base import Finished
     from workbench.core.backends.registry import ModelCatalog, load_backend
@@ -170,11 +181,14 @@ def cmd_generate(args: argparse.Namespace) -> int:
     backend = load_backend(spec, args.backend, settings(args))
     final = None
     record = None
+    adapter_id: str | None = None
     try:
         soft_meta: SoftPrompt | None = None
         soft: VirtualTokens | None = None
         if args.soft:
             soft_meta, soft = soft_prompt_for(args.soft, library or open_library(args), backend)
+        if args.adapter:
+            adapter_id = apply_lora_adapter(args.adapter, library or open_library(args), backend)
         with cancel_on_sigint() as cancel:
             events: Iterator[RunEvent]
             if prompt is not None:
@@ -210,6 +224,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if not args.json:
         note(format_stats(record.stats if record else final.stats, backend.description))
     if record is not None and library is not None and not args.no_save:
+        if adapter_id is not None:
+            record = record.model_copy(update={"adapter_id": adapter_id})
         library.save_run(record)
     return EXIT_INTERRUPTED if final.stats.finish_reason == "cancelled" else 0
 
@@ -255,6 +271,11 @@ def register(sub: Subparsers) -> None:
     gen.add_argument("--json-schema", metavar="FILE", help="constrain output to a JSON schema")
     add_runtime_options(gen)
     gen.add_argument("--soft", metavar="NAME", help="run with this soft prompt (name or id)")
+    gen.add_argument(
+        "--adapter",
+        metavar="NAME",
+        help="run with this LoRA adapter (name or id; transformers backend)",
+    )
     gen.add_argument("--json", action="store_true", help="one JSON object per token event")
     gen.add_argument("--no-save", action="store_true", help="do not keep a run record")
     gen.set_defaults(func=cmd_generate)

@@ -56,6 +56,7 @@ from workbench.core.tuning import (
 from workbench.core.tuning_data import TrainingExample
 
 if TYPE_CHECKING:
+    from workbench.core.graduation import Prepared
     from workbench.core.library import Library
 
 LORA_LEARNING_RATE = 2e-4
@@ -454,3 +455,18 @@ def save_lora_result(
     )
     library.save_lora_adapter(adapter, adapter_files(result.state, result.peft_config))
     return adapter
+
+
+def describe_lora_plan(
+    prompt: Prompt, spec: ModelSpec, prepared: Prepared, config: TrainConfig, lora: LoraSettings
+) -> str:
+    """The LoRA run about to start, in one line (`workbench tune --method lora`)."""
+    epochs = f" ({config.epochs:g} epochs)" if config.epochs else ""
+    targets = ", ".join(lora.target_modules) or "found from the model"
+    return (
+        f"fine-tuning {prompt.name!r} on {spec.name} with LoRA: {prepared.train_examples} "
+        f"training, {prepared.validation_examples} validation rows; rank {lora.rank}, alpha "
+        f"{lora.alpha:g}, dropout {lora.dropout:g}, layers {targets}; "
+        f"{config.total_steps(prepared.train_examples)} steps{epochs}, learning rate "
+        f"{config.learning_rate:g}"
+    )

@@ -1,0 +1,163 @@
+"""`workbench tune --method lora` and `workbench generate --adapter` through the CLI's
+main(), on a tiny random-weight Llama (and the embedded model on llama.cpp, which
+refuses an adapter)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from workbench.cli import main
+from workbench.core.library import Library
+from workbench.core.models import TestRow, TestSet
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def yes_no(library_dir: Path) -> Library:
+    library = Library(library_dir)
+    prompt = library.new_prompt("YN", system="Answer yes or no.", user_template="{{ text }}")
+    rows = [
+        TestRow(vars={"text": f"say {word} {i}"}, expected=word)
+        for i, word in enumerate(["yes", "no"] * 4)
+    ]
+    library.save_test_set(TestSet(name="yn", prompt_id=prompt.id, rows=rows, labels=["yes", "no"]))
+    return library
+
+
+def tune(library: Library, model: Path, *extra: str) -> int:
+    return main(
+        [
+            "--library",
+            str(library.root),
+            "tune",
+            "YN",
+            "--method",
+            "lora",
+            "--model",
+            str(model),
+            "--steps",
+            "4",
+            "--batch-size",
+            "2",
+            "--eval-every",
+            "2",
+            "--device",
+            "cpu",
+            "--threads",
+            "2",
+            *extra,
+        ]
+    )
+
+
+def generate(library: Library, model: Path, *extra: str) -> int:
+    return main(
+        [
+            "--library",
+            str(library.root),
+            "generate",
+            "YN",
+            "--var",
+            "text=say yes",
+            "--model",
+            str(model),
+            "--backend",
+            "transformers",
+            "--max-tokens",
+            "3",
+            "--temperature",
+            "0",
+            "--logprobs",
+            "1",
+            "--threads",
+            "2",
+            "--json",
+            *extra,
+        ]
+    )
+
+
+def json_lines(out: str) -> list[dict]:
+    return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+
+
+def test_tune_lora_saves_an_adapter_that_generate_runs_with(
+    yes_no: Library, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert tune(yes_no, tiny_model_dir, "--lr", "0.05", "--rank", "4", "--name", "yn-lora") == 0
+    captured = capsys.readouterr()
+    assert "with LoRA" in captured.err and "rank 4" in captured.err
+    assert "learning rate 0.05" in captured.err
+    assert "saved LoRA adapter" in captured.err
+    library = Library(yes_no.root)
+    prompt = library.find_prompt("YN")
+    [adapter] = library.lora_adapters_for(prompt.id)
+    assert adapter.name == "yn-lora" and adapter.lora.rank == 4
+    assert adapter.train_config is not None and adapter.train_config.learning_rate == 0.05
+    assert adapter.metrics["steps"] == 4.0
+    # the test set was split for training, and the split saved
+    assert {row.split for row in library.test_sets_for(prompt.id)[0].rows} >= {"train"}
+
+    assert generate(library, tiny_model_dir, "--no-save") == 0
+    plain = json_lines(capsys.readouterr().out)
+    assert generate(library, tiny_model_dir, "--adapter", "yn-lora") == 0
+    adapted = json_lines(capsys.readouterr().out)
+    assert adapted[-1]["event"] == "done" and plain[-1]["event"] == "done"
+    first = [e["logprob"] for e in plain if e["event"] == "token"][:1]
+    first_adapted = [e["logprob"] for e in adapted if e["event"] == "token"][:1]
+    assert first and first_adapted and first != first_adapted  # the adapter is applied
+    [run] = Library(yes_no.root).runs_for(prompt.id)
+    assert run.adapter_id == adapter.id  # the run record says what it ran with
+
+
+def test_tune_lora_json_lines_and_bad_options(
+    yes_no: Library, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert tune(yes_no, tiny_model_dir, "--lr", "0.01", "--json") == 0
+    lines = json_lines(capsys.readouterr().out)
+    assert [e["step"] for e in lines if e["event"] == "step"] == [1, 2, 3, 4]
+    assert [e["step"] for e in lines if e["event"] == "validation"] == [2, 4]
+    saved = [e for e in lines if e["event"] == "saved"]
+    assert len(saved) == 1 and saved[0]["adapter"] in Library(yes_no.root).lora_adapters
+    # a layer the model does not have: one clear line, nothing saved
+    assert tune(yes_no, tiny_model_dir, "--target-modules", "query,value") == 1
+    err = capsys.readouterr().err
+    assert "no linear layers named 'query', 'value'" in err and "q_proj" in err
+    assert len(Library(yes_no.root).lora_adapters) == 1
+
+
+def test_generate_refuses_an_adapter_it_cannot_run(
+    yes_no: Library,
+    tiny_model_dir: Path,
+    embedded_spec,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from workbench.core.lora_io import import_lora_adapter
+    from workbench.core.models import ModelSpec
+
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir))
+    get_peft_model(model, LoraConfig(r=2, target_modules=["q_proj"])).save_pretrained(
+        str(tmp_path / "peft")
+    )
+    spec = ModelSpec(id="tiny", name="tiny", source="hf", path=str(tiny_model_dir))
+    import_lora_adapter(yes_no, tmp_path / "peft", spec, name="tiny-adapter")
+
+    assert generate(yes_no, tiny_model_dir, "--adapter", "nope") == 2
+    assert "no single LoRA adapter 'nope'" in capsys.readouterr().err
+    # the embedded model on llama.cpp: adapters run on transformers only
+    args = ["--library", str(yes_no.root), "generate", "--text", "hi", "--max-tokens", "1"]
+    assert main([*args, "--backend", "llama.cpp", "--adapter", "tiny-adapter"]) == 2
+    assert "run on the transformers backend" in capsys.readouterr().err
+    # the embedded model on transformers: made for another model
+    assert main([*args, "--backend", "transformers", "--adapter", "tiny-adapter"]) == 2
+    err = capsys.readouterr().err
+    assert "was made for model 'tiny'" in err and embedded_spec.name in err
+    assert Library(yes_no.root).runs_for(yes_no.find_prompt("YN").id) == []
