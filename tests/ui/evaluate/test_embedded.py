@@ -21,6 +21,7 @@ from workbench.core.backends import pool as pool_module
 from workbench.core.backends.base import Backend
 from workbench.core.library import Library
 from workbench.core.models import EvalRun
+from workbench.ui.evaluate.analysis_view import header_mark
 
 
 @pytest.mark.integration
@@ -49,9 +50,11 @@ def test_zero_shot_against_few_shot_on_the_embedded_model(
 
     grid = panel.grid_model
     assert grid.rowCount() == 4
+    # the header names each variant, the best one (by the analysis) marked
+    analysis = panel.browser.analysis
+    assert analysis is not None and analysis.best[0] in ("zero-shot", "few-shot")
     assert [grid.headerData(c, Qt.Orientation.Horizontal) for c in grid.variant_columns()] == [
-        "zero-shot",
-        "few-shot",
+        f"{name} {header_mark(analysis, name)}".strip() for name in ("zero-shot", "few-shot")
     ]
     for column in grid.variant_columns():
         for row in range(4):

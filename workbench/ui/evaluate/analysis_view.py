@@ -4,7 +4,10 @@ paired tests, cross-entropy, rated satisfaction), Metrics (the stored means), Pe
 (precision, recall, F1, support, macro/micro F1), Groups (the group chart with the
 allowed gap) and Charts (metric bars and the confusion heat map; a click on a cell
 asks the grid to show those cases). The variant the per-variant tabs show is picked
-in the tab bar's corner; each chart is saved as PNG or SVG from its Save button."""
+in the tab bar's corner; each chart is saved as PNG or SVG from its Save button.
+
+The charts (pyqtgraph, numpy) are built when the first analysis is shown, not when the
+window starts."""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import html
 import logging
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -23,6 +27,7 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QMenu,
+    QScrollArea,
     QSplitter,
     QTableWidget,
     QTableWidgetItem,
@@ -33,22 +38,19 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from workbench.core.analysis import Analysis, Estimate, VariantReport
 from workbench.core.flows.report import count, display_name, format_percent
-from workbench.ui.evaluate.charts import (
-    ConfusionHeatmap,
-    GroupChart,
-    MetricBars,
-    save_png,
-    save_svg,
-)
 from workbench.ui.widgets import named
+
+if TYPE_CHECKING:  # the charts and the analysis load numpy: imported when first needed
+    from workbench.core.analysis import Analysis, Estimate, VariantReport
+    from workbench.ui.evaluate.charts import ConfusionHeatmap, GroupChart, MetricBars
 
 log = logging.getLogger(__name__)
 
 BEST, EQUAL = "★ best", "≈ best"
 NO_ANALYSIS = "Intervals, paired tests and per-label metrics appear here once a run has ended."
 DEFAULT_MAX_GAP = 0.10
+SHORTEST = 40  # px: the least height a tab's text or table keeps (the grid comes first)
 
 
 def best_mark(analysis: Analysis | None, name: str) -> str:
@@ -58,6 +60,12 @@ def best_mark(analysis: Analysis | None, name: str) -> str:
     if name == analysis.best[0]:
         return BEST
     return EQUAL if name in analysis.best else ""
+
+
+def header_mark(analysis: Analysis | None, name: str) -> str:
+    """The grid header's short form of `best_mark`: "★", "≈" or "" (the header's
+    tooltip says what it means)."""
+    return best_mark(analysis, name)[:1]
 
 
 def stars_text(e: Estimate | None) -> str:
@@ -129,6 +137,8 @@ def _save_button(chart: QWidget, parent: QWidget) -> QToolButton:
 
 def save_chart(chart: QWidget, path: str | Path) -> None:
     """The chart as PNG or SVG by the path's suffix (ValueError when it shows nothing)."""
+    from workbench.ui.evaluate.charts import save_png, save_svg
+
     if str(path).lower().endswith(".svg"):
         save_svg(chart, path)  # type: ignore[arg-type]
     else:
@@ -152,6 +162,14 @@ def ask_save_chart(parent: QWidget, chart: QWidget, suffix: str) -> None:
         parent.message.emit(f"Saved the picture to {path}", False)
 
 
+def _scrolling(page: QWidget) -> QScrollArea:
+    area = QScrollArea()
+    area.setWidgetResizable(True)
+    area.setFrameShape(QScrollArea.Shape.NoFrame)
+    area.setWidget(page)
+    return area
+
+
 class AnalysisView(QTabWidget):
     """The tabs; `set_analysis` after the shown run changes (None while it runs)."""
 
@@ -164,8 +182,10 @@ class AnalysisView(QTabWidget):
         self.analysis: Analysis | None = None
         self.summary = named(QTextBrowser(), "evalAnalysisSummary")
         self.summary.setPlaceholderText(NO_ANALYSIS)
+        self.summary.setMinimumHeight(SHORTEST)  # the tabs may be dragged short: they scroll
         self.variant_combo = named(QComboBox(), "evalAnalysisVariant")
         self.variant_combo.setToolTip("The variant the Per label, Groups and Charts tabs show")
+        self.variant_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.setCornerWidget(self.variant_combo, Qt.Corner.TopRightCorner)
 
         self.per_label = named(QTableWidget(0, 5), "evalPerLabel")
@@ -174,13 +194,13 @@ class AnalysisView(QTabWidget):
             QHeaderView.ResizeMode.ResizeToContents
         )
         self.per_label.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.per_label.setMinimumHeight(SHORTEST)
         self.f1_line = named(QLabel(), "evalF1")
         labels_tab = QWidget()
         labels_layout = QVBoxLayout(labels_tab)
         labels_layout.addWidget(self.f1_line)
         labels_layout.addWidget(self.per_label, 1)
 
-        self.groups = GroupChart()
         self.max_gap = named(QDoubleSpinBox(), "evalMaxGap")
         self.max_gap.setRange(0.0, 100.0)
         self.max_gap.setDecimals(1)
@@ -190,21 +210,45 @@ class AnalysisView(QTabWidget):
         self.max_gap.setToolTip("The largest gap between groups you accept (kept this session)")
         self.gap_flag = named(QLabel(), "evalGapFlag")
         self.gap_flag.setStyleSheet("color: #b00020; font-weight: bold")
-        gap_row = QHBoxLayout()
-        gap_row.addWidget(QLabel("Allowed gap between groups:"))
-        gap_row.addWidget(self.max_gap)
-        gap_row.addWidget(self.gap_flag, 1)
-        gap_row.addWidget(_save_button(self.groups, self))
+        self._gap_row = QHBoxLayout()
+        self._gap_row.addWidget(QLabel("Allowed gap between groups:"))
+        self._gap_row.addWidget(self.max_gap)
+        self._gap_row.addWidget(self.gap_flag, 1)
         groups_tab = QWidget()
-        groups_layout = QVBoxLayout(groups_tab)
-        groups_layout.addLayout(gap_row)
-        groups_layout.addWidget(self.groups, 1)
+        self._groups_layout = QVBoxLayout(groups_tab)
+        self._groups_layout.addLayout(self._gap_row)
 
-        self.bars = MetricBars()
-        self.heatmap = ConfusionHeatmap()
         self.normalised = named(QCheckBox("Row-normalised"), "evalHeatNormalised")
         self.normalised.setToolTip("Each expected label's row as shares instead of counts")
-        charts_tab = QSplitter(Qt.Orientation.Horizontal)
+        self._charts_tab = QSplitter(Qt.Orientation.Horizontal)
+        # built with the first analysis (pyqtgraph is not loaded at start-up)
+        self.groups: GroupChart | None = None
+        self.bars: MetricBars | None = None
+        self.heatmap: ConfusionHeatmap | None = None
+
+        self.addTab(self.summary, "Summary")
+        self.addTab(metrics_table, "Metrics")
+        self.addTab(labels_tab, "Per label")
+        # the pictures need some height: in a short strip they scroll, not squeeze
+        self.addTab(_scrolling(groups_tab), "Groups")
+        self.addTab(_scrolling(self._charts_tab), "Charts")
+
+        self.variant_combo.currentIndexChanged.connect(lambda _i: self._show_variant())
+        self.normalised.toggled.connect(lambda _on: self._show_variant())
+        self.max_gap.valueChanged.connect(lambda _v: self._show_variant())
+        self.set_analysis(None)
+
+    def ensure_charts(self) -> None:
+        """Build the pictures (once): the group chart, the metric bars, the heat map."""
+        if self.groups is not None:
+            return
+        from workbench.ui.evaluate.charts import ConfusionHeatmap, GroupChart, MetricBars
+
+        self.groups = GroupChart()
+        self._gap_row.addWidget(_save_button(self.groups, self))
+        self._groups_layout.addWidget(self.groups, 1)
+        self.bars = MetricBars()
+        self.heatmap = ConfusionHeatmap()
         for chart, extra in ((self.bars, None), (self.heatmap, self.normalised)):
             box = QWidget()
             box_layout = QVBoxLayout(box)
@@ -216,20 +260,9 @@ class AnalysisView(QTabWidget):
             row.addWidget(_save_button(chart, self))
             box_layout.addLayout(row)
             box_layout.addWidget(chart, 1)
-            charts_tab.addWidget(box)
+            self._charts_tab.addWidget(box)
         self.heatmap.setToolTip("Click a cell to show those cases in the grid")
-
-        self.addTab(self.summary, "Summary")
-        self.addTab(metrics_table, "Metrics")
-        self.addTab(labels_tab, "Per label")
-        self.addTab(groups_tab, "Groups")
-        self.addTab(charts_tab, "Charts")
-
-        self.variant_combo.currentIndexChanged.connect(lambda _i: self._show_variant())
-        self.normalised.toggled.connect(lambda _on: self._show_variant())
-        self.max_gap.valueChanged.connect(lambda _v: self._show_variant())
         self.heatmap.cell_clicked.connect(self._cell_clicked)
-        self.set_analysis(None)
 
     @property
     def max_group_gap(self) -> float:
@@ -240,6 +273,8 @@ class AnalysisView(QTabWidget):
         return self.variant_combo.currentIndex()
 
     def set_analysis(self, analysis: Analysis | None) -> None:
+        if analysis is not None:
+            self.ensure_charts()
         self.analysis = analysis
         picked = self.variant_combo.currentText()
         self.variant_combo.blockSignals(True)
@@ -252,7 +287,8 @@ class AnalysisView(QTabWidget):
         self.variant_combo.blockSignals(False)
         self.variant_combo.setEnabled(analysis is not None)
         self.summary.setHtml(summary_html(analysis) if analysis is not None else "")
-        self.bars.set_analysis(analysis)
+        if self.bars is not None:
+            self.bars.set_analysis(analysis)
         self._show_variant()
 
     def _variant(self) -> VariantReport | None:
@@ -264,7 +300,8 @@ class AnalysisView(QTabWidget):
     def _show_variant(self) -> None:
         v = self._variant()
         c = v.classification if v is not None else None
-        self.heatmap.set_classification(c, normalised=self.normalised.isChecked())
+        if self.heatmap is not None:
+            self.heatmap.set_classification(c, normalised=self.normalised.isChecked())
         self.per_label.setRowCount(len(c.per_label) if c else 0)
         for i, m in enumerate(c.per_label if c else []):
             cells = [m.label, *(format_percent(x) for x in (m.precision, m.recall, m.f1))]
@@ -283,11 +320,12 @@ class AnalysisView(QTabWidget):
             )
         else:
             self.f1_line.setText("Per-label metrics need a test set with a label set.")
-        self.groups.set_variant(
-            v,
-            self.max_group_gap,
-            display_name(self.analysis.primary) if self.analysis else "accuracy",
-        )
+        if self.groups is not None:
+            self.groups.set_variant(
+                v,
+                self.max_group_gap,
+                display_name(self.analysis.primary) if self.analysis else "accuracy",
+            )
         self._flag_gaps()
 
     def _flag_gaps(self) -> None:

@@ -1,24 +1,36 @@
-"""What the panel shows of evaluations: one run (its settings and headline, the summary
-beside the prompt's earlier runs, the results grid with a failures-only filter, and the
-clicked case in full), and the export of the shown run as CSV or JSON.
+"""What the panel shows of evaluations: one run (its settings and headline, its analysis
+beside the prompt's earlier runs, the results grid with a failures-only filter and a
+confusion-cell filter, and the clicked case in full with its rating), and the export of
+the shown run as CSV, JSON or a report with pictures.
 
-The grid gets the spare height; the summary strip above it and the case detail below it
-sit in one vertical splitter, so each can be dragged larger or closed."""
+The analysis (`core.analysis.analyse`: intervals, paired tests, per-label metrics,
+groups, rated satisfaction) is computed from the shown run and its test set whenever a
+finished run is shown, so an old run gains it when opened; the grid's header marks the
+best variant and those not distinguishable from it. A rating (keys, the grid's context
+menu or the rating bar) changes the run, which is saved at once through the `save`
+callable the panel gives (`Library.save_eval_run`); the analysis follows.
+
+The grid gets the spare height; the analysis strip above it and the case detail below
+it sit in one vertical splitter, so each can be dragged larger or closed."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QModelIndex, Qt, QTimer, Signal
+from PySide6.QtCore import QModelIndex, QPoint, Qt, QTimer, Signal
 from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
+    QFileDialog,
     QHBoxLayout,
     QHeaderView,
     QLabel,
     QListView,
+    QMenu,
     QPushButton,
     QSplitter,
     QTableView,
@@ -28,7 +40,9 @@ from PySide6.QtWidgets import (
 )
 
 from workbench.core.flows.report import count
+from workbench.core.library import LibraryError
 from workbench.core.models import CaseResult, EvalRun, TestSet
+from workbench.ui.evaluate.analysis_view import NO_ANALYSIS, SHORTEST, AnalysisView, header_mark
 from workbench.ui.evaluate.detail import DETAIL_HINT, case_detail_html, headline, run_caption
 from workbench.ui.evaluate.grid import FailuresOnlyProxy, ResultsGridView
 from workbench.ui.evaluate.history import (
@@ -38,10 +52,32 @@ from workbench.ui.evaluate.history import (
     write_run_csv,
     write_run_json,
 )
+from workbench.ui.evaluate.ratings import (
+    NOTE,
+    RATING_HELP,
+    RatingBar,
+    RatingKeys,
+    ask_note,
+    rated,
+    rating_actions,
+    rating_text,
+)
 from workbench.ui.evaluate.results import ResultsGridModel, SummaryModel
 from workbench.ui.widgets import named, side_by_side, titled_column
 
+if TYPE_CHECKING:  # numpy comes with the analysis: loaded when a run is first analysed
+    from workbench.core.analysis import Analysis
+
 log = logging.getLogger(__name__)
+
+SaveRun = Callable[[EvalRun], EvalRun]
+"""Stores a changed run and returns it as stored (`Library.save_eval_run`)."""
+
+NO_TEST_SET = (
+    "The test set of this run is no longer in the library: intervals, per-label metrics "
+    "and groups need its rows."
+)
+REPORT_PATTERNS = "Markdown with SVG pictures (*.md);;One HTML page (*.html)"
 
 
 class ResultsBrowser(QWidget):
@@ -49,10 +85,15 @@ class ResultsBrowser(QWidget):
 
     run_requested = Signal(object)  # an EvalRun picked in the history
     message = Signal(str, bool)  # a line for the panel's message (text, is an error)
+    run_saved = Signal(object)  # the shown EvalRun as stored again after a rating
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, save: SaveRun | None = None) -> None:
         super().__init__(parent)
         self._shown: tuple[EvalRun, TestSet | None] | None = None
+        self._save = save  # None: ratings stay in memory (nothing to store them in)
+        self._analysis: Analysis | None = None
+        self._prompt_name: str | None = None
+        self._idle = True
         self.summary_model = SummaryModel(self)
         self.summary_view = named(QTableView(), "evalSummary")
         self.summary_view.setModel(self.summary_model)
@@ -62,6 +103,8 @@ class ResultsBrowser(QWidget):
         )
         self.summary_view.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
         self.summary_view.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 8)
+        self.summary_view.setMinimumHeight(SHORTEST)
+        self.analysis_view = AnalysisView(self.summary_view)  # the table is its Metrics tab
         self.grid_model = ResultsGridModel(self)
         self.grid_proxy = FailuresOnlyProxy(self.grid_model, self)
         self.grid_view = named(ResultsGridView(self.grid_proxy), "evalGrid")
@@ -73,9 +116,22 @@ class ResultsBrowser(QWidget):
         self.failures_only = named(QCheckBox("Failures only"), "evalFailuresOnly")
         self.failures_only.setToolTip("Show only the cases some variant failed or erred on")
         self.shown_count = named(QLabel(), "evalShownCount")
+        self.cell_filter_line = named(QLabel(), "evalCellFilter")
+        self.clear_filter_button = named(QPushButton("Clear"), "evalCellFilterClear")
+        self.clear_filter_button.setToolTip("Show every case again")
+        self.export_report_button = named(QPushButton("Export report…"), "evalExportReport")
+        self.export_report_button.setToolTip(
+            "Write the analysis as Markdown (pictures beside it as SVG) or as one HTML page"
+        )
+        self.rating_bar = RatingBar()
+        self.rating_keys = RatingKeys(self)
+        self.grid_view.installEventFilter(self.rating_keys)
+        self.grid_view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.grid_view.setStatusTip(RATING_HELP)
         self.detail = named(QTextBrowser(), "evalDetail")
         self.detail.setOpenLinks(False)
         self.detail.setPlaceholderText(DETAIL_HINT)
+        self.detail.setMinimumHeight(SHORTEST)
         self.history_model = EvalRunListModel(self)
         self.history = named(QListView(), "evalHistory")
         self.history.setModel(self.history_model)
@@ -88,7 +144,7 @@ class ResultsBrowser(QWidget):
             side_by_side(self.export_csv_button, self.export_json_button),
         )
         strip = QSplitter(Qt.Orientation.Horizontal)  # the summary beside the history
-        strip.addWidget(self.summary_view)
+        strip.addWidget(self.analysis_view)
         strip.addWidget(history_box)
         strip.setStretchFactor(0, 2)
         strip.setStretchFactor(1, 1)
@@ -98,13 +154,22 @@ class ResultsBrowser(QWidget):
         filter_row = QHBoxLayout()
         filter_row.addWidget(self.failures_only)
         filter_row.addWidget(self.shown_count)
+        filter_row.addWidget(self.cell_filter_line)
+        filter_row.addWidget(self.clear_filter_button)
         filter_row.addStretch(1)
+        filter_row.addWidget(self.export_report_button)
         grid_layout.addLayout(filter_row)
         grid_layout.addWidget(self.grid_view, 1)
+        detail_box = QWidget()
+        detail_layout = QVBoxLayout(detail_box)
+        detail_layout.setContentsMargins(0, 0, 0, 0)
+        detail_layout.setSpacing(2)
+        detail_layout.addWidget(self.rating_bar)
+        detail_layout.addWidget(self.detail, 1)
         self.splitter = named(QSplitter(Qt.Orientation.Vertical), "evalResultsSplitter")
         self.splitter.addWidget(strip)
         self.splitter.addWidget(grid_box)
-        self.splitter.addWidget(self.detail)
+        self.splitter.addWidget(detail_box)
         self.splitter.setStretchFactor(0, 0)
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setStretchFactor(2, 0)
@@ -136,6 +201,13 @@ class ResultsBrowser(QWidget):
         self.grid_view.clicked.connect(self._show_case)
         self.export_csv_button.clicked.connect(lambda: self._export_dialog("csv"))
         self.export_json_button.clicked.connect(lambda: self._export_dialog("json"))
+        self.export_report_button.clicked.connect(self._export_report_dialog)
+        self.analysis_view.cell_filter.connect(self.filter_cell)
+        self.analysis_view.message.connect(self.message)
+        self.clear_filter_button.clicked.connect(self.clear_cell_filter)
+        self.rating_keys.action.connect(self.rate)
+        self.rating_bar.action.connect(self.rate)
+        self.grid_view.customContextMenuRequested.connect(self._grid_menu)
         self.set_exportable(True)
         self._update_headline()
 
@@ -148,23 +220,34 @@ class ResultsBrowser(QWidget):
         height = self.splitter.height()
         if self._sized or height < 200:
             return
-        # most of the height to the grid: a strip of summary, a few lines of detail
-        strip, detail = min(140, height // 4), min(90, height // 6)
+        # most of the height to the grid: a strip of analysis, a few lines of detail
+        strip, detail = min(200, height // 4), min(120, height // 6)
         self.splitter.setSizes([strip, height - strip - detail, detail])
         self._sized = True
 
     # -- the shown run ---------------------------------------------------------------
 
-    def display(self, run: EvalRun | None, test_set: TestSet | None, live: bool = False) -> None:
+    def display(
+        self,
+        run: EvalRun | None,
+        test_set: TestSet | None,
+        live: bool = False,
+        prompt_name: str | None = None,
+    ) -> None:
         """Show `run` (None = nothing); `test_set` None = its rows are unknown; `live`
-        while it is still running."""
+        while it is still running (analysed once it is shown ended); `prompt_name` for
+        the report's title."""
         self._shown = (run, test_set) if run is not None else None
         self._live = live
+        self._prompt_name = prompt_name
+        self.grid_proxy.set_cell_filter(None, [])
         self.grid_model.set_run(run, test_set)
         self.summary_model.set_run(run)
+        self._analyse()
         self.grid_view.arrange()
         self.summary_view.resizeColumnsToContents()
         self.detail.clear()
+        self.rating_bar.show_rating(None, None)
         self._update_headline()
 
     def add_results(self, run: EvalRun, new: list[tuple[int, CaseResult]]) -> None:
@@ -194,6 +277,16 @@ class ResultsBrowser(QWidget):
         else:
             self.shown_count.setText(f"{shown:,} of {count(total, 'case')} shown")
         self.failures_only.setEnabled(self._shown is not None)
+        cell = self.grid_proxy.cell_filter
+        run = self.shown_run()
+        if cell is not None and run is not None and 0 <= cell[0] < len(run.variants):
+            variant, expected, chosen = cell
+            self.cell_filter_line.setText(
+                f"Showing {count(shown, 'case')}: expected {expected}, "
+                f"{run.variants[variant].name} chose {chosen} —"
+            )
+        self.cell_filter_line.setVisible(cell is not None)
+        self.clear_filter_button.setVisible(cell is not None)
 
     def _update_headline(self) -> None:
         run = self.shown_run()
@@ -208,10 +301,17 @@ class ResultsBrowser(QWidget):
         run = self.shown_run()
         row = self.grid_view.source_row(index)
         if run is None or row < 0:
+            self.rating_bar.show_rating(None, None)
             return
         column = self.grid_proxy.mapToSource(index).column()
         columns = self.grid_model.variant_columns()
         picked = columns.index(column) if column in columns else None
+        target = self._rating_target(index)
+        if target is not None:
+            variant, result = target
+            self.rating_bar.show_rating(run.variants[variant].name, result.rating)
+        else:
+            self.rating_bar.show_rating(None, None)
         html = case_detail_html(
             run,
             self.grid_model.case_rows()[row] + 1,
@@ -225,10 +325,147 @@ class ResultsBrowser(QWidget):
         return self._shown[0] if self._shown else None
 
     def set_exportable(self, idle: bool) -> None:
-        """Export only while no evaluation runs, and only a shown run."""
+        """Export only while no evaluation runs, and only a shown run (a report only of
+        one that could be analysed)."""
+        self._idle = idle
         exportable = idle and self._shown is not None
         self.export_csv_button.setEnabled(exportable)
         self.export_json_button.setEnabled(exportable)
+        self.export_report_button.setEnabled(exportable and self._analysis is not None)
+
+    # -- the analysis ------------------------------------------------------------------
+
+    @property
+    def analysis(self) -> Analysis | None:
+        """The shown run's analysis (None while it runs or without its test set)."""
+        return self._analysis
+
+    def _analyse(self) -> None:
+        """Analyse the shown run (when it has ended and its test set is known), show it
+        in the tabs and mark the best variant in the grid's header."""
+        run, test_set = self._shown if self._shown else (None, None)
+        analysis: Analysis | None = None
+        hint = NO_ANALYSIS
+        if run is not None and not self._live and any(run.results):
+            if test_set is None:
+                hint = NO_TEST_SET
+            else:
+                from workbench.core.analysis import analyse
+
+                try:
+                    analysis = analyse(run, test_set)
+                except (IndexError, KeyError, ValueError) as exc:
+                    log.warning("could not analyse evaluation %s: %s", run.id, exc)
+                    hint = (
+                        "This run cannot be analysed: its test set has changed since it ran "
+                        f"({exc})."
+                    )
+        self._analysis = analysis
+        self.analysis_view.summary.setPlaceholderText(hint)
+        self.analysis_view.set_analysis(analysis)
+        names = [v.name for v in run.variants] if run is not None else []
+        self.grid_model.set_marks([header_mark(analysis, name) for name in names])
+        self.set_exportable(self._idle)
+
+    # -- the confusion-cell filter -------------------------------------------------------
+
+    def filter_cell(self, variant: int, expected: str, chosen: str) -> None:
+        """Only the cases where `variant` chose `chosen` for an `expected` label (a click
+        on the confusion heat map); Clear shows every case again."""
+        test_set = self._shown[1] if self._shown else None
+        if test_set is None or not test_set.labels:
+            return
+        self.grid_proxy.set_cell_filter((variant, expected, chosen), list(test_set.labels))
+        self._update_shown_count()
+
+    def clear_cell_filter(self) -> None:
+        self.grid_proxy.set_cell_filter(None, [])
+        self._update_shown_count()
+
+    # -- ratings -------------------------------------------------------------------------
+
+    def _rating_target(self, index: QModelIndex | None = None) -> tuple[int, CaseResult] | None:
+        """The variant and result of a grid cell (the current one by default) that can
+        be rated: a variant's output in a run that has ended."""
+        run = self.shown_run()
+        index = self.grid_view.currentIndex() if index is None else index
+        if run is None or self._live or not index.isValid():
+            return None
+        row = self.grid_view.source_row(index)
+        column = self.grid_proxy.mapToSource(index).column()
+        columns = self.grid_model.variant_columns()
+        if row < 0 or column not in columns:
+            return None
+        variant = columns.index(column)
+        results = self.grid_model.results_of(row)
+        result = results[variant] if variant < len(results) else None
+        return (variant, result) if result is not None else None
+
+    def rate(self, action: str) -> None:
+        """Apply a rating action (see `ratings.KEYS`) to the current output and save the
+        run; on a failed save the run stays as it was and the message says why."""
+        target = self._rating_target()
+        if target is None or self._shown is None:
+            why = "once the run has ended" if self._live else "after picking a variant's output"
+            self.message.emit(f"An output can be rated {why} in the grid.", True)
+            return
+        variant, result = target
+        run, test_set = self._shown
+        note = None
+        if action == NOTE:
+            note = ask_note(self, result.rating.note if result.rating else "")
+            if note is None:
+                return
+        from workbench.core.analysis import set_rating
+
+        try:
+            rating = rated(result.rating, action, note)
+            changed = set_rating(run, variant, result.row, rating)
+        except (KeyError, ValueError) as exc:
+            self.message.emit(f"Could not rate this output: {exc}", True)
+            return
+        if self._save is not None:
+            try:
+                changed = self._save(changed)
+            except (LibraryError, OSError, ValueError) as exc:
+                log.warning("could not save the rating of evaluation %s: %s", run.id, exc)
+                self.message.emit(
+                    f"Could not save the rating: {exc}. The evaluation is unchanged.", True
+                )
+                return
+        self._shown = (changed, test_set)
+        new = next(r for r in changed.results[variant] if r.row == result.row)
+        self.grid_model.replace_result(changed, variant, new)
+        if self.history_model.row_of(changed.id) >= 0:
+            self.history_model.add(changed)  # a later pick shows it with the rating
+        self._analyse()
+        self._show_case(self.grid_view.currentIndex())
+        case = self.grid_model.case_rows().index(result.row) + 1
+        self.message.emit(
+            f"{changed.variants[variant].name}, case {case}: {rating_text(rating)}"
+            + (" (saved)" if self._save is not None else ""),
+            False,
+        )
+        self.run_saved.emit(changed)
+
+    def rating_menu(self) -> QMenu | None:
+        """The context menu of the current cell: its rating actions (None when it is
+        not an output that can be rated)."""
+        if self._rating_target() is None:
+            return None
+        menu = QMenu(self)
+        rating_actions(menu, menu, self.rate)
+        return menu
+
+    def _grid_menu(self, pos: QPoint) -> None:
+        index = self.grid_view.indexAt(pos)
+        if not index.isValid():
+            return
+        self.grid_view.setCurrentIndex(index)
+        menu = self.rating_menu()
+        if menu is not None:
+            menu.exec(self.grid_view.viewport().mapToGlobal(pos))
+            menu.deleteLater()
 
     # -- the history -----------------------------------------------------------------
 
@@ -257,6 +494,45 @@ class ResultsBrowser(QWidget):
         """Write the shown run as JSON, atomically."""
         run, _ = self._exportable()
         write_run_json(path, run)
+
+    def export_report(self, path: str | Path) -> list[Path]:
+        """Write the shown run's report (.md with SVG pictures beside it, or one .html
+        page) with the analysis shown and the allowed group gap set; the files written."""
+        run, test_set = self._exportable()
+        if test_set is None or self._analysis is None:
+            raise ValueError("a report needs the run's test set, which is no longer in the library")
+        from workbench.core.report_export import write_report
+
+        return write_report(
+            path,
+            run,
+            test_set,
+            self._analysis,
+            max_group_gap=self.analysis_view.max_group_gap,
+            prompt_name=self._prompt_name,
+        )
+
+    def _export_report_dialog(self) -> None:
+        run = self.shown_run()
+        if run is None:
+            return
+        name = f"{run.test_set_name or 'evaluation'}-{run.id}-report.md"
+        path, pattern = QFileDialog.getSaveFileName(
+            self, "Export the report", name, REPORT_PATTERNS
+        )
+        if not path:
+            return
+        if not Path(path).suffix:
+            path += ".html" if "html" in pattern else ".md"
+        try:
+            files = self.export_report(path)
+        except (OSError, ValueError) as exc:  # ReportError is a ValueError
+            log.warning("could not write the report %s: %s", path, exc)
+            self.message.emit(f"Could not export the report: {exc}", True)
+            return
+        pictures = len(files) - 1
+        beside = f" (and {count(pictures, 'picture')} beside it)" if pictures else ""
+        self.message.emit(f"Exported the report to {path}{beside}", False)
 
     def _exportable(self) -> tuple[EvalRun, TestSet | None]:
         if self._shown is None:

@@ -21,7 +21,6 @@ from PySide6.QtGui import QResizeEvent
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QWidget
 
 from workbench.core.models import CaseResult
-from workbench.core.stats import OTHER
 from workbench.ui.evaluate.results import ResultsGridModel
 
 _Index = QModelIndex | QPersistentModelIndex
@@ -38,6 +37,8 @@ def _clamp(value: int, bounds: tuple[int, int]) -> int:
 def as_label(text: str, labels: list[str]) -> str:
     """The label `text` equals after trimming and case-folding, else "(other)" (as the
     confusion matrix counts it)."""
+    from workbench.core.stats import OTHER  # numpy: not at start-up
+
     for label in labels:
         if text.strip().casefold() == label.strip().casefold():
             return label

@@ -6,7 +6,9 @@ model loads) and runs `run_evaluation` as ONE background job on the window's
 lent, any other model is loaded one at a time. The job's events arrive in batches and
 fill the results grid and the summary live. The finished (or stopped) `EvalRun` is
 stored in the library under the evaluated prompt and listed in the panel's history,
-from where any earlier run can be shown again and exported as CSV or JSON.
+from where any earlier run can be shown again (with its analysis: intervals, paired
+tests, per-label metrics, groups), rated output by output, and exported as CSV, JSON or
+a report with pictures.
 
 Before it starts, the panel estimates the work (cases × variants, and a time from what
 earlier evaluations of this prompt measured on this machine: `core/flows/estimate.py`),
@@ -102,7 +104,7 @@ class EvaluatePanel(QWidget):
         self.settings_toggle = self.controls.settings_toggle
 
         # -- results
-        self.browser = ResultsBrowser()
+        self.browser = ResultsBrowser(save=library.save_eval_run)  # ratings are saved at once
         self.grid_model = self.browser.grid_model
         self.summary_model = self.browser.summary_model
         self.history_model = self.browser.history_model
@@ -390,7 +392,9 @@ class EvaluatePanel(QWidget):
     # -- showing and exporting results -----------------------------------------------
 
     def _show(self, run: EvalRun | None, test_set: TestSet | None, live: bool = False) -> None:
-        self.browser.display(run, test_set, live)
+        prompt = self._prompt
+        name = prompt.name if prompt is not None and run and run.prompt_id == prompt.id else None
+        self.browser.display(run, test_set, live, prompt_name=name)
         self._update_buttons()
 
     def show_run(self, run: EvalRun) -> None:

@@ -25,6 +25,11 @@ metrics; the middle for token F1, whose partial scores would otherwise all be re
 PASS_COLOUR = QColor("#c6efce")
 FAIL_COLOUR = QColor("#f8cbcb")
 CELL_TEXT_COLOUR = QColor("#111111")  # readable on the pale colours in dark themes too
+MARK_TIPS = {
+    "★": "★ = the best variant",
+    "≈": "≈ = not distinguishable from the best (paired test on the same cases)",
+}
+"""What a mark after a variant's name in the grid's header means (its tooltip)."""
 
 
 def passed(result: CaseResult, primary: str) -> bool:
@@ -101,7 +106,7 @@ class ResultsGridModel(QAbstractTableModel):
         self._position: dict[int, int] = {}  # and back: test-set row -> grid row
         self._cells: dict[tuple[int, int], CaseResult] = {}
         self._primary = "normalised"
-        self._marks: list[str] = []  # per variant: "★ best", "≈ best" or ""
+        self._marks: list[str] = []  # per variant: "★" (best), "≈" (its equals) or ""
 
     def set_marks(self, marks: list[str]) -> None:
         """Marks after the variant names in the header (the best and its equals)."""
@@ -109,6 +114,9 @@ class ResultsGridModel(QAbstractTableModel):
         if self._run is not None and self._run.variants:
             columns = self.variant_columns()
             self.headerDataChanged.emit(Qt.Orientation.Horizontal, columns[0], columns[-1])
+
+    def _mark(self, variant: int) -> str:
+        return self._marks[variant] if 0 <= variant < len(self._marks) else ""
 
     def replace_result(self, run: EvalRun, variant: int, result: CaseResult) -> None:
         """The shown run again with one case changed (a rating): that cell is redrawn."""
@@ -236,7 +244,7 @@ class ResultsGridModel(QAbstractTableModel):
                 return lead[section]
             variant = section - len(lead)
             if 0 <= variant < len(self._run.variants):
-                mark = self._marks[variant] if variant < len(self._marks) else ""
+                mark = self._mark(variant)
                 name = self._run.variants[variant].name
                 return f"{name} {mark}" if mark else name
         if role == Qt.ItemDataRole.ToolTipRole:
@@ -248,6 +256,7 @@ class ResultsGridModel(QAbstractTableModel):
                     f"model {model_text(spec.model)}, few-shot {few_shot_text(spec.few_shot_count)}"
                     f", CoT {cot_text(spec.cot_mode)}; ✓ and green = passes "
                     f"{METRIC_LABELS.get(self._primary, self._primary)}"
+                    + (f"; {MARK_TIPS[mark]}" if (mark := self._mark(variant)) in MARK_TIPS else "")
                 )
         return None
 
