@@ -202,3 +202,61 @@ def test_out_of_memory_is_a_clear_error_and_the_best_adapter_is_kept(
     assert (tmp_path / "ckpt" / "adapter_model.safetensors").is_file()
     after = base.state_dict()
     assert set(after) == set(before)  # the LoRA layers were taken out again
+
+
+@pytest.mark.slow
+def test_a_short_real_lora_run_on_the_embedded_model(
+    library, embedded_spec, hf_backend, tmp_path: Path
+) -> None:
+    """A few steps on the embedded SmolLM2 through the whole flow: the loss goes down on
+    the rows it trains on, the adapter is saved, PEFT loads it, and the transformers
+    backend runs with it (and without it again once it is taken out)."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from workbench.core.backends.hf import gguf_as_hf_folder
+    from workbench.core.lora import LoraAdapterSaved, graduate_lora
+    from workbench.core.lora_io import apply_adapter
+    from workbench.core.models import FewShot, FewShotExample
+
+    prompt = library.new_prompt(
+        "Fruit",
+        system="Answer yes or no.",
+        user_template="Is {{ thing }} a fruit?",
+        few_shot=FewShot(
+            examples=[
+                FewShotExample(vars={"thing": "a chair"}, output="no"),
+                FewShotExample(vars={"thing": "a stone"}, output="no"),
+            ]
+        ),
+    )
+    # both rows in every step: the losses are comparable step to step
+    config = TrainConfig(steps=5, batch_size=2, learning_rate=2e-3, device="cpu")
+    events = list(graduate_lora(library, prompt, None, embedded_spec, config))
+    losses = [e.loss for e in events if isinstance(e, StepEvent)]
+    assert len(losses) == 5 and losses[-1] < losses[0]
+    final = next(e for e in events if isinstance(e, LoraFinished)).result
+    assert final.reason == "done" and final.settings.target_modules == ["q_proj", "v_proj"]
+    adapter = events[-1].adapter if isinstance(events[-1], LoraAdapterSaved) else None
+    assert adapter is not None and adapter.base_model == embedded_spec.id
+    folder = library.lora_adapter_path(adapter)
+
+    reference = PeftModel.from_pretrained(
+        AutoModelForCausalLM.from_pretrained(str(gguf_as_hf_folder(Path(embedded_spec.path)))),
+        str(folder),
+    )
+    assert any("lora_A" in name for name, _ in reference.named_parameters())
+
+    messages = [
+        Message(role="system", content=prompt.system),
+        Message(role="user", content="Is a chair a fruit?"),
+    ]
+    before = hf_backend.score_continuations(messages, ["yes", "no"])
+    applied = apply_adapter(library, adapter, hf_backend)
+    try:
+        with_adapter = hf_backend.score_continuations(messages, ["yes", "no"])
+    finally:
+        applied.remove()
+    after = hf_backend.score_continuations(messages, ["yes", "no"])
+    assert with_adapter[1] > before[1]  # the trained answer became likelier
+    assert after == pytest.approx(before, abs=1e-4)  # and the model is its own again
