@@ -16,6 +16,7 @@ from PySide6.QtWidgets import QFileDialog, QLabel, QPushButton, QTableView, QTab
 from tests.ui.evaluate.helpers import long_run, message, sentiment_prompt, sentiment_set
 from workbench.core.library import Library
 from workbench.core.models import CaseRating, EvalRun
+from workbench.ui.evaluate import browser as browser_module
 from workbench.ui.evaluate.browser import NO_TEST_SET, ResultsBrowser
 
 ROWS = 20  # few-shot is wrong on the 10 odd rows: the paired test tells it apart
@@ -147,12 +148,14 @@ def test_a_keyboard_rating_is_saved_and_read_back(qtbot, open_panel, library_dir
 
 
 def test_the_context_menu_and_the_rating_bar_rate_the_picked_output(
-    qtbot, open_panel, library_dir: Path
+    qtbot, open_panel, library_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     prompt, _, run = _stored(library_dir, rows=4)
     panel = _opened(open_panel, prompt, run)
     grid = panel.findChild(QTableView, "evalGrid")
     assert panel.browser.rating_menu() is None  # nothing picked: nothing to rate
+    qtbot.keyClick(grid, "+")
+    assert message(panel) == "Pick a variant's output in the grid to rate it."
     lead = panel.grid_model.lead_columns()[0]
     grid.setCurrentIndex(grid.model().index(0, lead))
     assert panel.browser.rating_menu() is None  # the review is not an output
@@ -169,6 +172,16 @@ def test_the_context_menu_and_the_rating_bar_rate_the_picked_output(
     stored = Library(library_dir).eval_runs_for(prompt.id)[0]
     assert stored.results[0][0].rating == CaseRating(thumbs="down", stars=2)
     assert panel.browser.analysis.variant("zero-shot").thumbs_up.value == 0.0
+
+    # N asks for a note (the dialog answered here); a cancelled dialog changes nothing
+    notes = iter(["Too terse, but right.", None])
+    monkeypatch.setattr(browser_module, "ask_note", lambda _parent, _current: next(notes))
+    qtbot.keyClick(grid, "n")
+    assert grid.model().data(grid.currentIndex()).startswith("👎 ★2 ✎ ")
+    qtbot.keyClick(grid, "n")
+    stored = Library(library_dir).eval_runs_for(prompt.id)[0]
+    assert stored.results[0][0].rating.note == "Too terse, but right."
+    assert "note: Too terse, but right." in panel.findChild(QLabel, "evalMessage").text()
 
 
 def test_a_failed_save_keeps_the_run_and_says_why(qtbot, library_dir: Path) -> None:

@@ -406,8 +406,10 @@ class ResultsBrowser(QWidget):
         run; on a failed save the run stays as it was and the message says why."""
         target = self._rating_target()
         if target is None or self._shown is None:
-            why = "once the run has ended" if self._live else "after picking a variant's output"
-            self.message.emit(f"An output can be rated {why} in the grid.", True)
+            if self._live:
+                self.message.emit("Outputs can be rated once the run has ended.", True)
+            else:
+                self.message.emit("Pick a variant's output in the grid to rate it.", True)
             return
         variant, result = target
         run, test_set = self._shown
