@@ -49,6 +49,14 @@ def test_mcnemar_exact_on_known_tables() -> None:
     assert stats.mcnemar_exact(2, 12) == pytest.approx(0.0129394, abs=1e-6)
 
 
+def test_mcnemar_exact_on_a_large_run() -> None:
+    # thousands of discordant cases (a big test set): no overflow, and near the
+    # continuity-corrected chi-square value, (|700 - 800| - 1)^2 / 1500 -> p = 0.0106
+    assert stats.mcnemar_exact(700, 800) == pytest.approx(0.0106, rel=0.1)
+    assert stats.mcnemar_exact(750, 750) == 1.0
+    assert stats.mcnemar_exact(0, 3000) == pytest.approx(0.0, abs=1e-300)
+
+
 def test_paired_test_reads_as_a_verdict() -> None:
     a = [True] * 12 + [False] * 2 + [True] * 10
     b = [False] * 12 + [True] * 2 + [True] * 10

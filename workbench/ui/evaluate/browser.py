@@ -354,7 +354,7 @@ class ResultsBrowser(QWidget):
 
                 try:
                     analysis = analyse(run, test_set)
-                except (IndexError, KeyError, ValueError) as exc:
+                except (IndexError, KeyError, ValueError, ArithmeticError) as exc:
                     log.warning("could not analyse evaluation %s: %s", run.id, exc)
                     hint = (
                         "This run cannot be analysed: its test set has changed since it ran "
