@@ -228,3 +228,35 @@ def test_extract_answer_takes_the_last_answer_line() -> None:
     text = "First 2+2.\nAnswer: 3\nWait, recheck.\nAnswer: 4\n"
     assert extract_answer(prompt, text) == "4"
     assert extract_answer(_prompt(), "  plain  ") == "plain"
+
+
+def test_a_syntax_error_with_examples_blames_the_user_template_where_it_is() -> None:
+    source = "Label the review.\n\nReview: {{ review }} {{ oops }"
+    prompt = _prompt(user_template=source, few_shot=FewShot(examples=EXAMPLES))
+    with pytest.raises(TemplateError) as info:
+        render_messages(prompt, {"review": "ok"})
+    error = info.value
+    assert error.field == "user_template"
+    assert error.example is None  # the template's fault, whichever example renders first
+    assert error.line == 3
+    line = source.splitlines()[2]
+    assert 1 <= error.column <= len(line) and "{{ oops" in line[error.column - 1 :]
+
+
+def test_example_values_a_template_fails_on_name_the_example_and_point_into_the_template() -> None:
+    source = "Review: {{ review }}\nStars: {{ stars | int + 1 }}"
+    examples = [
+        FewShotExample(vars={"review": "great", "stars": "5"}, output="positive"),
+        FewShotExample(vars={"review": "awful"}, output="negative"),  # no stars
+    ]
+    prompt = _prompt(user_template=source, few_shot=FewShot(examples=examples))
+    with pytest.raises(TemplateError) as info:
+        render_messages(prompt, {"review": "ok", "stars": "3"})
+    error = info.value
+    assert error.field == "user_template"
+    assert error.example == 1
+    assert "few-shot example 2" in str(error) and "'stars'" in str(error)
+    assert (error.line, source.splitlines()[1][error.column - 1 :].startswith("stars")) == (
+        2,
+        True,
+    )

@@ -103,3 +103,40 @@ def test_a_hostile_imported_library_opens_shows_its_problems_and_stays_intact(
     window.autosave()
     after = {p: p.read_bytes() for p in sorted(library_dir.rglob("*.json"))}
     assert {p: b for p, b in after.items() if p in before} == before  # nothing rewritten
+
+
+def _underlined(edit) -> tuple[int, str]:
+    """The line number (1-based) and text of the editor's error underline."""
+    (selection,) = edit.extraSelections()
+    cursor = selection.cursor
+    return cursor.block().blockNumber() + 1, cursor.selectedText()
+
+
+def test_a_user_template_error_is_underlined_there_even_with_few_shot_examples(qtbot) -> None:
+    from workbench.core.models import FewShot, FewShotExample
+
+    editor = PromptEditor()
+    qtbot.addWidget(editor)
+    examples = [
+        FewShotExample(vars={"review": "great", "stars": "5"}, output="positive"),
+        FewShotExample(vars={"review": "awful"}, output="negative"),
+    ]
+    broken = "Label the review.\n\nReview: {{ review }} {{ oops }"
+    prompt = Prompt(name="p", user_template=broken, few_shot=FewShot(examples=examples))
+    with qtbot.waitSignal(editor.preview_shown, timeout=10_000):
+        editor.set_prompt(prompt)
+    assert editor.error.text().startswith("user_template, line 3"), editor.error.text()
+    assert "few_shot" not in editor.error.text()
+    line, text = _underlined(editor.template)
+    assert line == 3 and "{{ oops }" in text
+    assert not editor.system.has_error_underline()
+
+    # the template parses; the second example's values lack one it reads
+    source = "Review: {{ review }}\nStars: {{ stars | int }}"
+    fixed = prompt.model_copy(update={"user_template": source, "sample_values": {"stars": "3"}})
+    with qtbot.waitSignal(editor.preview_shown, timeout=10_000):
+        editor.set_prompt(fixed)
+    text = editor.error.text()
+    assert text.startswith("user_template, line 2") and "few-shot example 2" in text, text
+    line, underlined = _underlined(editor.template)
+    assert line == 2 and underlined.startswith("stars")

@@ -36,13 +36,24 @@ _TEMPLATE_NAME = "<template>"
 
 
 class TemplateError(ValueError):
-    """A template could not be parsed or rendered. Positions are 1-based."""
+    """A template could not be parsed or rendered. Positions are 1-based and lie in the
+    template named by `field`; `example` is the 0-based few-shot example whose values
+    the template failed on (its user turn is the user template rendered with them)."""
 
-    def __init__(self, message: str, *, field: str = "template", line: int = 1, column: int = 1):
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str = "template",
+        line: int = 1,
+        column: int = 1,
+        example: int | None = None,
+    ):
         self.message = message
         self.field = field
         self.line = line
         self.column = column
+        self.example = example
         super().__init__(f"{field}, line {line}, column {column}: {message}")
 
 
@@ -280,12 +291,25 @@ def select_examples(few_shot: FewShot) -> list[int]:
 
 
 def example_user_text(prompt: Prompt, index: int) -> str:
+    """An example's user turn: its input, or the user template rendered with its values.
+
+    A fault of the template itself (it does not parse) is the user template's, at its
+    own line and column; a render that fails on this example's values still points into
+    the user template, and says which example's values it failed on."""
     example = prompt.few_shot.examples[index]
-    if example.vars:
-        return render_template(
-            prompt.user_template, example.vars, f"few_shot.examples.{index}.vars"
-        )
-    return example.input
+    if not example.vars:
+        return example.input
+    check_template(prompt.user_template, "user_template")
+    try:
+        return render_template(prompt.user_template, example.vars, "user_template")
+    except TemplateError as exc:
+        raise TemplateError(
+            f"few-shot example {index + 1}: {exc.message}",
+            field="user_template",
+            line=exc.line,
+            column=exc.column,
+            example=index,
+        ) from None
 
 
 def _join(*parts: str) -> str:
