@@ -54,7 +54,7 @@ def mcnemar_exact(a_only: int, b_only: int) -> float:
         return 1.0
     k = min(a_only, b_only)
     # exact integer division: float(2**n) overflows past about 1,000 discordant cases
-    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2**n
+    tail = sum(math.comb(n, i) for i in range(k + 1)) / (1 << n)
     return min(1.0, 2 * tail)
 
 
