@@ -52,6 +52,9 @@ class VariantsEditor(QGroupBox):
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         for column in (VariantsModel.NAME, VariantsModel.MODEL):
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.Stretch)
+        # in a narrow tab the stretching columns keep room for their titles (the table
+        # scrolls sideways rather than squeezing them to a sliver)
+        header.setMinimumSectionSize(self.fontMetrics().horizontalAdvance("model") + 40)
         self.view.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
         self.view.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 10)
         self.view.setWordWrap(False)
