@@ -58,6 +58,8 @@ class LibraryPanel(QWidget):
         super().__init__()
         self.library = library
         self.last_deleted: str | None = None
+        self._open: str | None = None  # the prompt the user opened
+        self._quiet = False  # the list's current row moves without the user picking
 
         self.search = named(QLineEdit(), "searchBox")
         self.search.setPlaceholderText("Search prompts (Ctrl+F)")
@@ -134,8 +136,9 @@ class LibraryPanel(QWidget):
     # -- list ---------------------------------------------------------------------
 
     def refresh(self, select: str | None = None) -> None:
-        """Reload from the library, keeping (or setting) the selection."""
-        keep = select or self.current_id()
+        """Reload from the library, keeping the open prompt (or opening `select`); a
+        prompt that is gone (deleted) gives way to the first one listed."""
+        keep = select or self._open
         current_tag = self.tag_filter.currentText()
         self.tag_filter.blockSignals(True)
         self.tag_filter.clear()
@@ -144,40 +147,76 @@ class LibraryPanel(QWidget):
         index = self.tag_filter.findText(current_tag)
         self.tag_filter.setCurrentIndex(max(index, 0))
         self.tag_filter.blockSignals(False)
-        self._filter()
+        self._apply_filter()
         self.empty_banner.setVisible(self.library.is_empty())
-        if keep:
+        if keep is not None and keep in self.library.prompts:
             self.select(keep)
+        else:
+            first = self.model.prompt_at(0) if self.model.rowCount() > 0 else None
+            self._open_prompt(first.id if first else None)
+        self.refresh_history()
 
     def _filter(self) -> None:
-        keep = self.current_id()
+        """The search or tag filter changed: list what matches, and leave the open
+        prompt open (highlighted when it is listed) — only a pick opens another."""
+        self._apply_filter()
+
+    def _apply_filter(self) -> None:
         tag = self.tag_filter.currentText()
-        self.model.set_filter(self.search.text(), [] if tag in ("", ALL_TAGS) else [tag])
-        if keep and self.model.row_of(keep) >= 0:
-            self.select(keep)
-        elif self.model.rowCount() > 0:
-            self.list.setCurrentIndex(self.model.index(0))
-        else:
-            self.prompt_selected.emit(None)
+        self._quiet = True
+        try:
+            self.model.set_filter(self.search.text(), [] if tag in ("", ALL_TAGS) else [tag])
+        finally:
+            self._quiet = False
+        self._show_open()
+
+    def _show_open(self) -> None:
+        """Highlight the open prompt in the list, or nothing when it is filtered out."""
+        row = self.model.row_of(self._open) if self._open else -1
+        self._quiet = True
+        try:
+            if row >= 0:
+                self.list.selectionModel().setCurrentIndex(
+                    self.model.index(row), QItemSelectionModel.SelectionFlag.ClearAndSelect
+                )
+            else:
+                self.list.selectionModel().clear()
+        finally:
+            self._quiet = False
 
     def select(self, prompt_id: str) -> None:
-        row = self.model.row_of(prompt_id)
-        if row < 0:
+        """Open a prompt (as a pick in the list does); a filter that hides it is cleared."""
+        if prompt_id not in self.library.prompts:
             return
-        index = self.model.index(row)
-        self.list.selectionModel().setCurrentIndex(
-            index, QItemSelectionModel.SelectionFlag.ClearAndSelect
-        )
+        if self.model.row_of(prompt_id) < 0:
+            self.search.blockSignals(True)
+            self.search.clear()
+            self.search.blockSignals(False)
+            self.tag_filter.blockSignals(True)
+            self.tag_filter.setCurrentIndex(0)
+            self.tag_filter.blockSignals(False)
+            self._apply_filter()
+        self._open_prompt(prompt_id)
 
     def current_id(self) -> str | None:
-        index = self.list.currentIndex()
-        summary = self.model.prompt_at(index.row()) if index.isValid() else None
-        return summary.id if summary else None
+        """The open prompt (listed or not under the current filter)."""
+        return self._open if self._open in self.library.prompts else None
+
+    def _open_prompt(self, prompt_id: str | None) -> None:
+        changed = prompt_id != self._open
+        self._open = prompt_id
+        self._show_open()
+        if changed:
+            self.refresh_history()
+            self.prompt_selected.emit(prompt_id)
 
     def _current_changed(self) -> None:
-        prompt_id = self.current_id()
-        self.refresh_history()
-        self.prompt_selected.emit(prompt_id)
+        if self._quiet:
+            return
+        index = self.list.currentIndex()
+        summary = self.model.prompt_at(index.row()) if index.isValid() else None
+        if summary is not None:
+            self._open_prompt(summary.id)
 
     # -- actions ---------------------------------------------------------------------
 
