@@ -209,6 +209,9 @@ def test_a_failed_save_keeps_the_run_and_says_why(qtbot, library_dir: Path) -> N
     )
     assert browser.shown_run() is run and all(r.rating is None for r in run.results[0])
     assert not grid.model().data(grid.currentIndex()).startswith("👍")
+    up = browser.rating_bar.buttons["up"]
+    qtbot.mouseClick(up, Qt.MouseButton.LeftButton)
+    assert said[-1][1] and not up.isChecked()  # the bar shows the rating as it still is
 
 
 def test_export_report_writes_the_report_with_its_pictures(

@@ -434,6 +434,7 @@ class ResultsBrowser(QWidget):
                 self.message.emit(
                     f"Could not save the rating: {exc}. The evaluation is unchanged.", True
                 )
+                self._show_case(self.grid_view.currentIndex())  # the bar as it was
                 return
         self._shown = (changed, test_set)
         new = next(r for r in changed.results[variant] if r.row == result.row)

@@ -150,6 +150,7 @@ class EvaluatePanel(QWidget):
         self.stop_button.clicked.connect(self.stop)
         self.browser.run_requested.connect(self.show_run)
         self.browser.message.connect(self._show_message)
+        self.browser.run_saved.connect(self._run_saved)
         selection.selected.connect(self.set_prompt)
         selection.edited.connect(self.set_prompt)
         session.models_changed.connect(self.refresh)
@@ -411,6 +412,10 @@ class EvaluatePanel(QWidget):
                 f"The test set {run.test_set_name!r} of this run is no longer in the library: "
                 "its variables are unknown."
             )
+
+    def _run_saved(self, run: EvalRun) -> None:
+        """A shown run saved again (a rating): the prompt's runs hold the new copy."""
+        self._history = [run if r.id == run.id else r for r in self._history]
 
     def shown_run(self) -> EvalRun | None:
         return self.browser.shown_run()
