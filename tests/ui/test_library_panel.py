@@ -7,8 +7,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QPushButton
 
+from tests.core.exchange_helpers import add_soft_prompt
+from workbench.core import exchange
 from workbench.core.library import Library
+from workbench.core.models import new_id
 from workbench.ui.app import MainWindow
 
 
@@ -60,3 +64,45 @@ def test_typing_in_the_search_filters_the_list_and_keeps_the_open_prompt(
     assert window.working.id != summary.id and window.working.name == "Sentiment"
     assert window.editor.template.toPlainText() == "Review: {{ review }}"
     assert len(opened) == 1
+
+
+def test_an_import_that_replaces_the_open_prompt_keeps_list_history_editor_and_run_on_it(
+    qtbot, library_dir: Path, tmp_path: Path
+) -> None:
+    first_id, open_id = sorted([new_id(), new_id()])  # the open one is not imported first
+    source = Library(tmp_path / "source")
+    source.new_prompt("Alpha", id=first_id, user_template="A {{ a }}")
+    source.new_prompt("Beta", id=open_id, user_template="Imported {{ b }}")
+    bundle = tmp_path / "shared.zip"
+    exchange.export(source, "bundle", bundle)
+    mine = Library(library_dir)
+    mine.new_prompt("Beta", id=open_id, user_template="Mine {{ b }}")
+    mine.new_prompt("Other", user_template="Other {{ c }}")
+    soft = add_soft_prompt(mine, "beta soft", open_id)
+
+    window = open_window(qtbot, library_dir)
+    panel = window.library_panel
+    panel.select(open_id)
+    run = window.run_panel
+    run.soft_prompt.setCurrentIndex(run.soft_prompt.findData(soft.id))  # the user's choice
+
+    job = window.import_file(bundle)
+    qtbot.waitUntil(lambda: job.finished, timeout=10_000)
+    dialog = window.import_dialog
+    qtbot.waitUntil(dialog.isVisible)
+    replace = dialog.all_clashes.findData("replace")
+    dialog.all_clashes.setCurrentIndex(replace)
+    dialog.all_clashes.activated.emit(replace)
+    qtbot.mouseClick(dialog.findChild(QPushButton, "importApply"), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.import_dialog is None, timeout=10_000)
+    assert "1 added, 1 replaced" in window.statusBar().currentMessage()
+
+    assert window.working is not None and window.working.id == open_id
+    assert window.editor.template.toPlainText() == "Imported {{ b }}"
+    assert panel.current_id() == open_id
+    highlighted = panel.model.prompt_at(panel.list.currentIndex().row())
+    assert highlighted is not None and highlighted.id == open_id
+    assert [v.version for v in panel.versions._versions] == [2, 1]  # Beta's, replaced
+    assert panel.versions.version_at(1).user_template == "Mine {{ b }}"
+    assert run.current_prompt().id == open_id
+    assert run.soft_prompt.currentData() == soft.id  # the Run panel kept its choice

@@ -533,9 +533,12 @@ class MainWindow(QMainWindow):
 
     def _imported(self, result: Any) -> None:
         current = self.working.id if self.working is not None else None
-        self.library_panel.refresh(select=result.prompt_ids[0] if result.prompt_ids else None)
         if current is not None and current in result.prompt_ids:
+            # the open prompt was imported over: it stays open, list and History on it
+            self.library_panel.refresh(select=current)
             self._reload_current(current)
+        else:
+            self.library_panel.refresh(select=result.prompt_ids[0] if result.prompt_ids else None)
         self.statusBar().showMessage(f"Imported: {result.summary()}")
 
     # -- window state -------------------------------------------------------------------
