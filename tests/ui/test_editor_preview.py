@@ -140,3 +140,36 @@ def test_a_user_template_error_is_underlined_there_even_with_few_shot_examples(q
     assert text.startswith("user_template, line 2") and "few-shot example 2" in text, text
     line, underlined = _underlined(editor.template)
     assert line == 2 and underlined.startswith("stars")
+
+
+def test_a_chain_prompt_shows_where_its_text_is_written_instead_of_a_user_template(
+    qtbot, library_dir: Path
+) -> None:
+    from workbench.core.models import ChainOfThought, ChainStep, CoTMode
+
+    library = Library(library_dir)
+    chain = ChainOfThought(
+        mode=CoTMode.CHAIN,
+        steps=[ChainStep(name="facts", template="List facts about {{ topic }}")],
+    )
+    prompt = library.new_prompt("Chain", user_template="", cot=chain)
+    plain = library.new_prompt("Plain", user_template="Hello {{ who }}")
+    window = MainWindow(Library(library_dir), load_model=False)
+    qtbot.addWidget(window)
+    window.show()
+    editor = window.editor
+    with qtbot.waitSignal(editor.preview_shown, timeout=10_000):
+        window.select_prompt(prompt.id)
+    assert not editor.template.isVisible() and not editor.template_label.isVisible()
+    assert editor.chain_hint.isVisible()
+    assert "Chain of thought tab" in editor.chain_hint.text()
+    assert "List facts about" in editor.preview.toPlainText()  # the steps are what is sent
+
+    window.select_prompt(plain.id)
+    assert editor.template.isVisible() and not editor.chain_hint.isVisible()
+    combo = window.cot.mode_combo  # the user makes it a chain in the Chain of thought tab
+    combo.setCurrentIndex(combo.findData(CoTMode.CHAIN.value))
+    assert window.working is not None and window.working.cot.mode is CoTMode.CHAIN
+    assert not editor.template.isVisible() and editor.chain_hint.isVisible()
+    combo.setCurrentIndex(combo.findData(CoTMode.OFF.value))
+    assert editor.template.isVisible() and not editor.chain_hint.isVisible()

@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
 )
 
 from workbench.core.backends.base import BackendError
-from workbench.core.models import Message, Prompt
+from workbench.core.models import CoTMode, Message, Prompt
 from workbench.core.templates import (
     RenderedStep,
     TemplateError,
@@ -152,6 +152,17 @@ class PromptEditor(QWidget):
         self.template = TemplateEdit(
             "templateEdit", "User message template, e.g.  Review: {{ review }}"
         )
+        self.template_label = QLabel("User template")
+        self.chain_hint = named(
+            QLabel(
+                "This prompt runs as a chain: the model is sent the chain steps (Chain of "
+                "thought tab), not a user template. Set chain of thought to another mode "
+                "to write one here."
+            ),
+            "chainTemplateHint",
+        )
+        self.chain_hint.setWordWrap(True)
+        self.chain_hint.hide()
         self.error = named(QLabel(), "templateError")
         self.error.setStyleSheet(ERROR_STYLE)
         self.error.setWordWrap(True)
@@ -186,8 +197,9 @@ class PromptEditor(QWidget):
         top_layout.addLayout(graduate_row)
         top_layout.addWidget(QLabel("System message"))
         top_layout.addWidget(self.system, 1)
-        top_layout.addWidget(QLabel("User template"))
+        top_layout.addWidget(self.template_label)
         top_layout.addWidget(self.template, 2)
+        top_layout.addWidget(self.chain_hint)
         top_layout.addWidget(self.error)
         top_layout.addWidget(self.form_box)
 
@@ -233,8 +245,17 @@ class PromptEditor(QWidget):
     def update_prompt(self, prompt: Prompt | None) -> None:
         """The working copy changed (here or in another panel): refresh form and preview."""
         self._prompt = prompt
+        self._show_template_or_chain_hint()
         self._rebuild_form()
         self._preview_timer.start()
+
+    def _show_template_or_chain_hint(self) -> None:
+        """A chain sends its steps, never the user template: the editor for it goes,
+        and a hint says where the text the model gets is written."""
+        chain = self._prompt is not None and self._prompt.cot.mode is CoTMode.CHAIN
+        self.template_label.setVisible(not chain)
+        self.template.setVisible(not chain)
+        self.chain_hint.setVisible(chain)
 
     def _emit(self, update: dict[str, Any]) -> None:
         if not self._loading and self._prompt is not None:
