@@ -89,7 +89,10 @@ def test_a_confusion_cell_filters_the_grid_and_clear_shows_every_case(
     panel = _opened(open_panel, prompt, run)
     view = panel.browser.analysis_view
     view.variant_combo.setCurrentIndex(1)  # few-shot
-    view.setCurrentIndex(view.count() - 1)  # Charts
+    grid = panel.findChild(QTableView, "evalGrid")
+    qtbot.waitUntil(lambda: grid.height() > view.height())  # laid out: a short strip
+    view.setCurrentIndex(view.count() - 1)  # Charts: the strip grows for the pictures
+    assert view.height() > 200 and grid.height() > 150
     heat = view.heatmap
     assert heat is not None
     qtbot.waitUntil(lambda: heat.plot.isVisible() and heat.plot.width() > 50)

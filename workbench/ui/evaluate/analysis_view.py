@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
-    QComboBox,
     QDoubleSpinBox,
     QFileDialog,
     QHBoxLayout,
@@ -39,7 +38,7 @@ from PySide6.QtWidgets import (
 )
 
 from workbench.core.flows.report import count, display_name, format_percent
-from workbench.ui.widgets import named
+from workbench.ui.widgets import ElidedComboBox, named
 
 if TYPE_CHECKING:  # the charts and the analysis load numpy: imported when first needed
     from workbench.core.analysis import Analysis, Estimate, VariantReport
@@ -183,9 +182,9 @@ class AnalysisView(QTabWidget):
         self.summary = named(QTextBrowser(), "evalAnalysisSummary")
         self.summary.setPlaceholderText(NO_ANALYSIS)
         self.summary.setMinimumHeight(SHORTEST)  # the tabs may be dragged short: they scroll
-        self.variant_combo = named(QComboBox(), "evalAnalysisVariant")
-        self.variant_combo.setToolTip("The variant the Per label, Groups and Charts tabs show")
-        self.variant_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        # narrow, so the tabs beside it keep their room; a long name elides (whole on hover)
+        self.variant_combo = named(ElidedComboBox(min_chars=7), "evalAnalysisVariant")
+        self.variant_combo.set_help("The variant the Per label, Groups and Charts tabs show")
         self.setCornerWidget(self.variant_combo, Qt.Corner.TopRightCorner)
 
         self.per_label = named(QTableWidget(0, 5), "evalPerLabel")

@@ -63,7 +63,7 @@ from workbench.ui.evaluate.ratings import (
     rating_text,
 )
 from workbench.ui.evaluate.results import ResultsGridModel, SummaryModel
-from workbench.ui.widgets import named, side_by_side, titled_column
+from workbench.ui.widgets import named, titled_column
 
 if TYPE_CHECKING:  # numpy comes with the analysis: loaded when a run is first analysed
     from workbench.core.analysis import Analysis
@@ -77,6 +77,7 @@ NO_TEST_SET = (
     "The test set of this run is no longer in the library: intervals, per-label metrics "
     "and groups need its rows."
 )
+PICTURE_HEIGHT = 300  # px: what the strip grows to when a chart's tab is picked
 REPORT_PATTERNS = "Markdown with SVG pictures (*.md);;One HTML page (*.html)"
 
 
@@ -138,27 +139,27 @@ class ResultsBrowser(QWidget):
         self.history.setWordWrap(True)
         self.export_csv_button = named(QPushButton("Export CSV…"), "evalExportCsv")
         self.export_json_button = named(QPushButton("Export JSON…"), "evalExportJson")
-        history_box = titled_column(
-            "Earlier evaluations",
-            (self.history, 1),
-            side_by_side(self.export_csv_button, self.export_json_button),
-        )
-        strip = QSplitter(Qt.Orientation.Horizontal)  # the summary beside the history
-        strip.addWidget(self.analysis_view)
-        strip.addWidget(history_box)
-        strip.setStretchFactor(0, 2)
-        strip.setStretchFactor(1, 1)
+        history_box = titled_column("Earlier evaluations", (self.history, 1))
+        self.strip = QSplitter(Qt.Orientation.Horizontal)  # the analysis beside the history
+        self.strip.addWidget(self.analysis_view)
+        self.strip.addWidget(history_box)
+        self.strip.setStretchFactor(0, 3)
+        self.strip.setStretchFactor(1, 1)
         grid_box = QWidget()
         grid_layout = QVBoxLayout(grid_box)
         grid_layout.setContentsMargins(0, 0, 0, 0)
-        filter_row = QHBoxLayout()
+        filter_row = QHBoxLayout()  # the grid's filter, then the exports of the shown run
         filter_row.addWidget(self.failures_only)
         filter_row.addWidget(self.shown_count)
-        filter_row.addWidget(self.cell_filter_line)
-        filter_row.addWidget(self.clear_filter_button)
         filter_row.addStretch(1)
-        filter_row.addWidget(self.export_report_button)
+        for export in (self.export_csv_button, self.export_json_button, self.export_report_button):
+            filter_row.addWidget(export)
+        cell_row = QHBoxLayout()  # only while a confusion cell filters the grid
+        cell_row.addWidget(self.cell_filter_line)
+        cell_row.addWidget(self.clear_filter_button)
+        cell_row.addStretch(1)
         grid_layout.addLayout(filter_row)
+        grid_layout.addLayout(cell_row)
         grid_layout.addWidget(self.grid_view, 1)
         detail_box = QWidget()
         detail_layout = QVBoxLayout(detail_box)
@@ -167,7 +168,7 @@ class ResultsBrowser(QWidget):
         detail_layout.addWidget(self.rating_bar)
         detail_layout.addWidget(self.detail, 1)
         self.splitter = named(QSplitter(Qt.Orientation.Vertical), "evalResultsSplitter")
-        self.splitter.addWidget(strip)
+        self.splitter.addWidget(self.strip)
         self.splitter.addWidget(grid_box)
         self.splitter.addWidget(detail_box)
         self.splitter.setStretchFactor(0, 0)
@@ -203,6 +204,7 @@ class ResultsBrowser(QWidget):
         self.export_json_button.clicked.connect(lambda: self._export_dialog("json"))
         self.export_report_button.clicked.connect(self._export_report_dialog)
         self.analysis_view.cell_filter.connect(self.filter_cell)
+        self.analysis_view.currentChanged.connect(lambda _i: self._room_for_pictures())
         self.analysis_view.message.connect(self.message)
         self.clear_filter_button.clicked.connect(self.clear_cell_filter)
         self.rating_keys.action.connect(self.rate)
@@ -223,7 +225,20 @@ class ResultsBrowser(QWidget):
         # most of the height to the grid: a strip of analysis, a few lines of detail
         strip, detail = min(200, height // 4), min(120, height // 6)
         self.splitter.setSizes([strip, height - strip - detail, detail])
+        width = self.strip.width()
+        history = max(140, width // 5)  # the analysis's tabs get the most of the width
+        self.strip.setSizes([width - history, history])
         self._sized = True
+
+    def _room_for_pictures(self) -> None:
+        """A picture tab picked in a short strip: the strip grows to show the chart (the
+        grid keeps at least half of the height; the splitter can be dragged back)."""
+        if self.analysis_view.currentIndex() < 3:  # Summary, Metrics, Per label read short
+            return
+        strip, grid, detail = self.splitter.sizes()
+        wanted = min(PICTURE_HEIGHT, (strip + grid) // 2)
+        if strip < wanted:
+            self.splitter.setSizes([wanted, grid - (wanted - strip), detail])
 
     # -- the shown run ---------------------------------------------------------------
 
