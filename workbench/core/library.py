@@ -5,6 +5,8 @@ Layout of a library folder (all JSON, pretty-printed so it diffs well in git):
     workbench-library.json       manifest (schema version)
     prompts/<id>.json            the current version of each prompt
     history/<id>/v000003.json    every earlier version of that prompt
+    history/<id>/notes.json      optional: what made each version, {"3": "restored v1"}
+                                 (a version without a note reads as created or edited)
     test_sets/<id>.json
     soft_prompts/<id>.json       metadata; the tensor sits beside it as <id>.safetensors
     lora_adapters/<id>.json      a LoRA adapter's metadata; beside it the PEFT adapter
@@ -55,6 +57,7 @@ from workbench.core.models import (
     utc_now,
 )
 from workbench.core.paths import cache_dir
+from workbench.core.prompt_diff import FieldChange, prompt_changes
 
 MANIFEST = "workbench-library.json"
 ENV_LIBRARY = "WORKBENCH_LIBRARY"
@@ -458,9 +461,11 @@ class Library:
         hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         raise LibraryError(f"no prompt named {ref!r} in {self.root}{hint}")
 
-    def save_prompt(self, prompt: Prompt) -> Prompt:
+    def save_prompt(self, prompt: Prompt, note: str | None = None) -> Prompt:
         """Save a prompt. If it exists and its content changed, the previous version goes
-        to its history and the version number goes up; an unchanged save is a no-op."""
+        to its history and the version number goes up; an unchanged save is a no-op.
+        `note` says what made this version ("restored v3", "imported", …; see
+        `version_note`)."""
         with self._lock:
             current = self.prompts.get(prompt.id) if prompt.id in self._summaries else None
             if current is not None and current.content_equal(prompt):
@@ -480,11 +485,14 @@ class Library:
             saved = Prompt.model_validate(saved.model_dump())
             self._write(self.prompt_path(saved.id), saved)
             self._remember(saved)
+            self._set_note(saved.id, saved.version, note)
             return saved
 
-    def add_prompt_verbatim(self, prompt: Prompt, history: Iterable[Prompt] = ()) -> None:
+    def add_prompt_verbatim(
+        self, prompt: Prompt, history: Iterable[Prompt] = (), note: str | None = None
+    ) -> None:
         """Add a prompt exactly as given (version, timestamps) with its earlier versions,
-        as an import does; refused when the id is taken."""
+        as an import does; refused when the id is taken. `note` is the current version's."""
         with self._lock:
             if prompt.id in self._summaries:
                 raise LibraryError(f"a prompt with id {prompt.id!r} exists already")
@@ -494,6 +502,7 @@ class Library:
                 self._put(self._history_path(prompt.id, old.version), document_bytes(old))
             self._write(self.prompt_path(prompt.id), prompt)
             self._remember(prompt)
+            self._set_note(prompt.id, prompt.version, note)
 
     def new_prompt(self, name: str, **fields: Any) -> Prompt:
         return self.save_prompt(Prompt(name=name, **fields))
@@ -509,13 +518,14 @@ class Library:
                 "labels": [],
             }
         )
-        return self.save_prompt(Prompt.model_validate(copy.model_dump()))
+        note = f"copied from {source.name!r}"
+        return self.save_prompt(Prompt.model_validate(copy.model_dump()), note)
 
     def rename_prompt(self, prompt_id: str, name: str) -> Prompt:
         if not name.strip():
             raise LibraryError("a prompt needs a name")
         prompt = self.get_prompt(prompt_id)
-        return self.save_prompt(prompt.model_copy(update={"name": name}))
+        return self.save_prompt(prompt.model_copy(update={"name": name}), "renamed")
 
     def delete_prompt(self, prompt_id: str) -> None:
         """Move a prompt and its history to the trash (restorable with `undelete_prompt`)."""
@@ -582,9 +592,9 @@ class Library:
         except FileNotFoundError:
             pass
 
-    def commit_draft(self, prompt: Prompt) -> Prompt:
+    def commit_draft(self, prompt: Prompt, note: str | None = None) -> Prompt:
         """Save the edited prompt as a new version and drop its draft."""
-        saved = self.save_prompt(prompt)
+        saved = self.save_prompt(prompt, note)
         self.discard_draft(prompt.id)
         return saved
 
@@ -592,6 +602,49 @@ class Library:
 
     def _history_path(self, prompt_id: str, version: int) -> Path:
         return self.history_dir / prompt_id / f"v{version:06d}.json"
+
+    def _notes_path(self, prompt_id: str) -> Path:
+        return self.history_dir / prompt_id / "notes.json"
+
+    def version_notes(self, prompt_id: str) -> dict[int, str]:
+        """What made each version, where it was recorded (`history/<id>/notes.json`;
+        libraries written before notes existed have none, and an unreadable file is
+        reported and read as none)."""
+        path = self._notes_path(prompt_id)
+        try:
+            raw = json.loads(path.read_bytes())
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            self._report([LoadProblem(path, f"version notes unreadable: {exc}")])
+            return {}
+        if not isinstance(raw, dict):
+            self._report([LoadProblem(path, "version notes are not a JSON object")])
+            return {}
+        return {
+            int(version): str(note)
+            for version, note in raw.items()
+            if str(version).isdigit() and isinstance(note, str)
+        }
+
+    def version_note(self, prompt: Prompt) -> str:
+        """What made this version: its recorded note, else "created" for a first version
+        and "edited" for a later one (saved from the editor, or before notes existed)."""
+        recorded = self.version_notes(prompt.id).get(prompt.version)
+        if recorded:
+            return recorded
+        return "created" if prompt.version == 1 else "edited"
+
+    def _set_note(self, prompt_id: str, version: int, note: str | None) -> None:
+        notes = self.version_notes(prompt_id)
+        if note is None and version not in notes:
+            return
+        if note is None:
+            del notes[version]  # a version number used again (a prompt added anew)
+        else:
+            notes[version] = note
+        data = json.dumps({str(v): notes[v] for v in sorted(notes)}, indent=2) + "\n"
+        self._put(self._notes_path(prompt_id), data.encode("utf-8"))
 
     def history(self, prompt_id: str) -> list[Prompt]:
         """Every stored version of a prompt, oldest first, the current one last."""
@@ -635,10 +688,17 @@ class Library:
             )
         )
 
+    def changes(self, prompt_id: str, old: int, new: int | None = None) -> list[FieldChange]:
+        """What changed from version `old` to `new` (default: the current one), field by
+        field as readable lines (`prompt_diff.prompt_changes`)."""
+        before = self.version(prompt_id, old)
+        after = self.get_prompt(prompt_id) if new is None else self.version(prompt_id, new)
+        return prompt_changes(before, after)
+
     def restore_version(self, prompt_id: str, version: int) -> Prompt:
         """Make an old version current again (as a new version: history is never rewritten)."""
         old = self.version(prompt_id, version)
-        return self.save_prompt(old)
+        return self.save_prompt(old, f"restored v{version}")
 
     # -- search ----------------------------------------------------------
 

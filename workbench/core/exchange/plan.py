@@ -314,7 +314,7 @@ class ImportPlan:
                     case Resolution.SKIP:
                         result.skipped.append(prompt.name)
                     case Resolution.ADD:
-                        library.add_prompt_verbatim(prompt, imported.history)
+                        library.add_prompt_verbatim(prompt, imported.history, note="imported")
                         taken.add(prompt.name.casefold())
                         prompt_ids[prompt.id] = prompt.id
                         result.added.append(prompt.name)
@@ -324,7 +324,7 @@ class ImportPlan:
                         taken.add(name.casefold())
                         history = [h.model_copy(update={"id": copy_id}) for h in imported.history]
                         copy = prompt.model_copy(update={"id": copy_id, "name": name})
-                        library.add_prompt_verbatim(copy, history)
+                        library.add_prompt_verbatim(copy, history, note="imported as a copy")
                         prompt_ids[prompt.id] = copy_id
                         result.added.append(name)
                     case Resolution.REPLACE:
@@ -333,7 +333,9 @@ class ImportPlan:
                         update = prompt.model_copy(
                             update={"id": existing.id, "version": existing.version}
                         )
-                        library.save_prompt(Prompt.model_validate(update.model_dump()))
+                        library.save_prompt(
+                            Prompt.model_validate(update.model_dump()), note="imported"
+                        )
                         prompt_ids[prompt.id] = existing.id
                         result.replaced.append(existing.name)
             children: list[tuple[TestSet | SoftPrompt, bytes | None]] = [

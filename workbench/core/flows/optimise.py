@@ -123,7 +123,9 @@ def apply_winner(library: Library, prompt: Prompt, result: SearchResult) -> Prom
         p for p in prompt.description.strip().split("\n\n") if p and not p.startswith(NOTE_START)
     ]
     description = "\n\n".join([*kept, provenance(result)])
-    return library.save_prompt(winner.model_copy(update={"description": description}))
+    return library.save_prompt(
+        winner.model_copy(update={"description": description}), note="optimised"
+    )
 
 
 def compare_held_out(
