@@ -1,6 +1,6 @@
-"""Every text fits at 1366×768: the main window with the sample library, each tab with
-the docks beside it, and every dialog that opens without a model, with the app's
-stylesheet. The checks themselves (tests/ui/fit.py) are tested first on widgets made
+"""Every text fits at 1366×768 and at 1920×1080: the main window with the sample
+library, each tab with the docks beside it, and every dialog that opens without a model,
+with the app's stylesheet. The checks themselves (tests/ui/fit.py) are tested first on widgets made
 to fail them, so a clean tour means something."""
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from workbench.core.library import Library
 from workbench.ui.app import MainWindow
 from workbench.ui.theme import apply_theme
 
-WIDTH, HEIGHT = 1366, 768
+SIZES = [(1366, 768), (1920, 1080)]
 
 
 @pytest.fixture
@@ -151,15 +151,16 @@ def test_a_window_wider_than_asked_is_an_offender(qtbot, themed) -> None:
 # -- the whole app at 1366×768 ---------------------------------------------------------
 
 
-@pytest.fixture
-def tour(qtbot, themed, tmp_path: Path) -> list[fit.Place]:
+@pytest.fixture(params=SIZES, ids=lambda size: f"{size[0]}x{size[1]}")
+def tour(request, qtbot, themed, tmp_path: Path) -> list[fit.Place]:
+    width, height = request.param
     fit.seed_tour_library(tmp_path / "library")
     window = MainWindow(Library(tmp_path / "library"), load_model=False)
     qtbot.addWidget(window)
-    window.resize(WIDTH, HEIGHT)
+    window.resize(width, height)
     window.show()
     qtbot.waitExposed(window)
-    places = fit.tour(window, lambda p: qtbot.waitUntil(p, timeout=20_000), WIDTH, HEIGHT)
+    places = fit.tour(window, lambda p: qtbot.waitUntil(p, timeout=20_000), width, height)
     window.close()
     return places
 
@@ -183,11 +184,11 @@ def _failures(places: list[fit.Place], kinds: set[str]) -> str:
     return "\n".join(lines)
 
 
-def test_every_text_fits_at_1366x768(tour) -> None:
+def test_every_text_fits(tour) -> None:
     problems = _failures(tour, {"text", "height"})
     assert not problems, "texts that do not fit:\n" + problems
 
 
-def test_nothing_is_pushed_outside_the_window_at_1366x768(tour) -> None:
+def test_nothing_is_pushed_outside_the_window(tour) -> None:
     problems = _failures(tour, {"outside", "window"})
     assert not problems, "widgets outside the window:\n" + problems

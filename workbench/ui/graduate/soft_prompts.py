@@ -14,7 +14,6 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QFileDialog,
     QHeaderView,
-    QLabel,
     QListView,
     QPushButton,
     QSplitter,
@@ -97,7 +96,7 @@ class SoftPrompts(QSplitter):
         self.nearest_view.setModel(self.nearest_model)
         self.nearest_view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.nearest_view.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
-        self.nearest_status = named(QLabel(), "gradNearestStatus")
+        self.nearest_status = named(MessageLine(), "gradNearestStatus")  # wraps: errors are long
         self.soft_model = SoftPromptListModel(self)
         self.soft_list = named(QListView(), "gradSoftPrompts")
         self.soft_list.setModel(self.soft_model)
