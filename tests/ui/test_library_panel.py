@@ -106,3 +106,60 @@ def test_an_import_that_replaces_the_open_prompt_keeps_list_history_editor_and_r
     assert panel.versions.version_at(1).user_template == "Mine {{ b }}"
     assert run.current_prompt().id == open_id
     assert run.soft_prompt.currentData() == soft.id  # the Run panel kept its choice
+
+
+def _line_colour(view, prefix: str) -> str:
+    """The text colour the highlighter gives the first line that starts with `prefix`."""
+    block = view.document().firstBlock()
+    while block.isValid():
+        if block.text().startswith(prefix):
+            formats = block.layout().formats()
+            assert formats, f"{block.text()!r} is not highlighted"
+            return formats[0].format.foreground().color().name()
+        block = block.next()
+    raise AssertionError(f"no line starts with {prefix!r}")
+
+
+def test_history_reads_what_happened_and_what_changed_and_restore_asks_first(
+    qtbot, library_dir: Path
+) -> None:
+    library = Library(library_dir)
+    v1 = library.new_prompt(
+        "Sentiment", user_template="Label the review.\nReview: {{ review }}\nOne word."
+    )
+    library.save_prompt(
+        v1.model_copy(update={"user_template": "Label the review.\nReview: {{ review }}\nTwo."})
+    )
+    window = open_window(qtbot, library_dir)
+    panel = window.library_panel
+    panel.select(v1.id)
+    rows = [panel.versions.row_text(r) for r in range(panel.versions.rowCount())]
+    assert rows[0].startswith("v2 · edited · ") and rows[0].endswith("(current)")
+    assert rows[1].startswith("v1 · created · ")
+
+    panel.version_list.setCurrentIndex(panel.versions.index(1))
+    text = panel.diff.toPlainText()
+    assert text.startswith("From v1 to the current v2")
+    assert "── User template ──" in text
+    assert "  Review: {{ review }}\n- One word.\n+ Two." in text  # lines, not JSON
+    assert "\\n" not in text and '"user_template"' not in text
+    added, removed = _line_colour(panel.diff, "+ "), _line_colour(panel.diff, "- ")
+    assert added != removed and "#000000" not in (added, removed)
+    assert panel.diff.height() > panel.version_list.height()  # the diff gets the room
+
+    asked: list[tuple[str, str]] = []
+    panel.confirm = lambda title, question: asked.append((title, question)) or False
+    window.apply_update({"system": "unsaved"})
+    window.autosave()
+    qtbot.mouseClick(panel.restore_button, Qt.MouseButton.LeftButton)
+    ((title, question),) = asked
+    assert title == "Restore version 1"
+    assert "replaces the current version 2" in question and "new version 3" in question
+    assert "unsaved edits" in question
+    assert len(Library(library_dir).history(v1.id)) == 2  # declined: nothing changed
+
+    panel.confirm = lambda title, question: True
+    qtbot.mouseClick(panel.restore_button, Qt.MouseButton.LeftButton)
+    assert len(Library(library_dir).history(v1.id)) == 3
+    assert window.editor.template.toPlainText().endswith("One word.")
+    assert panel.versions.row_text(0).startswith("v3 · restored v1 · ")

@@ -173,7 +173,8 @@ def test_save_version_history_diff_and_restore(qtbot, library_dir) -> None:
     assert "v3" in panel.versions.data(panel.versions.index(0))
     assert "unsaved draft" not in window.windowTitle()
     panel.version_list.setCurrentIndex(panel.versions.index(1))  # v2
-    assert '+  "system": "First. Second."' in panel.diff.toPlainText()
+    assert "── System message ──\n- First.\n+ First. Second." in panel.diff.toPlainText()
+    panel.confirm = lambda title, question: True  # "Restore version 2?" answered Yes
     qtbot.mouseClick(panel.restore_button, Qt.MouseButton.LeftButton)
     assert window.working.system == "First."
     assert window.editor.system.toPlainText() == "First."

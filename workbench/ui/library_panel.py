@@ -3,8 +3,12 @@ and the selected prompt's version history with a diff view and restore."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QItemSelectionModel, Qt, Signal
-from PySide6.QtGui import QColor, QSyntaxHighlighter, QTextCharFormat, QTextDocument
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, QPersistentModelIndex, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QSyntaxHighlighter, QTextCharFormat, QTextDocument
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
@@ -12,6 +16,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QListView,
+    QMessageBox,
     QPlainTextEdit,
     QPushButton,
     QSplitter,
@@ -20,7 +25,9 @@ from PySide6.QtWidgets import (
 )
 
 from workbench.core.library import Library, LibraryError
+from workbench.core.models import Prompt
 from workbench.core.names import unique_name
+from workbench.core.prompt_diff import changes_text
 from workbench.ui.editor import monospace
 from workbench.ui.models import PromptListModel, VersionListModel
 from workbench.ui.widgets import named, titled_column
@@ -28,23 +35,73 @@ from workbench.ui.widgets import named, titled_column
 ALL_TAGS = "All tags"
 
 
+ADDED = QColor("#1e7b34")
+REMOVED = QColor("#b3261e")
+
+
 class DiffHighlighter(QSyntaxHighlighter):
+    """Colours `prompt_diff.changes_text`: field headings, added and removed lines (a
+    tinted background under a coloured text, readable on light and dark palettes)."""
+
     def __init__(self, document: QTextDocument) -> None:
         super().__init__(document)
         self.added = QTextCharFormat()
-        self.added.setBackground(QColor("#e6f4ea"))
+        self.added.setForeground(ADDED)
+        self.added.setBackground(QColor(30, 123, 52, 40))
         self.removed = QTextCharFormat()
-        self.removed.setBackground(QColor("#fce8e6"))
+        self.removed.setForeground(REMOVED)
+        self.removed.setBackground(QColor(179, 38, 30, 40))
         self.header = QTextCharFormat()
-        self.header.setForeground(QColor("#777"))
+        self.header.setFontWeight(QFont.Weight.Bold)
 
     def highlightBlock(self, text: str) -> None:
-        if text.startswith(("+++", "---", "@@")):
+        if text.startswith("── ") or text.startswith("From v"):
             self.setFormat(0, len(text), self.header)
-        elif text.startswith("+"):
+        elif text.startswith("+ "):
             self.setFormat(0, len(text), self.added)
-        elif text.startswith("-"):
+        elif text.startswith("- "):
             self.setFormat(0, len(text), self.removed)
+
+
+def _when(moment: datetime, now: datetime | None = None) -> str:
+    """12:03 today, 3 Dec 12:03 this year, 3 Dec 2025 12:03 before."""
+    local = moment.astimezone()
+    now = now or datetime.now().astimezone()
+    if local.date() == now.date():
+        return local.strftime("%H:%M")
+    if local.year == now.year:
+        return f"{local.day} {local.strftime('%b %H:%M')}"
+    return f"{local.day} {local.strftime('%b %Y %H:%M')}"
+
+
+class HistoryModel(VersionListModel):
+    """A prompt's versions, newest first, each saying what made it: v4 · edited · 12:03."""
+
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self.note_of: Callable[[Prompt], str] = lambda p: ""
+
+    def row_text(self, row: int) -> str:
+        version = self.version_at(row)
+        if version is None:
+            return ""
+        parts = [f"v{version.version}", self.note_of(version), _when(version.updated)]
+        current = "  (current)" if row == 0 else ""
+        return " · ".join(p for p in parts if p) + current
+
+    def data(
+        self,
+        index: QModelIndex | QPersistentModelIndex,
+        role: int = Qt.ItemDataRole.DisplayRole,
+    ) -> Any:
+        if index.isValid() and role == Qt.ItemDataRole.DisplayRole:
+            return self.row_text(index.row())
+        if index.isValid() and role == Qt.ItemDataRole.ToolTipRole:
+            version = self.version_at(index.row())
+            if version is not None:
+                when = version.updated.astimezone().strftime("%d %b %Y %H:%M:%S")
+                return f"Version {version.version}, {self.note_of(version)}, saved {when}"
+        return super().data(index, role)
 
 
 class LibraryPanel(QWidget):
@@ -91,17 +148,22 @@ class LibraryPanel(QWidget):
         self.seed_button = named(QPushButton("Load the sample library"), "seedButton")
         banner.addWidget(self.seed_button)
 
-        self.versions = VersionListModel(self)
+        self.versions = HistoryModel(self)
+        self.versions.note_of = library.version_note
         self.version_list = named(QListView(), "versionList")
         self.version_list.setModel(self.versions)
         self.version_list.selectionModel().currentChanged.connect(self._show_diff)
         self.diff = named(QPlainTextEdit(readOnly=True), "diffView")
         self.diff.setFont(monospace())
-        self.diff.setPlaceholderText("Select an older version to see what changed since.")
+        self.diff.setPlaceholderText(
+            "Select an older version to see, field by field, what changed since."
+        )
         self.diff_highlighter = DiffHighlighter(self.diff.document())
-        self.restore_button = named(QPushButton("Restore this version"), "restoreVersion")
+        self.restore_button = named(QPushButton("Restore this version…"), "restoreVersion")
         self.restore_button.setEnabled(False)
         self.restore_button.clicked.connect(self.restore_selected)
+        # asked before a restore: (title, question) -> yes; tests may answer instead
+        self.confirm: Callable[[str, str], bool] = self._ask
 
         top = QWidget()
         top_layout = QVBoxLayout(top)
@@ -112,14 +174,19 @@ class LibraryPanel(QWidget):
         top_layout.addWidget(self.list, 1)
         top_layout.addLayout(buttons)
         top_layout.addWidget(self.undo_button)
-        bottom = titled_column(
-            "History", (self.version_list, 1), (self.diff, 2), self.restore_button
-        )
+        history = QSplitter(Qt.Orientation.Vertical)
+        history.setObjectName("historySplitter")
+        history.setChildrenCollapsible(False)
+        history.addWidget(self.version_list)
+        history.addWidget(self.diff)
+        history.setStretchFactor(0, 1)
+        history.setStretchFactor(1, 3)
+        bottom = titled_column("History", (history, 1), self.restore_button)
         splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.addWidget(top)
         splitter.addWidget(bottom)
-        splitter.setStretchFactor(0, 3)
-        splitter.setStretchFactor(1, 2)
+        splitter.setStretchFactor(0, 1)
+        splitter.setStretchFactor(1, 1)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(splitter)
@@ -296,14 +363,43 @@ class LibraryPanel(QWidget):
             self.diff.setPlainText("This is the current version.")
             self.restore_button.setEnabled(False)
             return
-        text = self.library.diff(prompt_id, version.version)
-        self.diff.setPlainText(text or "(no differences in content)")
-        self.restore_button.setEnabled(True)
+        current = self.versions.version_at(0)
+        assert current is not None
+        changes = changes_text(self.library.changes(prompt_id, version.version))
+        heading = (
+            f"From v{version.version} to the current v{current.version} "
+            f"(restoring v{version.version} undoes these):"
+        )
+        self.diff.setPlainText(f"{heading}\n\n{changes}" if changes else "No changes in content.")
+        self.restore_button.setEnabled(bool(changes))  # restoring the same text does nothing
+
+    def _ask(self, title: str, question: str) -> bool:
+        answer = QMessageBox.question(
+            self,
+            title,
+            question,
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.Cancel,
+        )
+        return answer == QMessageBox.StandardButton.Yes
 
     def restore_selected(self) -> None:
         prompt_id = self.current_id()
         version = self.versions.version_at(self.version_list.currentIndex().row())
-        if prompt_id is None or version is None:
+        current = self.versions.version_at(0)
+        if prompt_id is None or version is None or current is None or version is current:
+            return
+        drafted = self.library.draft(prompt_id) is not None
+        question = (
+            f"Restore version {version.version} ({self.library.version_note(version)}, "
+            f"{_when(version.updated)})?\n\nIt replaces the current version "
+            f"{current.version} ({self.library.version_note(current)}, "
+            f"{_when(current.updated)}) as a new version {current.version + 1}; "
+            f"version {current.version} stays in History."
+        )
+        if drafted:
+            question += "\n\nYour unsaved edits to this prompt are discarded."
+        if not self.confirm(f"Restore version {version.version}", question):
             return
         restored = self.library.restore_version(prompt_id, version.version)
         self.library.discard_draft(prompt_id)
