@@ -29,6 +29,7 @@ from workbench.core.evaluation import EvalEvent, EvalFinished, evaluate
 from workbench.core.library import Library
 from workbench.core.models import (
     EvalRun,
+    LoraAdapter,
     ModelSpec,
     Prompt,
     SoftPrompt,
@@ -85,7 +86,10 @@ class ComparisonFinished:
     run: EvalRun
 
 
-GraduationEvent = TuneEvent | SoftPromptSaved | ComparisonStarted | EvalEvent | ComparisonFinished
+ComparisonEvent = ComparisonStarted | EvalEvent | ComparisonFinished
+"""What `compare_on_held_out` yields (after a soft prompt or a LoRA adapter)."""
+
+GraduationEvent = TuneEvent | SoftPromptSaved | ComparisonEvent
 
 
 def ensure_split(
@@ -323,16 +327,22 @@ def save_result(
     return soft
 
 
+LORA_VARIANT = "LoRA"
+"""The name of the LoRA adapter's row in a held-out comparison."""
+
+
 def compare_on_held_out(
     library: Library,
     prompt: Prompt,
     test_set: TestSet,
     spec: ModelSpec,
-    soft: SoftPrompt,
+    tuned: SoftPrompt | LoraAdapter,
     cancel: threading.Event,
     settings: BackendSettings,
-) -> Iterator[GraduationEvent]:
-    """Zero-shot vs few-shot hard prompt vs soft prompt on the test split."""
+) -> Iterator[ComparisonEvent]:
+    """Zero-shot vs few-shot hard prompt vs what was trained (a soft prompt, or a LoRA
+    adapter merged into the model for its row) on the test split; the trained method
+    runs zero-shot, as it was trained."""
     from workbench.core.backends.registry import load_backend
     from workbench.core.placement import VirtualTokens
     from workbench.core.softprompt import load_soft_prompt_tensor
@@ -340,26 +350,42 @@ def compare_on_held_out(
     rows = rows_in_split(test_set, "test")
     if not rows:
         return
-    tensor = load_soft_prompt_tensor(library.soft_prompt_tensor_path(soft))
+    tokens: VirtualTokens | None = None
+    if isinstance(tuned, SoftPrompt):
+        tensor = load_soft_prompt_tensor(library.soft_prompt_tensor_path(tuned))
+        tokens = VirtualTokens(tensor, tuned.placement)
+        trained = VariantSpec(name="soft prompt", few_shot_count=0, soft_prompt_id=tuned.id)
+    else:
+        trained = VariantSpec(name=LORA_VARIANT, few_shot_count=0)
     variants = [
         (VariantSpec(name="zero-shot", few_shot_count=0), prompt),
         (VariantSpec(name="few-shot"), prompt),
-        (VariantSpec(name="soft prompt", few_shot_count=0, soft_prompt_id=soft.id), prompt),
+        (trained, prompt),
     ]
     if not prompt.few_shot.examples:
         variants.pop(1)
     yield ComparisonStarted([v.name for v, _ in variants], len(rows))
     backend = load_backend(spec, "transformers", settings)
+    applied: list[Any] = []
+
+    def backend_for(variant: VariantSpec) -> Backend:
+        # the variants run one after another: the adapter goes in for the last one
+        if variant.name == LORA_VARIANT and isinstance(tuned, LoraAdapter) and not applied:
+            from workbench.core.lora_io import apply_adapter
+
+            applied.append(apply_adapter(library, tuned, backend))
+        return backend
+
     try:
         run = None
         for event in evaluate(
             variants,
             test_set,
             rows,
-            lambda v: backend,
+            backend_for,
             cancel=cancel,
             split="test",
-            soft_prompt_for=lambda _id: VirtualTokens(tensor, soft.placement),
+            soft_prompt_for=None if tokens is None else lambda _id: tokens,
         ):
             if isinstance(event, EvalFinished):
                 run = event.run

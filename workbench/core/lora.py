@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.core.backends.base import BackendSettings
+from workbench.core.graduation import ComparisonEvent
 from workbench.core.models import (
     LoraAdapter,
     LoraSettings,
@@ -337,7 +338,7 @@ class LoraAdapterSaved:
     adapter: LoraAdapter
 
 
-LoraGraduationEvent = LoraEvent | LoraAdapterSaved
+LoraGraduationEvent = LoraEvent | LoraAdapterSaved | ComparisonEvent
 
 
 def lora_train_config(options: Mapping[str, Any]) -> TrainConfig:
@@ -375,12 +376,16 @@ def graduate_lora(
     pause: threading.Event | None = None,
     name: str | None = None,
     backend_settings: BackendSettings | None = None,
+    compare: bool = False,
 ) -> Iterator[LoraGraduationEvent]:
     """Split the test set if needed, train a LoRA adapter on the prompt's data (as a soft
-    prompt would be), and save it in the library linked to the prompt, with provenance."""
+    prompt would be), and save it in the library linked to the prompt, with provenance.
+    With `compare`, zero-shot / few-shot hard prompt / LoRA are then compared on the
+    held-out split (`graduation.compare_on_held_out`, as after a soft prompt) and the
+    comparison is saved as an evaluation run."""
     import torch
 
-    from workbench.core.graduation import ensure_split, model_folder
+    from workbench.core.graduation import compare_on_held_out, ensure_split, model_folder
     from workbench.core.tuning import load_base_model, pick_device, pick_precision, training_data
 
     cancel = cancel or threading.Event()
@@ -421,6 +426,11 @@ def graduate_lora(
     )
     shutil.rmtree(checkpoint, ignore_errors=True)  # the library holds it now
     yield LoraAdapterSaved(adapter)
+    del base  # free the training copy before the comparison loads its own
+    if compare and test_set is not None and not cancel.is_set():
+        yield from compare_on_held_out(
+            library, prompt, test_set, spec, adapter, cancel, backend_settings
+        )
 
 
 def save_lora_result(
