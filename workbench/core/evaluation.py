@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from workbench.core.backends.base import Backend, BackendError
-from workbench.core.flows.report import format_metric
+from workbench.core.flows.report import format_metric, plural
 from workbench.core.models import (
     CaseResult,
     CoTMode,
@@ -212,7 +212,9 @@ def evaluate(
     unknown = [m for m in metrics if m not in TEXT_METRICS and m != "label"]
     if unknown:
         known = ", ".join([*TEXT_METRICS, "label"])
-        raise EvaluationError(f"unknown metric(s) {', '.join(unknown)} (known: {known})")
+        raise EvaluationError(
+            f"unknown {plural('metric', len(unknown))} {', '.join(unknown)} (known: {known})"
+        )
     if not rows:
         raise EvaluationError(f"test set {test_set.name!r} has no rows to evaluate")
     if not variants:

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from workbench.core.flows.report import count
 from workbench.core.logs import log_file
 from workbench.ui.widgets import named
 
@@ -85,7 +86,9 @@ class ErrorDialog(QDialog):
         self.traces.append(f"{title}: {message}\n{trace}".rstrip() + "\n")
         self.message.setText(f"<b>{_escape(title)}</b><br>{_escape(message)}")
         if len(self.traces) > 1:
-            self.more.setText(f"{len(self.traces) - 1} earlier error(s) are in the details too.")
+            earlier = count(len(self.traces) - 1, "earlier error")
+            earlier += " is" if len(self.traces) == 2 else " are"
+            self.more.setText(f"{earlier} in the details too.")
             self.more.show()
         self.log_path.setText(log_location())
 

@@ -33,6 +33,7 @@ from workbench.core.exchange.base import (
     collect,
 )
 from workbench.core.exchange.plan import ImportPlan, ImportResult, Resolution, plan_import
+from workbench.core.flows.report import count
 from workbench.core.fsutil import Cancelled, atomic_write_bytes
 from workbench.core.library import Library
 from workbench.core.models import SchemaError
@@ -79,7 +80,8 @@ class ExportWouldOverwrite(ExportFailed):
     def __init__(self, paths: list[Path]) -> None:
         self.paths = paths
         names = ", ".join(p.name for p in paths[:5]) + (" …" if len(paths) > 5 else "")
-        super().__init__(f"{len(paths)} file(s) exist already: {names}")
+        verb = "exists" if len(paths) == 1 else "exist"
+        super().__init__(f"{count(len(paths), 'file')} {verb} already: {names}")
 
 
 def export(

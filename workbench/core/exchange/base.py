@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn, Protocol
 
 from workbench.core import names
+from workbench.core.flows.report import count
 from workbench.core.library import Library
 from workbench.core.models import Prompt, SchemaError, SoftPrompt, TestSet
 
@@ -41,7 +42,7 @@ class ImportFailed(ValueError):
         shown = "\n".join(f"  {p}" for p in self.problems[:20])
         more = len(self.problems) - 20
         tail = f"\n  … and {more} more" if more > 0 else ""
-        super().__init__(f"cannot import ({len(self.problems)} problem(s)):\n{shown}{tail}")
+        super().__init__(f"cannot import ({count(len(self.problems), 'problem')}):\n{shown}{tail}")
 
 
 class ExportFailed(ValueError):
