@@ -501,6 +501,11 @@ class EvalRun(_Model):
     results: list[list[CaseResult]] = Field(default_factory=list)
     summaries: list[VariantSummary] = Field(default_factory=list)
     complete: bool = True
+    method_table: dict[str, Any] | None = Field(
+        default=None,
+        description="the method table computed from this run (the Methods tab); "
+        "absent in other runs",
+    )
     created: datetime = Field(default_factory=utc_now)
 
 
