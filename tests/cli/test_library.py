@@ -29,7 +29,9 @@ def test_library_seed_list_show_history(
     prompt = library.find_prompt(name)
     library.save_prompt(prompt.model_copy(update={"description": "edited"}))
     assert main([*lib, "library", "history", name]) == 0
-    assert "v2" in capsys.readouterr().out
+    listed = capsys.readouterr().out.splitlines()
+    assert "v1" in listed[0] and "created" in listed[0]
+    assert "v2" in listed[1] and "edited" in listed[1] and "(current)" in listed[1]
     assert main([*lib, "library", "history", name, "--diff", "1"]) == 0
     assert '+  "description": "edited"' in capsys.readouterr().out
 

@@ -47,7 +47,9 @@ def cmd_library_history(args: argparse.Namespace) -> int:
         return 0
     for version in library.history(prompt.id):
         marker = "  (current)" if version.version == prompt.version else ""
-        print(f"v{version.version}  {version.updated.isoformat()}  {version.name}{marker}")
+        note = library.version_note(version)  # edited, restored v1, imported, optimised …
+        when = version.updated.isoformat(timespec="seconds")
+        print(f"v{version.version}  {when}  {note}  {version.name}{marker}")
     return 0
 
 
