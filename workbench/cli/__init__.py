@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from workbench import __version__
-from workbench.cli import evaluate, generate, gui, library, models, optimise, soft, tune
+from workbench.cli import compare, evaluate, generate, gui, library, models, optimise, soft, tune
 from workbench.cli.common import (
     EXIT_INTERRUPTED,
     CliError,
@@ -45,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.register(sub)
     tune.register(sub)
     optimise.register(sub)
+    compare.register(sub)
     soft.register(sub)
     library.register(sub)
     return parser
