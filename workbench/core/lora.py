@@ -152,6 +152,34 @@ def target_modules(model: Any, settings: LoraSettings) -> list[str]:
     return list(dict.fromkeys(settings.target_modules))
 
 
+def describe_target_layers(spec: ModelSpec, backend: Any = None) -> str:
+    """Which layers an adapter of `spec` goes into by default and which it could, in a
+    line, when finding out is cheap: from the loaded transformers model (`backend`,
+    when it is `spec`'s), else from a Hugging Face folder's config (no weights loaded).
+    "" when it is not cheap (a GGUF not loaded on transformers) or cannot be read."""
+    loaded = backend is not None and backend.name == "transformers"
+    loaded = loaded and backend.spec.id == spec.id
+    model = getattr(backend, "model", None) if loaded else None
+    if model is None and spec.source == "hf" and spec.path:
+        from workbench.core.lora_io import LoraAdapterError, empty_model
+
+        try:
+            model = empty_model(Path(str(spec.path)))
+        except (LoraAdapterError, OSError, ValueError):
+            return ""
+    if model is None:
+        return ""
+    try:
+        default = default_target_modules(model)
+    except TrainingError:
+        return ""
+    names = sorted(linear_layer_names(model))
+    return (
+        f"Found in {spec.name}: {', '.join(default)} (used when this is empty); its linear "
+        f"layers: {', '.join(names)}"
+    )
+
+
 def peft_lora_config(settings: LoraSettings, modules: Sequence[str]) -> Any:
     from peft import LoraConfig
 

@@ -155,6 +155,7 @@ class MainWindow(QMainWindow):
         self.editor.graduate_requested.connect(lambda: self.tabs.setCurrentWidget(self.graduate))
         # offered in the Run panel's list, never picked for the next run
         self.graduate.soft_prompt_saved.connect(self.run_panel.soft_prompt_added)
+        self.graduate.adapter_saved.connect(self.run_panel.soft_prompt_added)
 
         self._build_actions()
         self._report_problems()

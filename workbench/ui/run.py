@@ -5,7 +5,7 @@ side-by-side comparison of two runs (the views are in `run_views`)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ from workbench.core.backends.registry import ModelCatalog
 from workbench.core.flows.preflight import empty_user_turn, parameter_warnings
 from workbench.core.flows.report import format_stats
 from workbench.core.library import Library
-from workbench.core.models import GenerationParams, ModelSpec, Prompt, RunRecord
+from workbench.core.models import GenerationParams, LoraAdapter, ModelSpec, Prompt, RunRecord
 from workbench.core.running import RunFinished, StepFinished, StepStarted, run_prompt
 from workbench.core.templates import TemplateError
 from workbench.ui.jobs import Job, JobRunner
@@ -86,7 +86,29 @@ def _whole(name: str, low: int, high: int) -> QSpinBox:
 def describe_error(exc: BaseException) -> str:
     if isinstance(exc, BackendError | TemplateError | ValueError | OSError):
         return str(exc)
+    from workbench.core.lora_io import LoraAdapterError
+
+    if isinstance(exc, LoraAdapterError):
+        return str(exc)
     return f"{type(exc).__name__}: {exc}"
+
+
+def _with_adapter(
+    library: Library, adapter: LoraAdapter, backend: Backend, events: Iterator[Any]
+) -> Iterator[Any]:
+    """A run's events with the LoRA adapter merged into the loaded model (checked to be
+    made for it first) and taken out again when the run ends, however it ends; the run
+    record names the adapter. Runs on the worker."""
+    from workbench.core.lora_io import apply_adapter
+
+    applied = apply_adapter(library, adapter, backend)
+    try:
+        for event in events:
+            if isinstance(event, RunFinished):
+                event = RunFinished(event.record.model_copy(update={"adapter_id": adapter.id}))
+            yield event
+    finally:
+        applied.remove()
 
 
 class RunPanel(QWidget):
@@ -145,9 +167,11 @@ class RunPanel(QWidget):
         self.seed.setSpecialValueText("random")
         self.soft_prompt = named(ElidedComboBox(min_chars=8), "softPromptPicker")
         self.soft_prompt.set_help(
-            "Run with one of this prompt's soft prompts (graduated from it): virtual "
-            "tokens before the prompt. A newly trained one is listed, never picked for you."
+            "Run with what was trained for this prompt (in the Graduate tab): a soft prompt "
+            "(virtual tokens, either backend) or a LoRA adapter (transformers backend "
+            "only). A newly trained one is listed, never picked for you."
         )
+        self.tuned = self.soft_prompt  # the "Tuned" picker: soft prompts and LoRA adapters
         self.stops = named(QPlainTextEdit(), "stopStrings")
         self.stops.setPlaceholderText("one per line")
         self.stops.setToolTip(
@@ -169,13 +193,14 @@ class RunPanel(QWidget):
         params.addRow("Repetition penalty", self.repetition)
         params.addRow("Seed", self.seed)
         params.addRow("Stop strings", self.stops)
-        params.addRow("Soft prompt", self.soft_prompt)
+        params.addRow("Tuned", self.soft_prompt)
         params.addRow("CPU threads", self.threads)
         for decimal in (self.temperature, self.top_p, self.repetition):
             decimal.valueChanged.connect(self._params_edited)
         for whole in (self.top_k, self.max_tokens, self.seed):
             whole.valueChanged.connect(self._params_edited)
         self.stops.textChanged.connect(self._params_edited)
+        self.soft_prompt.currentIndexChanged.connect(lambda _: self._update_warnings())
         self.threads.setMinimumWidth(self.threads.minimumSizeHint().width())
 
         self.run_button = named(QPushButton("Run"), "runButton")
@@ -243,6 +268,7 @@ class RunPanel(QWidget):
         session.selection_changed.connect(lambda _spec, _backend: self._show_selected())
         session.status_changed.connect(self._show_status)
         session.backend_changed.connect(self._backend_changed)
+        session.selection_changed.connect(lambda _spec, _backend: self._update_warnings())
         selection.selected.connect(self.set_prompt)
         selection.edited.connect(lambda _prompt: self._update_warnings())
         self.set_prompt(selection.prompt)
@@ -372,24 +398,61 @@ class RunPanel(QWidget):
         self._update_warnings()
 
     def refresh_soft_prompts(self, prompt: Prompt | None = None, select: str | None = None) -> None:
-        """List the prompt's soft prompts; keep the current choice unless `select` names
-        another one (a choice the user made, never one made for them)."""
+        """List the prompt's soft prompts and LoRA adapters; keep the current choice
+        unless `select` names another one (a choice the user made, never one made for
+        them)."""
         prompt = prompt or self.current_prompt()
         keep = select or self.soft_prompt.currentData()
         self.soft_prompt.blockSignals(True)
         self.soft_prompt.clear()
         self.soft_prompt.addItem("none", None)
         for soft in self.library.soft_prompts_for(prompt.id) if prompt else []:
-            self.soft_prompt.addItem(f"{soft.name}", soft.id)
+            self.soft_prompt.addItem(f"{soft.name} (soft prompt)", soft.id)
+            self.soft_prompt.setItemData(
+                self.soft_prompt.count() - 1,
+                f"Soft prompt: {soft.num_virtual_tokens} virtual tokens for {soft.base_model}",
+                Qt.ItemDataRole.ToolTipRole,
+            )
+        for adapter in self.library.lora_adapters_for(prompt.id) if prompt else []:
+            self.soft_prompt.addItem(f"{adapter.name} (LoRA, transformers only)", adapter.id)
+            self.soft_prompt.setItemData(
+                self.soft_prompt.count() - 1,
+                f"LoRA adapter of rank {adapter.lora.rank} for {adapter.base_model}: runs on "
+                "the transformers backend (merged into the model for the run)",
+                Qt.ItemDataRole.ToolTipRole,
+            )
         index = self.soft_prompt.findData(keep) if keep else 0
         self.soft_prompt.blockSignals(False)
         self.soft_prompt.setCurrentIndex(max(index, 0))
+        self._update_warnings()
 
     def soft_prompt_added(self, soft: Any) -> None:
-        """A soft prompt was trained or imported: offer it in the list, but leave the
-        choice as it was; the next run uses what the user picked, not the newest."""
+        """A soft prompt or LoRA adapter was trained or imported: offer it in the list,
+        but leave the choice as it was; the next run uses what the user picked, not the
+        newest."""
         self.refresh_soft_prompts()
-        log.info("soft prompt %s listed, not selected", getattr(soft, "name", soft))
+        log.info("%s listed, not selected", getattr(soft, "name", soft))
+
+    def picked_adapter(self) -> LoraAdapter | None:
+        """The LoRA adapter picked in the Tuned list (None: none, or a soft prompt)."""
+        picked = self.soft_prompt.currentData()
+        return self.library.lora_adapters.get(picked) if picked else None
+
+    def _adapter_problem(self) -> str | None:
+        """Why the picked LoRA adapter cannot run on the selected backend (None: it can)."""
+        adapter = self.picked_adapter()
+        if adapter is None:
+            return None
+        try:
+            spec, backend = self.session.selected_model()
+        except Exception:  # nothing picked, or a model removed from the catalogue
+            return None
+        if backend == "transformers":
+            return None
+        return (
+            f"LoRA adapter “{adapter.name}” runs on the transformers backend; {spec.name} is "
+            f"picked on {backend}. Pick “{spec.name} — transformers” in the model list."
+        )
 
     def params(self) -> GenerationParams:
         prompt = self.current_prompt()
@@ -415,6 +478,9 @@ class RunPanel(QWidget):
     def _update_warnings(self) -> None:
         """Settings that would waste the next run, said beside Run before it starts."""
         warnings = parameter_warnings(self.current_prompt(), self.params())
+        problem = self._adapter_problem()
+        if problem:
+            warnings = [*warnings, problem]
         show_message(self.run_warnings, "\n".join(warnings), error=True)
 
     def _say(self, text: str, *, error: bool = False, about_model: bool = False) -> None:
@@ -438,6 +504,10 @@ class RunPanel(QWidget):
         if empty:
             self._say(empty, error=True)
             return
+        problem = self._adapter_problem()
+        if problem:  # refused as `workbench generate --adapter` refuses it: nothing runs
+            self._say(problem, error=True)
+            return
         if backend is None:
             self._say("The model is still loading.", about_model=True)
             return
@@ -447,7 +517,9 @@ class RunPanel(QWidget):
         if with_probs:
             params = params.model_copy(update={"logprobs": True, "top_logprobs": 5})
         values = dict(prompt.sample_values)
-        soft_id = self.soft_prompt.currentData()
+        picked = self.soft_prompt.currentData()
+        adapter = self.picked_adapter()
+        soft_id = None if adapter is not None else picked
         library = self.library
         self.output.clear()
         self.stats.setText("Running…")
@@ -464,7 +536,7 @@ class RunPanel(QWidget):
                 meta = library.soft_prompts[soft_id]
                 tokens = load_virtual_tokens(library, meta)  # in the soft prompt's placement
                 check_compatible(meta, backend, tokens.embeddings)  # refuses another model
-            return run_prompt(
+            events = run_prompt(
                 backend,
                 prompt,
                 values,
@@ -474,6 +546,9 @@ class RunPanel(QWidget):
                 soft_prompt=tokens,
                 soft_prompt_id=soft_id,
             )
+            if adapter is None:
+                return events
+            return _with_adapter(library, adapter, backend, events)
 
         def on_events(events: list[Any]) -> None:
             for event in events:

@@ -1,4 +1,4 @@
-"""The held-out comparison: zero-shot / few-shot / soft prompt (rows) by accuracy,
+"""The held-out comparison: zero-shot / few-shot / soft prompt or LoRA (rows) by accuracy,
 context tokens per call and latency (columns), and the sentence the panel says about it."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from PySide6.QtGui import QFont
 
 from workbench.core.evaluation import primary_metric
 from workbench.core.flows.report import METRIC_LABELS, count, format_metric
+from workbench.core.graduation import LORA_VARIANT
 from workbench.core.models import EvalRun
 
 _Index = QModelIndex | QPersistentModelIndex
@@ -97,7 +98,8 @@ class ComparisonModel(QAbstractTableModel):
             return value
         if role == Qt.ItemDataRole.TextAlignmentRole:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        if role == Qt.ItemDataRole.FontRole and self._run.summaries[row].name == "soft prompt":
+        trained = ("soft prompt", LORA_VARIANT)  # the row of what was trained
+        if role == Qt.ItemDataRole.FontRole and self._run.summaries[row].name in trained:
             font = QFont()
             font.setBold(True)
             return font

@@ -1,5 +1,6 @@
-"""The Graduate panel: wires the settings form, the live plot, the comparison and the
-soft-prompt list to one graduation job on the job runner."""
+"""The Graduate panel: wires the settings form (a soft prompt or a LoRA adapter), the
+live plot, the comparison and the list of what was trained to one graduation job on the
+job runner."""
 
 from __future__ import annotations
 
@@ -26,6 +27,8 @@ from workbench.core import graduation
 from workbench.core.library import Library
 from workbench.core.models import (
     EvalRun,
+    LoraAdapter,
+    LoraSettings,
     ModelSpec,
     Prompt,
     SchemaError,
@@ -58,21 +61,24 @@ class _Shown:
 
 
 class GraduatePanel(QWidget):
-    """Train a soft prompt from the working prompt, watch it learn, compare it with the
-    hard prompt. Start runs `graduation.graduate()` as ONE job: training, saving the soft
-    prompt, comparing zero-shot / few-shot / soft prompt on the held-out rows. Pause
-    toggles an event the training loop checks between steps; Stop sets the job's cancel
-    event, and the engine still saves the best prompt so far. The model is the session's
-    selected one; the prompt is the selection's working copy."""
+    """Train a soft prompt (or a LoRA adapter) from the working prompt, watch it learn,
+    compare it with the hard prompt. Start runs `graduation.graduate()` (or
+    `lora.graduate_lora()`) as ONE job: training, saving, comparing zero-shot / few-shot /
+    the trained method on the held-out rows. Pause toggles an event the training loop
+    checks between steps; Stop sets the job's cancel event, and the engine still saves
+    the best one so far. The model is the session's selected one; the prompt is the
+    selection's working copy."""
 
     soft_prompt_saved = Signal(object)
     """A `SoftPrompt` was stored: saved by a run (as soon as it is) or imported."""
+    adapter_saved = Signal(object)
+    """A `LoraAdapter` was stored: saved by a run (as soon as it is) or imported."""
     run_finished = Signal(object)
     """The run ended (done, stopped or failed): its `TuningResult`, or None."""
     adapter_exported = Signal(object)
     """The folder a PEFT adapter was written to (a `Path`)."""
     adapter_imported = Signal(object)
-    """The soft prompt made from an imported PEFT adapter (a `SoftPrompt`)."""
+    """What an imported PEFT adapter became (a `SoftPrompt`, or a `LoraAdapter`)."""
 
     def __init__(
         self,
@@ -127,6 +133,9 @@ class GraduatePanel(QWidget):
         session.backend_changed.connect(lambda _backend: self._update_model_label())
         session.backend_changed.connect(lambda _backend: self._update_costs())
         self.form.costs_stale.connect(self._update_costs)
+        self.form.method_changed.connect(lambda _method: self._update_target_layers())
+        session.backend_changed.connect(lambda _backend: self._update_target_layers())
+        self._layers_for: str | None = None  # the model the target layers' tip is for
 
         self._update_model_label()
         self.set_prompt(selection.prompt)
@@ -138,7 +147,9 @@ class GraduatePanel(QWidget):
         self.pause_button.setEnabled(False)
         self.stop_button = named(QPushButton("Stop"), "gradStop")
         self.stop_button.setEnabled(False)
-        self.stop_button.setToolTip("Stop; the best prompt so far is kept and saved")
+        self.stop_button.setToolTip(
+            "Stop; the best soft prompt (LoRA adapter) so far is kept and saved"
+        )
         self.status = named(MessageLine(), "gradStatus")
         self.message = named(MessageLine(), "gradMessage")
         self.saved_label = named(MessageLine(), "gradSaved")
@@ -333,7 +344,35 @@ class GraduatePanel(QWidget):
 
     def _update_model_label(self) -> None:
         self.form.show_model(selected_spec(self.session))
+        self._update_target_layers()
         self._update_buttons()
+
+    def _update_target_layers(self) -> None:
+        """The target layers' tooltip says which layers the picked model has, when LoRA
+        is picked and finding out is cheap (`lora.describe_target_layers`, in a job)."""
+        spec = selected_spec(self.session)
+        if self.form.method() != "lora" or spec is None or self.jobs.closed:
+            return
+        backend = self.session.backend
+        key = f"{spec.id}:{getattr(backend, 'name', '')}"
+        if key == self._layers_for:
+            return
+        self._layers_for = key
+
+        def work(cancel: Any) -> str:
+            from workbench.core.lora import describe_target_layers
+
+            return describe_target_layers(spec, backend)
+
+        def failed(exc: BaseException, trace: str) -> None:
+            log.info("finding the layers of %s failed: %s\n%s", spec.name, exc, trace)
+
+        self.jobs.run(
+            f"find the layers of {spec.name}",
+            work,
+            on_done=lambda text: self.form.show_target_layers(str(text or "")),
+            on_error=failed,
+        )
 
     def showEvent(self, event: QShowEvent) -> None:
         self.form.show_device_info()  # torch is asked on the worker, once shown
@@ -351,6 +390,10 @@ class GraduatePanel(QWidget):
     def set_config(self, config: TrainConfig) -> None:
         """Fill the form from a TrainConfig (e.g. to repeat an earlier run)."""
         self.form.set_config(config)
+
+    def lora_settings(self) -> LoraSettings:
+        """The LoRA rows as LoraSettings (`SchemaError` names a bad setting)."""
+        return self.form.lora()
 
     def plotted_points(self) -> int:
         return self.loss_plot.plotted_points()
@@ -406,8 +449,11 @@ class GraduatePanel(QWidget):
         if problem is not None or spec is None:
             self._show_message(problem or "")
             return
+        lora: LoraSettings | None = None
         try:
             config = self.config()
+            if self.form.method() == "lora":
+                lora = self.form.lora()
         except SchemaError as exc:
             where, what = exc.problems[0]
             self._show_message(f"Invalid setting {where}: {what}")
@@ -421,7 +467,7 @@ class GraduatePanel(QWidget):
         self.pause_button.setText("Pause")
         self.loss_plot.start_live()
         test_set = self.selected_test_set()
-        self.training.start(prompt, test_set, spec, config, self.session.settings)
+        self.training.start(prompt, test_set, spec, config, self.session.settings, lora)
         self._update_buttons()
 
     def toggle_pause(self) -> None:
@@ -432,18 +478,26 @@ class GraduatePanel(QWidget):
         self.pause_button.setText("Resume" if self.training.paused else "Pause")
 
     def stop(self) -> None:
-        """Stop; the engine keeps the best prompt so far and still saves it."""
+        """Stop; the engine keeps the best soft prompt (adapter) so far and saves it."""
         if self.training.live is None:
             return
         self.training.stop()
         self.stop_button.setEnabled(False)
         self.pause_button.setEnabled(False)
 
-    def _saved(self, soft: SoftPrompt) -> None:
+    def _saved(self, soft: SoftPrompt | LoraAdapter) -> None:
         self.saved_label.setText(f"Saved as “{soft.name}”")
-        self.soft_prompt_saved.emit(soft)
+        self._announce(soft)
         self.soft_prompts.add(soft)
-        self.compute_nearest(soft)  # queued: runs after the comparison
+        if isinstance(soft, SoftPrompt):
+            self.compute_nearest(soft)  # queued: runs after the comparison
+
+    def _announce(self, item: SoftPrompt | LoraAdapter) -> None:
+        """Tell the app that a soft prompt or an adapter was stored (it lists them)."""
+        if isinstance(item, LoraAdapter):
+            self.adapter_saved.emit(item)
+        else:
+            self.soft_prompt_saved.emit(item)
 
     def _ended(self, live: Live) -> None:
         self.loss_plot.stop_live()
@@ -455,16 +509,17 @@ class GraduatePanel(QWidget):
 
     # -- soft prompts ------------------------------------------------------------------
 
-    def selected_soft_prompt(self) -> SoftPrompt | None:
+    def selected_soft_prompt(self) -> SoftPrompt | LoraAdapter | None:
+        """The soft prompt (or LoRA adapter) picked in the list of what was trained."""
         return self.soft_prompts.selected()
 
     def show_soft_prompt_row(self, row: int) -> None:
         self.soft_prompts.show_row(row)
 
-    def _soft_shown(self, soft: SoftPrompt) -> None:
+    def _soft_shown(self, soft: SoftPrompt | LoraAdapter) -> None:
         if self.training.live is None:
             self.loss_plot.show_curves(soft.curves)
-        if self.soft_prompts.nearest.get(soft.id) is None:
+        if isinstance(soft, SoftPrompt) and self.soft_prompts.nearest.get(soft.id) is None:
             self.compute_nearest(soft)
         self._update_buttons()
 
@@ -472,8 +527,9 @@ class GraduatePanel(QWidget):
         """Find each virtual token's nearest vocabulary tokens, in a job."""
         return self.soft_prompts.find_nearest(soft)
 
-    def export_peft(self, folder: Path, soft: SoftPrompt | None = None) -> Job | None:
-        """Write the selected soft prompt as a PEFT prompt-tuning adapter folder (a job)."""
+    def export_peft(self, folder: Path, soft: SoftPrompt | LoraAdapter | None = None) -> Job | None:
+        """Write the selected soft prompt as a PEFT prompt-tuning adapter folder (a LoRA
+        adapter as its PEFT LoRA folder; a job)."""
         return self.soft_prompts.export_peft(folder, soft)
 
     def import_peft(self, folder: Path) -> Job | None:
@@ -481,8 +537,8 @@ class GraduatePanel(QWidget):
         session's selected model (a job: hashing a big model file takes a while)."""
         return self.soft_prompts.import_peft(folder)
 
-    def _imported(self, soft: SoftPrompt) -> None:
-        self.soft_prompt_saved.emit(soft)  # the app lists it wherever soft prompts are
+    def _imported(self, soft: SoftPrompt | LoraAdapter) -> None:
+        self._announce(soft)  # the app lists it wherever soft prompts (adapters) are
         self.adapter_imported.emit(soft)
 
     # -- state -----------------------------------------------------------------------------

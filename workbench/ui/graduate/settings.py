@@ -22,15 +22,18 @@ from PySide6.QtWidgets import (
 )
 
 from workbench.core import graduation
+from workbench.core.lora import LORA_LEARNING_RATE, lora_settings
 from workbench.core.models import (
     Device,
     InitMode,
+    LoraSettings,
     ModelSpec,
     Precision,
     Prompt,
     SoftPromptPlacement,
     TestSet,
     TrainConfig,
+    TuneMethod,
 )
 from workbench.core.placement import PLACEMENT_LABELS
 from workbench.core.tuning import init_text
@@ -58,6 +61,26 @@ PLACEMENT_TIPS: dict[str, str] = {
     "placed before this choice existed).",
 }
 DEFAULTS = TrainConfig()  # the form starts from the schema's defaults
+LORA_DEFAULTS = LoraSettings()
+METHODS: tuple[tuple[str, str], ...] = (
+    ("soft", "Soft prompt (prompt tuning)"),
+    ("lora", "LoRA fine-tuning"),
+)
+METHOD_TIPS: dict[str, str] = {
+    "soft": "Train virtual tokens in front of the prompt; the model stays frozen. Runs on "
+    "both backends.",
+    "lora": "Train low-rank updates of some of the model's layers (a LoRA adapter), on "
+    "the same data, split and early stopping. Runs on the transformers backend.",
+}
+DEFAULT_LEARNING_RATE: dict[str, float] = {
+    "soft": DEFAULTS.learning_rate,
+    "lora": LORA_LEARNING_RATE,
+}
+TARGETS_TIP = (
+    "Names of the linear layers the adapter goes into, separated by commas.\n"
+    "Empty: found from the model (the attention's query and value projections where it "
+    "has them)."
+)
 
 
 def selected_spec(session: ModelSession) -> ModelSpec | None:
@@ -92,6 +115,9 @@ class TrainingSettings(QGroupBox):
     costs_stale = Signal()
     """The per-call cost of the placements must be counted again (virtual tokens changed)."""
 
+    method_changed = Signal(str)
+    """Soft prompt or LoRA was picked ("soft" / "lora")."""
+
     def __init__(self, jobs: JobRunner, parent: QWidget | None = None) -> None:
         super().__init__("Settings", parent)
         self.jobs = jobs
@@ -101,6 +127,13 @@ class TrainingSettings(QGroupBox):
         self._device_text: dict[str, str] = {}
         self._device_pending: set[str] = set()
 
+        self.method_combo = named(QComboBox(), "gradMethod")
+        for value, label in METHODS:
+            self.method_combo.addItem(label, value)
+            index = self.method_combo.count() - 1
+            self.method_combo.setItemData(index, METHOD_TIPS[value], Qt.ItemDataRole.ToolTipRole)
+        self.method_combo.setToolTip("What to train: a soft prompt, or a LoRA adapter")
+        self._method: str = "soft"
         self.model_label = named(QLabel(), "gradModel")
         self.model_label.setWordWrap(True)
         self.model_label.setToolTip("The model picked in the Run panel")
@@ -132,6 +165,22 @@ class TrainingSettings(QGroupBox):
         self.init_combo.set_help("What the virtual tokens start as")
         self.init_text = named(QLineEdit(), "gradInitText")
         self.init_text.setToolTip("Text init: the virtual tokens start as this text's tokens")
+        self.lora_rank = _spin("gradLoraRank", 1, 1024, LORA_DEFAULTS.rank)
+        self.lora_rank.setToolTip("The rank r of each low-rank update (more: more parameters)")
+        self.lora_alpha = named(QDoubleSpinBox(), "gradLoraAlpha")
+        self.lora_alpha.setRange(0.01, 100_000)
+        self.lora_alpha.setDecimals(2)
+        self.lora_alpha.setValue(LORA_DEFAULTS.alpha)
+        self.lora_alpha.setToolTip("Scaling: each update is multiplied by alpha / rank")
+        self.lora_dropout = named(QDoubleSpinBox(), "gradLoraDropout")
+        self.lora_dropout.setRange(0.0, 0.99)
+        self.lora_dropout.setDecimals(2)
+        self.lora_dropout.setSingleStep(0.05)
+        self.lora_dropout.setValue(LORA_DEFAULTS.dropout)
+        self.lora_dropout.setToolTip("Dropout on the adapter's input while training")
+        self.lora_targets = named(QLineEdit(), "gradLoraTargets")
+        self.lora_targets.setPlaceholderText("found from the model")
+        self.lora_targets.setToolTip(TARGETS_TIP)
         self.learning_rate = named(QDoubleSpinBox(), "gradLr")
         self.learning_rate.setDecimals(5)
         self.learning_rate.setRange(0.00001, 10.0)
@@ -177,6 +226,8 @@ class TrainingSettings(QGroupBox):
         self.seed.setToolTip("Seeds the split, the initialisation and the batch order")
 
         form = QFormLayout(self)
+        self._form = form
+        form.addRow("Method", self.method_combo)
         form.addRow("Model", self.model_label)
         form.addRow("Test set", self.test_set_combo)
         form.addRow("Data", self.data_label)
@@ -185,6 +236,10 @@ class TrainingSettings(QGroupBox):
         form.addRow("", self.placement_cost)
         form.addRow("Initialisation", self.init_combo)
         form.addRow("Init text", self.init_text)
+        form.addRow("LoRA rank", self.lora_rank)
+        form.addRow("LoRA alpha", self.lora_alpha)
+        form.addRow("LoRA dropout", self.lora_dropout)
+        form.addRow("Target layers", self.lora_targets)
         form.addRow("Learning rate", self.learning_rate)
         form.addRow("Train for", length)
         form.addRow("", self.length_info)
@@ -208,19 +263,86 @@ class TrainingSettings(QGroupBox):
         self.device_combo.currentIndexChanged.connect(lambda _: self.show_device_info())
         self.placement_combo.currentIndexChanged.connect(lambda _: self._show_costs())
         self.tokens.valueChanged.connect(lambda _: self.costs_stale.emit())
+        self.method_combo.currentIndexChanged.connect(lambda _: self._method_changed())
+        self._show_method_rows()
+
+    # -- the method ------------------------------------------------------------------
+
+    def method(self) -> TuneMethod:
+        return "lora" if self.method_combo.currentData() == "lora" else "soft"
+
+    def set_method(self, method: TuneMethod) -> None:
+        self.method_combo.setCurrentIndex(self.method_combo.findData(method))
+
+    def _soft_rows(self) -> tuple[QWidget, ...]:
+        return (
+            self.tokens,
+            self.placement_combo,
+            self.placement_cost,
+            self.init_combo,
+            self.init_text,
+        )
+
+    def _lora_rows(self) -> tuple[QWidget, ...]:
+        return (self.lora_rank, self.lora_alpha, self.lora_dropout, self.lora_targets)
+
+    def _show_method_rows(self) -> None:
+        lora = self.method() == "lora"
+        for widget in self._soft_rows():
+            self._form.setRowVisible(widget, not lora)
+        for widget in self._lora_rows():
+            self._form.setRowVisible(widget, lora)
+
+    def _method_changed(self) -> None:
+        """Show the picked method's rows; the learning rate follows the method's
+        default unless the user changed it."""
+        previous, method = self._method, self.method()
+        if previous == method:
+            return
+        self._method = method
+        if abs(self.learning_rate.value() - DEFAULT_LEARNING_RATE[previous]) < 1e-9:
+            self.learning_rate.setValue(DEFAULT_LEARNING_RATE[method])
+        self._show_method_rows()
+        self.method_changed.emit(method)
+
+    def lora_options(self) -> dict[str, Any]:
+        """The LoRA rows by LoraSettings field (empty target layers: found from the model)."""
+        targets = [name.strip() for name in self.lora_targets.text().split(",") if name.strip()]
+        return {
+            "rank": self.lora_rank.value(),
+            "alpha": self.lora_alpha.value(),
+            "dropout": self.lora_dropout.value(),
+            "target_modules": targets,
+        }
+
+    def lora(self) -> LoraSettings:
+        """The LoRA rows as LoraSettings (`SchemaError` names a bad setting)."""
+        return lora_settings(self.lora_options())
+
+    def set_lora(self, settings: LoraSettings) -> None:
+        self.lora_rank.setValue(settings.rank)
+        self.lora_alpha.setValue(settings.alpha)
+        self.lora_dropout.setValue(settings.dropout)
+        self.lora_targets.setText(", ".join(settings.target_modules))
+
+    def show_target_layers(self, found: str) -> None:
+        """What the model's layers are, for the target layers' tooltip ("" : unknown)."""
+        self.lora_targets.setToolTip(f"{TARGETS_TIP}\n{found}" if found else TARGETS_TIP)
 
     # -- TrainConfig <-> widgets -----------------------------------------------------
 
     def options(self) -> dict[str, Any]:
-        """The form's values by TrainConfig field, for `graduation.train_config`."""
+        """The form's values by TrainConfig field, for `graduation.train_config` (a LoRA
+        run leaves the soft-prompt fields at their defaults: it does not use them)."""
         init = str(self.init_combo.currentData())
         text = self.init_text.text().strip()
         by_epochs = self.length_unit.currentData() == "epochs"
+        soft = self.method() == "soft"
         return {
-            "num_virtual_tokens": self.tokens.value(),
-            "placement": self.placement_combo.currentData(),
-            "init": init,
-            "init_text": text if init == "text" and text else None,
+            "num_virtual_tokens": self.tokens.value() if soft else None,
+            "placement": self.placement_combo.currentData() if soft else None,
+            "init": init if soft else None,
+            "init_text": text if soft and init == "text" and text else None,
             "learning_rate": self.learning_rate.value(),
             "steps": self.steps.value(),
             "epochs": self.epochs.value() if by_epochs else None,

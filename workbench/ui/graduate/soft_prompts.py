@@ -1,6 +1,8 @@
-"""A prompt's soft prompts: the list and what it shows of the selected one (metrics,
-nearest tokens), and exporting or importing it as a PEFT prompt-tuning adapter (jobs:
-a GGUF model may need converting, peft is imported, a model file is hashed)."""
+"""What was trained for a prompt — its soft prompts and LoRA adapters, marked by kind —
+the list and what it shows of the selected one (settings, metrics, trainable
+parameters, a soft prompt's nearest tokens), and exporting or importing one as a PEFT
+adapter folder (jobs: a GGUF model may need converting, peft is imported, a model file
+is hashed)."""
 
 from __future__ import annotations
 
@@ -22,9 +24,9 @@ from PySide6.QtWidgets import (
 )
 
 from workbench.core import graduation
-from workbench.core.flows.report import describe_training_metrics, display_name
+from workbench.core.flows.report import count, describe_training_metrics, display_name
 from workbench.core.library import Library
-from workbench.core.models import ModelSpec, Prompt, SoftPrompt
+from workbench.core.models import LoraAdapter, ModelSpec, Prompt, SoftPrompt
 from workbench.core.names import slug
 from workbench.core.placement import PLACEMENT_LABELS
 from workbench.ui.graduate.nearest import NearestTokens, NearestTokensModel, Neighbours
@@ -37,20 +39,30 @@ from workbench.ui.widgets import MessageLine, named, titled_column
 log = logging.getLogger(__name__)
 
 
+Trained = SoftPrompt | LoraAdapter
+"""What the list holds: a soft prompt or a LoRA adapter of the prompt."""
+
+
+def kind_label(item: Trained) -> str:
+    return "LoRA adapter" if isinstance(item, LoraAdapter) else "soft prompt"
+
+
 class SoftPromptListModel(NewestFirstModel):
-    """A prompt's soft prompts, newest first."""
+    """A prompt's soft prompts and LoRA adapters, newest first, each marked by kind."""
 
-    def _text(self, soft: SoftPrompt) -> str:
-        when = soft.created.astimezone().strftime("%d %b %H:%M")
-        accuracy = soft.metrics.get("best_val_accuracy")
+    def _text(self, item: Trained) -> str:
+        when = item.created.astimezone().strftime("%d %b %H:%M")
+        accuracy = item.metrics.get("best_val_accuracy")
         score = f" · val acc {accuracy:.2f}" if accuracy is not None else ""
-        return f"{soft.name} · {when}{score}"
+        return f"[{kind_label(item)}] {item.name} · {when}{score}"
 
-    def _tooltip(self, soft: SoftPrompt) -> str:
-        return (
-            f"{soft.name}\n{soft.num_virtual_tokens} virtual tokens on {soft.base_model}\n"
-            f"prompt version {soft.prompt_version}"
-        )
+    def _tooltip(self, item: Trained) -> str:
+        if isinstance(item, LoraAdapter):
+            shape = f"LoRA rank {item.lora.rank} on {item.base_model} (runs on transformers)"
+        else:
+            shape = f"{item.num_virtual_tokens} virtual tokens on {item.base_model}"
+        version = f"prompt version {item.prompt_version}" if item.prompt_version else "imported"
+        return f"{item.name}\n{shape}\n{version}"
 
 
 def describe_soft_prompt(soft: SoftPrompt) -> str:
@@ -64,11 +76,45 @@ def describe_soft_prompt(soft: SoftPrompt) -> str:
     )
 
 
+def describe_lora_adapter(adapter: LoraAdapter) -> str:
+    """Its shape, training settings, trainable parameters and final metrics, two lines."""
+    lora = adapter.lora
+    layers = ", ".join(lora.target_modules) or "layers found from the model"
+    parts = [f"LoRA rank {lora.rank}, alpha {lora.alpha:g}, dropout {lora.dropout:g} on {layers}"]
+    if adapter.train_config is not None:
+        config = adapter.train_config
+        parts.append(f"lr {config.learning_rate:g} · batch {config.batch_size}")
+    if adapter.trainable_parameters is not None:
+        parts.append(f"{count(adapter.trainable_parameters, 'trainable parameter')}")
+    metrics = describe_training_metrics(adapter.metrics)
+    return " · ".join(parts) + f"\n{metrics or 'no metrics (imported)'}"
+
+
+def _peft_type(folder: Path) -> str | None:
+    """The `peft_type` a PEFT adapter folder declares (None: unreadable; the import
+    then says what is wrong)."""
+    import json
+
+    try:
+        config = json.loads((folder / "adapter_config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    kind = config.get("peft_type") if isinstance(config, dict) else None
+    return str(kind) if kind is not None else None
+
+
+def describe_trained(item: Trained) -> str:
+    if isinstance(item, LoraAdapter):
+        return describe_lora_adapter(item)
+    return describe_soft_prompt(item)
+
+
 class SoftPrompts(QSplitter):
-    """The nearest-tokens table (left) and the soft-prompt list (right)."""
+    """The nearest-tokens table (left) and the list of what was trained (right)."""
 
     shown = Signal(object)
-    """A soft prompt was picked in the list (the `SoftPrompt`)."""
+    """A soft prompt or LoRA adapter was picked in the list (the `SoftPrompt`, the
+    `LoraAdapter`)."""
     message = Signal(str)
     """A line for the panel's message label (export and import outcomes)."""
     exported = Signal(object)
@@ -88,7 +134,7 @@ class SoftPrompts(QSplitter):
         self.jobs = jobs
         self.session = session
         self._prompt: Prompt | None = None
-        self._shown: SoftPrompt | None = None
+        self._shown: Trained | None = None
         self.nearest = NearestTokens(jobs)
 
         self.nearest_model = NearestTokensModel(self)
@@ -104,10 +150,15 @@ class SoftPrompts(QSplitter):
         self.metrics_label = named(MessageLine(), "gradMetrics")
         self.export_button = named(QPushButton("Export as PEFT adapter…"), "gradExport")
         self.export_button.setEnabled(False)
+        self.export_button.setToolTip(
+            "Write the selected soft prompt or LoRA adapter as a folder "
+            "peft.PeftModel.from_pretrained loads"
+        )
         self.import_button = named(QPushButton("Import PEFT adapter…"), "gradImport")
         self.import_button.setToolTip(
-            "Add a prompt-tuning adapter saved by PEFT (safetensors) as a soft prompt of "
-            "this prompt, for the model picked in the Run panel"
+            "Add an adapter saved by PEFT (safetensors) to this prompt, for the model picked "
+            "in the Run panel: a prompt-tuning adapter as a soft prompt, a LoRA adapter as "
+            "a LoRA adapter"
         )
         self.addWidget(
             titled_column(
@@ -118,7 +169,7 @@ class SoftPrompts(QSplitter):
         )
         self.addWidget(
             titled_column(
-                "Soft prompts of this prompt",
+                "Trained for this prompt (soft prompts, LoRA adapters)",
                 (self.soft_list, 1),
                 self.metrics_label,
                 self.export_button,
@@ -138,36 +189,48 @@ class SoftPrompts(QSplitter):
     # -- the list ----------------------------------------------------------------------
 
     def set_prompt(self, prompt: Prompt | None) -> None:
-        """List another prompt's soft prompts (nothing shown until one is picked)."""
+        """List another prompt's soft prompts and adapters (nothing shown until one is
+        picked)."""
         self._prompt = prompt
-        self.soft_model.set_items(self.library.soft_prompts_for(prompt.id) if prompt else [])
+        items: list[Trained] = []
+        if prompt is not None:
+            items = [
+                *self.library.soft_prompts_for(prompt.id),
+                *self.library.lora_adapters_for(prompt.id),
+            ]
+        self.soft_model.set_items(items)
         self._shown = None
         self.metrics_label.clear()
         self.nearest_model.set_tokens([])
         self.nearest_status.clear()
         self.update_buttons(idle=True)
 
-    def add(self, soft: SoftPrompt) -> None:
-        """List (and pick) a new soft prompt when it belongs to the listed prompt."""
+    def add(self, soft: Trained) -> None:
+        """List (and pick) a new soft prompt or adapter when it belongs to the listed
+        prompt."""
         if self._prompt is not None and soft.prompt_id == self._prompt.id:
             row = self.soft_model.add(soft)
             self.soft_list.setCurrentIndex(self.soft_model.index(row, 0))
 
-    def selected(self) -> SoftPrompt | None:
-        soft: SoftPrompt | None = self.soft_model.at(self.soft_list.currentIndex().row())
-        return soft
+    def selected(self) -> Trained | None:
+        item: Trained | None = self.soft_model.at(self.soft_list.currentIndex().row())
+        return item
 
     def show_row(self, row: int) -> None:
-        soft = self.soft_model.at(row)
-        if soft is None:
+        item: Trained | None = self.soft_model.at(row)
+        if item is None:
             return
-        self._shown = soft
-        self.metrics_label.setText(describe_soft_prompt(soft))
-        rows = self.nearest.get(soft.id)
-        self.nearest_model.set_tokens(rows or [])
-        if rows is not None:
-            self.nearest_status.clear()
-        self.shown.emit(soft)
+        self._shown = item
+        self.metrics_label.setText(describe_trained(item))
+        if isinstance(item, LoraAdapter):
+            self.nearest_model.set_tokens([])
+            self.nearest_status.setText("A LoRA adapter has no virtual tokens to show.")
+        else:
+            rows = self.nearest.get(item.id)
+            self.nearest_model.set_tokens(rows or [])
+            if rows is not None:
+                self.nearest_status.clear()
+        self.shown.emit(item)
 
     def update_buttons(self, idle: bool) -> None:
         self.export_button.setEnabled(self.selected() is not None)
@@ -212,12 +275,15 @@ class SoftPrompts(QSplitter):
 
     # -- PEFT adapters -------------------------------------------------------------------
 
-    def export_peft(self, folder: Path, soft: SoftPrompt | None = None) -> Job | None:
-        """Write the selected soft prompt as a PEFT prompt-tuning adapter folder."""
+    def export_peft(self, folder: Path, soft: Trained | None = None) -> Job | None:
+        """Write the selected soft prompt as a PEFT prompt-tuning adapter folder (a LoRA
+        adapter: its PEFT LoRA folder)."""
         soft = soft or self.selected()
         if soft is None:
-            self.message.emit("Select a soft prompt to export.")
+            self.message.emit("Select a soft prompt or LoRA adapter to export.")
             return None
+        if isinstance(soft, LoraAdapter):
+            return self._export_lora(Path(folder), soft)
         try:
             spec = self.session.catalog.get(soft.base_model)
         except Exception as exc:
@@ -255,6 +321,31 @@ class SoftPrompts(QSplitter):
             on_cancelled=lambda: self.message.emit(f"Export of “{soft.name}” stopped."),
         )
 
+    def _export_lora(self, target: Path, adapter: LoraAdapter) -> Job:
+        library = self.library
+
+        def work(cancel: threading.Event) -> Path:
+            from workbench.core.lora_io import export_lora_adapter
+
+            return export_lora_adapter(library, adapter, target)
+
+        def done(written: Any) -> None:
+            self.message.emit(f"Exported “{adapter.name}” as a PEFT LoRA adapter to {written}")
+            self.exported.emit(Path(written))
+
+        def failed(exc: BaseException, trace: str) -> None:
+            log.error("export of %s failed: %s\n%s", adapter.name, exc, trace)
+            self.message.emit(f"Export failed: {graduation.describe_training_error(exc)}")
+
+        self.message.emit(f"Exporting “{adapter.name}”…")
+        return self.jobs.run(
+            f"export {adapter.name}",
+            work,
+            on_done=done,
+            on_error=failed,
+            on_cancelled=lambda: self.message.emit(f"Export of “{adapter.name}” stopped."),
+        )
+
     def _export_dialog(self) -> None:
         soft = self.selected()
         if soft is None:
@@ -286,16 +377,22 @@ class SoftPrompts(QSplitter):
         library = self.library
         source = Path(folder)
 
-        def work(cancel: threading.Event) -> SoftPrompt:
+        def work(cancel: threading.Event) -> Trained:
+            if _peft_type(source) == "LORA":
+                from workbench.core.lora_io import import_lora_adapter
+
+                return import_lora_adapter(library, source, spec, prompt.id, cancel=cancel)
             from workbench.core.peft_io import import_adapter_into_library
 
             return import_adapter_into_library(library, source, spec, prompt.id)
 
-        def done(soft: SoftPrompt) -> None:
+        def done(soft: Trained) -> None:
             self.add(soft)
-            self.message.emit(
-                f"Imported “{soft.name}”: {soft.num_virtual_tokens} virtual tokens for {spec.name}."
-            )
+            if isinstance(soft, LoraAdapter):
+                what = f"a LoRA adapter of rank {soft.lora.rank}"
+            else:
+                what = f"{soft.num_virtual_tokens} virtual tokens"
+            self.message.emit(f"Imported “{soft.name}”: {what} for {spec.name}.")
             self.imported.emit(soft)
 
         def failed(exc: BaseException, trace: str) -> None:

@@ -1,6 +1,7 @@
-"""One graduation on the job runner: `graduation.graduate()` as a single job (train,
-save, compare), its events turned into signals for the panel, Pause and Stop, and the
-sentence that says how it ended."""
+"""One graduation on the job runner: `graduation.graduate()` (a soft prompt) or
+`lora.graduate_lora()` (a LoRA adapter) as a single job (train, save, compare), its
+events turned into signals for the panel, Pause and Stop, and the sentence that says how
+it ended."""
 
 from __future__ import annotations
 
@@ -17,7 +18,17 @@ from workbench.core.evaluation import CaseDone, EvalFinished, Progress
 from workbench.core.flows.report import format_duration, format_step
 from workbench.core.fsutil import Cancelled
 from workbench.core.library import Library
-from workbench.core.models import EvalRun, ModelSpec, Prompt, SoftPrompt, TestSet, TrainConfig
+from workbench.core.lora import LoraAdapterSaved, LoraFinished, LoraResult, graduate_lora
+from workbench.core.models import (
+    EvalRun,
+    LoraAdapter,
+    LoraSettings,
+    ModelSpec,
+    Prompt,
+    SoftPrompt,
+    TestSet,
+    TrainConfig,
+)
 from workbench.core.tuning import StepEvent, TuningFinished, TuningResult, ValidationEvent
 from workbench.ui.graduate.comparison import comparison_sentence
 from workbench.ui.jobs import Job, JobRunner
@@ -36,12 +47,17 @@ class Live:
     prompt_id: str
     test_set_id: str | None = None
     started_comparison: bool = False
-    result: TuningResult | None = None
-    saved: SoftPrompt | None = None
+    result: TuningResult | LoraResult | None = None
+    saved: SoftPrompt | LoraAdapter | None = None
     comparison: EvalRun | None = None
     last_step: StepEvent | None = None
     comparison_text: str = ""
     soft_ids_before: frozenset[str] = frozenset()
+    lora: bool = False  # a LoRA adapter, not a soft prompt
+
+    @property
+    def noun(self) -> str:
+        return "LoRA adapter" if self.lora else "soft prompt"
 
     def stopping(self) -> bool:
         return self.job is not None and self.job.cancel.is_set()
@@ -72,8 +88,8 @@ class GraduationRun(QObject):
     progress = Signal(str)  # the comparison's progress
     step = Signal(object)  # a StepEvent, for the plot
     validation = Signal(object)  # a ValidationEvent, for the plot
-    trained = Signal(object)  # the TuningResult, when training ended
-    saved = Signal(object)  # the stored SoftPrompt
+    trained = Signal(object)  # the TuningResult (LoraResult), when training ended
+    saved = Signal(object)  # the stored SoftPrompt (or LoraAdapter)
     compared = Signal(object)  # the comparison's EvalRun
     ended = Signal(object)  # the Live that ended (done, stopped, failed)
 
@@ -94,19 +110,37 @@ class GraduationRun(QObject):
         spec: ModelSpec,
         config: TrainConfig,
         settings: BackendSettings,
+        lora: LoraSettings | None = None,
     ) -> Live:
-        """Train, save and compare as one job (nothing heavy runs on this thread)."""
+        """Train, save and compare as one job (nothing heavy runs on this thread): a
+        soft prompt, or with `lora` a LoRA adapter of those settings."""
         library = self.library
-        before = frozenset(s.id for s in library.soft_prompts_for(prompt.id))
+        before = frozenset(s.id for s in library.soft_prompts_for(prompt.id)) | frozenset(
+            a.id for a in library.lora_adapters_for(prompt.id)
+        )
         live = Live(
             job=None,
             pause=threading.Event(),
             prompt_id=prompt.id,
             test_set_id=test_set.id if test_set else None,
             soft_ids_before=before,
+            lora=lora is not None,
         )
 
         def work(cancel: threading.Event) -> Any:
+            if lora is not None:
+                return graduate_lora(
+                    library,
+                    prompt,
+                    test_set,
+                    spec,
+                    config,
+                    lora,
+                    cancel,
+                    live.pause,
+                    backend_settings=settings,
+                    compare=True,
+                )
             return graduation.graduate(
                 library, prompt, test_set, spec, config, cancel, live.pause, settings=settings
             )
@@ -141,7 +175,7 @@ class GraduationRun(QObject):
         if live is None or live.job is None:
             return
         live.job.stop()
-        self.status.emit("Stopping: the best prompt so far will be kept…")
+        self.status.emit(f"Stopping: the best {live.noun} so far will be kept…")
 
     # -- what the job reports ----------------------------------------------------------
 
@@ -153,7 +187,7 @@ class GraduationRun(QObject):
                 step = event
             elif isinstance(event, ValidationEvent):
                 self.validation.emit(event)
-            elif isinstance(event, TuningFinished):
+            elif isinstance(event, TuningFinished | LoraFinished):
                 live.result = event.result
                 self.trained.emit(event.result)
                 self.message.emit(event.result.message)
@@ -161,6 +195,9 @@ class GraduationRun(QObject):
             elif isinstance(event, graduation.SoftPromptSaved):
                 live.saved = event.soft_prompt
                 self.saved.emit(event.soft_prompt)
+            elif isinstance(event, LoraAdapterSaved):
+                live.saved = event.adapter
+                self.saved.emit(event.adapter)
             elif isinstance(event, graduation.ComparisonStarted):
                 live.started_comparison = True
                 total = len(event.variants) * event.rows
@@ -189,18 +226,18 @@ class GraduationRun(QObject):
         log.error("graduation failed: %s\n%s", exc, trace)
         text = f"Training failed: {graduation.describe_training_error(exc)}"
         if live.saved is None:
-            # a soft prompt saved just before the failure (e.g. in the comparison) may
-            # not have reached the panel as an event: look in the library
-            new = [
-                s
-                for s in self.library.soft_prompts_for(live.prompt_id)
-                if s.id not in live.soft_ids_before
+            # a soft prompt (adapter) saved just before the failure (e.g. in the
+            # comparison) may not have reached the panel as an event: look in the library
+            stored: list[SoftPrompt | LoraAdapter] = [
+                *self.library.soft_prompts_for(live.prompt_id),
+                *self.library.lora_adapters_for(live.prompt_id),
             ]
+            new = [s for s in stored if s.id not in live.soft_ids_before]
             if new:
                 live.saved = max(new, key=lambda s: s.created)
                 self.saved.emit(live.saved)
         if live.saved is not None:
-            text += f" (the soft prompt “{live.saved.name}” was saved before the failure)"
+            text += f" (the {live.noun} “{live.saved.name}” was saved before the failure)"
         self._end(live, text)
 
     def _end(self, live: Live, message: str) -> None:
