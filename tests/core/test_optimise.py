@@ -140,3 +140,16 @@ def test_a_set_without_a_validation_split_is_refused() -> None:
     )
     with pytest.raises(OptimiseError, match="no validation split"):
         list(optimise(prompt, unsplit, lambda p, rows: [1.0] * len(rows)))
+
+
+def test_a_proposed_instruction_is_cleaned_or_dropped() -> None:
+    from workbench.core.flows.optimise import _clean_proposal
+
+    original = "Classify the review as positive or negative."
+    assert _clean_proposal('  "Decide if the review is positive or negative."  ', original) == (
+        "Decide if the review is positive or negative."
+    )
+    assert _clean_proposal("Instruction: Label the review.  ", original) == "Label the review."
+    assert _clean_proposal(original, original) is None  # the original again
+    assert _clean_proposal("Sure!", original) is None  # not an instruction
+    assert _clean_proposal("word " * 200, original) is None  # a ramble

@@ -87,3 +87,19 @@ def test_optimise_json_lines(library_dir: Path) -> None:
     assert [line["event"] for line in lines] == ["candidate"] * 3 + ["result"]
     assert lines[-1]["candidates"] == 3 and lines[-1]["saved_version"] is None
     assert 0 <= lines[-1]["best"]["score"] <= 1 and lines[-1]["held_out"] is None
+
+
+def test_optimise_tries_instructions_the_model_proposes(library_dir: Path) -> None:
+    _, prompt = _library(library_dir)
+    args = ["optimise", "sentiment", "--budget", "3", "--propose", "2", "--json"]
+    out = workbench(*args, "--no-compare", library=library_dir)
+    assert out.returncode == 0, out.stderr
+    lines = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [line["event"] for line in lines] == ["proposed"] + ["candidate"] * 3 + ["result"]
+    proposed = lines[0]["instructions"]
+    assert len(proposed) <= 2 and len(set(proposed)) == len(proposed)
+    assert all(text.strip() and text != prompt.system for text in proposed)
+    # a candidate's instruction is the prompt's own (0) or one of the proposals
+    assert all(0 <= line["instruction"] <= len(proposed) for line in lines[1:4])
+    again = workbench(*args, "--no-compare", library=library_dir)  # seeded: the same again
+    assert json.loads(again.stdout.splitlines()[0])["instructions"] == proposed

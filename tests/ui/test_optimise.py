@@ -184,3 +184,17 @@ def test_a_search_left_unapplied_shows_the_split_it_saved(qtbot, library_dir) ->
     assert {r.split for r in shown.rows} == {"train", "validation", "test"}
     assert shown.rows == Library(library_dir).test_sets[written.id].rows
     assert Library(library_dir).prompts[prompt.id].version == 1
+
+
+def test_the_model_can_propose_instructions_to_try(qtbot, library_dir, session) -> None:
+    dialog, _ = _dialog(qtbot, library_dir, session)
+    dialog.budget.setValue(2)
+    dialog.propose.setValue(2)
+    assert "first the model proposes 2 instructions" in dialog.cost.text()
+    qtbot.mouseClick(dialog.start, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dialog.job is None, timeout=TIMEOUT_MS)
+    assert dialog.outcome is not None and dialog.outcome.complete
+    proposed = dialog.proposed
+    assert len(proposed) <= 2 and all(text.strip() for text in proposed)
+    # the search space holds the prompt's instruction and what the model proposed
+    assert dialog.outcome.space.instructions == [dialog.prompt.system, *proposed]

@@ -29,19 +29,27 @@ def cmd_optimise(args: argparse.Namespace) -> int:
     from workbench.core.evaluation import EvalFinished, format_table
     from workbench.core.flows.lookup import resolve_test_set
     from workbench.core.flows.optimise import (
+        InstructionsProposed,
         apply_winner,
         compare_held_out,
         plan_optimisation,
         run_optimisation,
     )
-    from workbench.core.flows.report import format_duration, format_progress
+    from workbench.core.flows.report import count, format_duration, format_progress
     from workbench.core.optimise import CandidateScored, SearchFinished
 
     library = open_library(args)
     prompt = library.find_prompt(args.prompt)
     test_set = resolve_test_set(library, prompt, args.test_set)
     plan = plan_optimisation(
-        library, prompt, test_set, args.budget, args.seed, args.max_examples, args.instruction
+        library,
+        prompt,
+        test_set,
+        args.budget,
+        args.seed,
+        args.max_examples,
+        args.instruction,
+        propose=args.propose,
     )
     if not args.json:
         note(f"optimising {prompt.name!r} on {plan.test_set.name}: {plan.describe()}")
@@ -56,7 +64,14 @@ def cmd_optimise(args: argparse.Namespace) -> int:
         cancel_on_sigint() as cancel,
     ):
         for event in run_optimisation(plan, pool, cancel, args.metric):
-            if isinstance(event, CandidateScored):
+            if isinstance(event, InstructionsProposed):
+                if args.json:
+                    emit_json({"event": "proposed", "instructions": event.texts})
+                else:
+                    note(f"the model proposed {count(len(event.texts), 'instruction')}:")
+                    for text in event.texts:
+                        note(f"  - {text}")
+            elif isinstance(event, CandidateScored):
                 if args.json:
                     emit_json(
                         {
@@ -156,6 +171,13 @@ def register(sub: Subparsers) -> None:
         default=[],
         metavar="TEXT",
         help="an alternative system message to try (repeat for more)",
+    )
+    op.add_argument(
+        "--propose",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also ask the model for N rewrites of the instruction and try them (default 0)",
     )
     op.add_argument(
         "--metric",

@@ -32,13 +32,14 @@ from workbench.core.flows.optimise import (
     DEFAULT_BUDGET,
     DEFAULT_MAX_EXAMPLES,
     OPTIMISED,
+    InstructionsProposed,
     OptimisePlan,
     apply_winner,
     compare_held_out,
     plan_optimisation,
     run_optimisation,
 )
-from workbench.core.flows.report import format_percent, format_progress
+from workbench.core.flows.report import count, format_percent, format_progress
 from workbench.core.library import Library
 from workbench.core.models import EvalRun, Prompt
 from workbench.core.optimise import CandidateScored, OptimiseError, SearchFinished, SearchResult
@@ -142,12 +143,22 @@ class OptimiseDialog(QDialog):
             f"Optional: alternative system messages to try, separated by a line {SEPARATOR}"
         )
         self.instructions.setMaximumHeight(90)
+        self.propose = QSpinBox()
+        self.propose.setObjectName("optimisePropose")
+        self.propose.setRange(0, 20)
+        self.propose.setSpecialValueText("none")
+        self.propose.setToolTip(
+            "Before the search, ask the loaded model for this many rewrites of the "
+            "instruction; each is tried like your own alternatives (a small model's "
+            "proposals are often poor; the validation score decides)"
+        )
         form = QFormLayout()
         form.addRow("Test set", self.test_set)
         form.addRow("Candidates to try", self.budget)
         form.addRow("Most examples shown", self.max_examples)
         form.addRow("Seed", self.seed)
         form.addRow("Other instructions", self.instructions)
+        form.addRow("Instructions the model proposes", self.propose)
 
         self.cost = QLabel()
         self.cost.setObjectName("optimiseCost")
@@ -190,7 +201,7 @@ class OptimiseDialog(QDialog):
         self.start.clicked.connect(self.run)
         self.stop.clicked.connect(self._stop)
         self.apply.clicked.connect(self._apply)
-        for box in (self.budget, self.max_examples, self.seed):
+        for box in (self.budget, self.max_examples, self.seed, self.propose):
             box.valueChanged.connect(self._update_cost)
         self.test_set.currentIndexChanged.connect(self._update_cost)
         self._update_cost()
@@ -224,6 +235,7 @@ class OptimiseDialog(QDialog):
             self.seed.value(),
             self.max_examples.value(),
             self._alternatives(),
+            propose=self.propose.value(),
         )
 
     def _update_cost(self) -> None:
@@ -248,6 +260,7 @@ class OptimiseDialog(QDialog):
             self.status.setText(describe_error(exc))
             return
         self.outcome, self.comparison, self._scores = None, None, []
+        self.proposed: list[str] = []
         self.plot.show_scores([])
         self.progress.setRange(0, plan.budget)
         self.progress.setValue(0)
@@ -280,7 +293,8 @@ class OptimiseDialog(QDialog):
     def _set_running(self, running: bool) -> None:
         self.start.setEnabled(not running)
         self.stop.setEnabled(running)
-        for box in (self.budget, self.max_examples, self.seed, self.test_set, self.instructions):
+        boxes = (self.budget, self.max_examples, self.seed, self.test_set, self.instructions)
+        for box in (*boxes, self.propose):
             box.setEnabled(not running)
 
     def _stop(self) -> None:
@@ -300,6 +314,11 @@ class OptimiseDialog(QDialog):
                 self.status.setText(
                     f"{format_progress(event.index, event.total, event.eta_s)} · best so "
                     f"far {event.best_score * 100:.1f} %"
+                )
+            elif isinstance(event, InstructionsProposed):
+                self.proposed = event.texts
+                self.status.setText(
+                    f"The model proposed {count(len(event.texts), 'instruction')}; searching…"
                 )
             elif isinstance(event, SearchFinished):
                 self.outcome = event.result
