@@ -122,7 +122,7 @@ def test_a_keyboard_rating_is_saved_and_read_back(qtbot, open_panel, library_dir
     with qtbot.waitSignal(panel.browser.run_saved):
         qtbot.keyClick(grid, "+")
     qtbot.keyClick(grid, "4")
-    assert grid.model().data(grid.currentIndex()).startswith("👍 ★4 ")
+    assert grid.model().data(grid.currentIndex()).startswith("▲ ★4 ")
     assert "few-shot, case 3: thumbs up, 4 of 5 stars" in message(panel)
     summary = panel.browser.analysis_view.summary.toPlainText()
     assert "rated satisfaction" in summary and "thumbs up 100.0 %" in summary
@@ -140,7 +140,7 @@ def test_a_keyboard_rating_is_saved_and_read_back(qtbot, open_panel, library_dir
         again.grid_model.data(again.grid_model.index(r, few_shot))
         for r in range(again.grid_model.rowCount())
     ]
-    assert cells[2].startswith("👍 ★4 ") and not any(c.startswith("👍") for c in cells[3:])
+    assert cells[2].startswith("▲ ★4 ") and not any(c.startswith("▲") for c in cells[3:])
     assert again.browser.analysis.variant("few-shot").stars.value == 4.0
 
     # the same key again takes the thumbs back; 0 clears the rest
@@ -165,7 +165,7 @@ def test_the_context_menu_and_the_rating_bar_rate_the_picked_output(
     grid.setCurrentIndex(grid.model().index(0, panel.grid_model.variant_columns()[0]))
     menu = panel.browser.rating_menu()
     assert menu is not None
-    down = next(a for a in menu.actions() if a.text().startswith("👎"))
+    down = next(a for a in menu.actions() if a.text().startswith("▼"))
     down.trigger()
     target = panel.findChild(QLabel, "evalRatingTarget")
     assert target.text() == "Rate zero-shot:"
@@ -180,7 +180,7 @@ def test_the_context_menu_and_the_rating_bar_rate_the_picked_output(
     notes = iter(["Too terse, but right.", None])
     monkeypatch.setattr(browser_module, "ask_note", lambda _parent, _current: next(notes))
     qtbot.keyClick(grid, "n")
-    assert grid.model().data(grid.currentIndex()).startswith("👎 ★2 ✎ ")
+    assert grid.model().data(grid.currentIndex()).startswith("▼ ★2 ✎ ")
     qtbot.keyClick(grid, "n")
     stored = Library(library_dir).eval_runs_for(prompt.id)[0]
     assert stored.results[0][0].rating.note == "Too terse, but right."
@@ -211,7 +211,7 @@ def test_a_failed_save_keeps_the_run_and_says_why(qtbot, library_dir: Path) -> N
         True,
     )
     assert browser.shown_run() is run and all(r.rating is None for r in run.results[0])
-    assert not grid.model().data(grid.currentIndex()).startswith("👍")
+    assert not grid.model().data(grid.currentIndex()).startswith("▲")
     up = browser.rating_bar.buttons["up"]
     qtbot.mouseClick(up, Qt.MouseButton.LeftButton)
     assert said[-1][1] and not up.isChecked()  # the bar shows the rating as it still is

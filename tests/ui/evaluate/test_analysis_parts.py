@@ -19,7 +19,7 @@ def test_rating_actions_set_toggle_and_clear() -> None:
     up = rated(None, "up")
     assert up == CaseRating(thumbs="up")
     four = rated(up, "4")
-    assert four == CaseRating(thumbs="up", stars=4) and rating_marks(four) == "👍 ★4"
+    assert four == CaseRating(thumbs="up", stars=4) and rating_marks(four) == "▲ ★4"
     assert rated(four, "4") == CaseRating(thumbs="up")  # the same stars again take them back
     assert rated(four, "clear") is None
     assert rated(CaseRating(thumbs="down"), "down") is None

@@ -45,12 +45,12 @@ def rated(rating: CaseRating | None, action: str, note: str | None = None) -> Ca
 
 
 def rating_marks(rating: CaseRating | None) -> str:
-    """A rating as a grid cell shows it: "👍 ★4 ✎" (empty for none)."""
+    """A rating as a grid cell shows it: "▲ ★4 ✎" (empty for none)."""
     if rating is None:
         return ""
     marks = []
     if rating.thumbs:
-        marks.append("👍" if rating.thumbs == UP else "👎")
+        marks.append("▲" if rating.thumbs == UP else "▼")
     if rating.stars:
         marks.append(f"★{rating.stars}")
     if rating.note.strip():
@@ -100,8 +100,8 @@ class RatingKeys(QObject):
 def rating_actions(parent: QWidget, menu: QMenu, emit: object) -> None:
     """The rating entries of a context menu; each calls `emit(action)`."""
     entries = [
-        (UP, "👍 Thumbs up\t+"),
-        (DOWN, "👎 Thumbs down\t-"),
+        (UP, "▲ Thumbs up\t+"),
+        (DOWN, "▼ Thumbs down\t-"),
         *[(s, f"{'★' * int(s)} {s} of 5\t{s}") for s in STARS],
         (NOTE, "Note…\tN"),
         (CLEAR, "Clear rating\t0"),
@@ -128,8 +128,8 @@ class RatingBar(QWidget):
         layout.addWidget(self.target)
         self.buttons: dict[str, QToolButton] = {}
         for key, text, tip in [
-            (UP, "👍", "Thumbs up (+)"),
-            (DOWN, "👎", "Thumbs down (−)"),
+            (UP, "▲", "Thumbs up (+)"),
+            (DOWN, "▼", "Thumbs down (−)"),
             *[(s, f"★{s}", f"{s} of 5 stars ({s})") for s in STARS],
             (NOTE, "Note…", "A note on this output (N)"),
             (CLEAR, "Clear", "Clear the rating (0)"),
