@@ -147,9 +147,9 @@ def soft_prompt_for(
 
 
 def apply_lora_adapter(ref: str, library: Library, backend: Backend) -> str:
-    """Merge the --adapter LoRA adapter into the loaded model (transformers only), after
-    checking it was made for this model; returns its id. The backend is closed after
-    the run, so the adapter is never taken out again."""
+    """Apply the --adapter LoRA adapter to the loaded model (merged on transformers, a
+    GGUF adapter on llama.cpp), after checking it was made for this model; returns its
+    id. The backend is closed after the run, so the adapter is never taken out again."""
     from workbench.core.lora_io import apply_adapter, find_lora_adapter
 
     adapter = find_lora_adapter(library, ref)
@@ -274,7 +274,8 @@ def register(sub: Subparsers) -> None:
     gen.add_argument(
         "--adapter",
         metavar="NAME",
-        help="run with this LoRA adapter (name or id; transformers backend)",
+        help="run with this LoRA adapter (name or id; on llama.cpp it is converted to a "
+        "GGUF LoRA adapter once)",
     )
     gen.add_argument("--json", action="store_true", help="one JSON object per token event")
     gen.add_argument("--no-save", action="store_true", help="do not keep a run record")

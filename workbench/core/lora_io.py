@@ -374,13 +374,17 @@ def import_lora_adapter(
 
 @dataclass
 class AppliedAdapter:
-    """An adapter merged into a loaded model; `remove()` gives the model its own weights
-    back."""
+    """An adapter applied to a loaded model (merged into a transformers model, set on a
+    llama.cpp context); `remove()` gives the model its own weights back."""
 
     adapter: LoraAdapter
     peft_model: Any
+    backend: Any = None  # a llama.cpp backend the GGUF adapter is set on
 
     def remove(self) -> None:
+        if self.backend is not None:
+            self.backend.set_lora_adapter(None)
+            self.backend = None
         if self.peft_model is None:
             return
         self.peft_model.unmerge_adapter()
@@ -389,12 +393,16 @@ class AppliedAdapter:
 
 
 def check_compatible(adapter: LoraAdapter, backend: Backend) -> None:
-    """Refuse an adapter on another backend than transformers or another base model than
-    the loaded one (by the weights' hash, as soft prompts)."""
-    if backend.name != "transformers":
+    """Refuse an adapter on a backend that cannot run one (transformers, and llama.cpp
+    with a GGUF model, can) or for another base model than the loaded one (by the
+    weights' hash, as soft prompts)."""
+    runs = backend.name == "transformers" or (
+        backend.name == "llama.cpp" and backend.spec.source == "gguf"
+    )
+    if not runs:
         raise LoraAdapterError(
-            f"LoRA adapters run on the transformers backend; model {backend.spec.name!r} is "
-            f"loaded on {backend.name} (use --backend transformers)"
+            f"LoRA adapters run on the transformers and llama.cpp backends; model "
+            f"{backend.spec.name!r} is loaded on {backend.name}"
         )
     loaded = backend.model_hash
     if adapter.base_model_hash != loaded:
@@ -407,11 +415,18 @@ def check_compatible(adapter: LoraAdapter, backend: Backend) -> None:
 
 
 def apply_adapter(library: Library, adapter: LoraAdapter, backend: Backend) -> AppliedAdapter:
-    """Merge a library adapter into the loaded transformers model, after checking that it
-    was made for this model; the backend then runs with it until `remove()`."""
+    """Merge a library adapter into the loaded transformers model, or set it (converted
+    to GGUF once, `lora_gguf.gguf_adapter`) on the loaded llama.cpp model, after checking
+    that it was made for this model; the backend then runs with it until `remove()`."""
     from peft import PeftModel
 
     check_compatible(adapter, backend)
+    if backend.name == "llama.cpp":
+        from workbench.core.lora_gguf import gguf_adapter
+
+        path = gguf_adapter(library, adapter, Path(str(backend.spec.path)))
+        backend.set_lora_adapter(path)  # type: ignore[attr-defined]
+        return AppliedAdapter(adapter, None, backend)
     folder = library.lora_adapter_path(adapter)
     _config, tensors = read_adapter_folder(folder)  # safetensors only, checked
     model = getattr(backend, "model", None)

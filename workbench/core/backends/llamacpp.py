@@ -13,9 +13,11 @@ import json
 import secrets
 import threading
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from workbench.core.backends.base import (
+    MODEL_JOB_LOCK,
     Backend,
     BackendError,
     BackendSettings,
@@ -62,6 +64,50 @@ class LlamaCppBackend(Backend):
         self._vocab = llama_cpp.llama_model_get_vocab(self.llm.model)
         self._n_vocab = self.llm.n_vocab()
         self._formatter = self._chat_formatter()
+        self._lora: Any = None  # the LoRA adapter set on the context (llama_adapter_lora_p)
+        self.lora_path: Path | None = None
+
+    # -- LoRA adapters ------------------------------------------------------
+
+    def set_lora_adapter(self, path: Path | None, scale: float = 1.0) -> None:
+        """Run with the GGUF LoRA adapter at `path` (`lora_gguf.gguf_adapter` makes one
+        from a PEFT folder), or without any (`None`): the adapter is set on the loaded
+        context, no reload; the KV cache is emptied, as it was computed with the other
+        weights. A file llama.cpp refuses raises `BackendError` and leaves the model as
+        it was."""
+        llama_cpp = self._llama_cpp
+        with MODEL_JOB_LOCK, self.lock:
+            loaded = None
+            if path is not None:
+                loaded = llama_cpp.llama_adapter_lora_init(
+                    self.llm.model, str(path).encode("utf-8")
+                )
+                if not loaded:
+                    raise BackendError(
+                        f"llama.cpp could not load the LoRA adapter {path} for model "
+                        f"{self.spec.name!r} (a GGUF LoRA adapter made for this model?)"
+                    )
+                adapters = (llama_cpp.llama_adapter_lora_p_ctypes * 1)(loaded)
+                scales = (ctypes.c_float * 1)(scale)
+                code = llama_cpp.llama_set_adapters_lora(self.llm.ctx, adapters, 1, scales)
+            else:
+                code = llama_cpp.llama_set_adapters_lora(self.llm.ctx, None, 0, None)
+            if code != 0:
+                if loaded:
+                    llama_cpp.llama_adapter_lora_free(loaded)
+                raise BackendError(
+                    f"llama.cpp could not set the LoRA adapter {path} on model "
+                    f"{self.spec.name!r} (llama_set_adapters_lora returned {code})"
+                )
+            self._free_lora()
+            self._lora = loaded
+            self.lora_path = Path(path) if path is not None else None
+            self._forget_virtual()  # cached keys and values came from the other weights
+
+    def _free_lora(self) -> None:
+        if self._lora:
+            self._llama_cpp.llama_adapter_lora_free(self._lora)
+        self._lora = None
 
     # -- chat template ------------------------------------------------------
 
@@ -358,5 +404,8 @@ class LlamaCppBackend(Backend):
     def close(self) -> None:
         llm = getattr(self, "llm", None)
         if llm is not None:
+            if getattr(self, "_lora", None):
+                self._llama_cpp.llama_set_adapters_lora(llm.ctx, None, 0, None)
+                self._free_lora()
             llm.close()
             self.llm = None
