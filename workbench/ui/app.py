@@ -47,6 +47,7 @@ from workbench.ui.fewshot import FewShotPanel
 from workbench.ui.graduate import GraduatePanel
 from workbench.ui.jobs import Job, JobRunner
 from workbench.ui.library_panel import LibraryPanel
+from workbench.ui.methods import MethodsPanel
 from workbench.ui.run import RunPanel
 from workbench.ui.session import ModelSession, PromptSelection
 from workbench.ui.testsets import TestSetPanel
@@ -131,6 +132,8 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.evaluate, "Evaluate")
         self.graduate = GraduatePanel(library, self.jobs, self.session, self.selection)
         self.tabs.addTab(self.graduate, "Graduate")
+        self.methods = MethodsPanel(library, self.jobs, self.session, self.selection)
+        self.tabs.addTab(self.methods, "Methods")
         self.setCentralWidget(self.tabs)
         self.library_dock = self._dock(
             "Library", "libraryDock", self.library_panel, Qt.DockWidgetArea.LeftDockWidgetArea
@@ -145,6 +148,7 @@ class MainWindow(QMainWindow):
         self.library_panel.prompt_selected.connect(self.select_prompt)
         self.library_panel.version_restored.connect(self._reload_current)
         self.library_panel.message.connect(self.statusBar().showMessage)
+        self.methods.message.connect(self.statusBar().showMessage)
         self.library_panel.seed_button.clicked.connect(self.load_sample_library)
         self.editor.edited.connect(self.apply_update)
         self.few_shot.changed.connect(lambda block: self.apply_update({"few_shot": block}))
