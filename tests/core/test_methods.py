@@ -103,6 +103,10 @@ def test_the_plan_says_what_is_missing_and_why(library: Library) -> None:
     assert status["soft"][0] == NOT_TRAINED and status["lora"][0] == NOT_TRAINED
     assert [m.key for m in plan.missing] == ["soft", "lora"]  # both have a train function
     assert plan.rows == [0, 2, 3, 4, 6]  # the held-out test split only
+    pending = pending_table(library, plan)
+    cot, zero = pending.row("cot"), pending.row("zero-shot")
+    assert cot.trainable_parameters is None and cot.size_bytes is None  # shown "–"
+    assert zero.trainable_parameters == 0 and zero.size_bytes == 0 and zero.llama_cpp
 
 
 def test_a_test_set_without_held_out_rows_says_what_to_do(library: Library) -> None:

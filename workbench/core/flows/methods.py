@@ -409,6 +409,8 @@ def costs(library: Library | None, method: Method) -> dict[str, Any]:
         }
     if method.key in ("soft", "lora"):
         return {"llama_cpp": method.key == "soft"}
+    if not method.runnable:
+        return {}  # a hard prompt that does not exist costs nothing worth showing
     # a hard prompt trains nothing and stores no weights (an optimised version's search
     # time is not recorded: unknown)
     return {
