@@ -298,3 +298,32 @@ def test_a_saved_table_follows_what_was_trained_since(library: Library) -> None:
     assert table.row("zero-shot").status == EVALUATED
     assert table.row("soft").status == "not compared yet" and not table.row("soft").trainable
     assert table.row("lora").trainable
+
+
+def test_chain_of_thought_generates_and_its_answer_counts_as_the_label(
+    library: Library, tmp_path: Path, loads: list[FakeBackend], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from workbench.core.backends.base import Finished
+    from workbench.core.models import RunStats
+
+    def stream(self, text, params, cancel):  # a reasoning that ends in its answer
+        yield Finished(text="It is fine.\nAnswer: positive", stats=RunStats(prompt_tokens=7))
+
+    monkeypatch.setattr(FakeBackend, "_stream", stream)
+    prompt = _prompt(library, cot=True)
+    test_set = _test_set(library, prompt)
+    plan = plan_methods(library, prompt, test_set, "zero-shot,cot")
+    cot = next(m for m in plan.methods if m.key == "cot")
+    assert cot.runnable and cot.detail == "zero-shot, generated"
+    zero = next(m for m in plan.methods if m.key == "zero-shot")
+    assert zero.spec is not None and zero.spec.cot_mode is CoTMode.OFF  # scored by label
+    with make_pool(tmp_path) as pool:
+        finished = list(run_methods(library, plan, pool))[-1]
+    assert isinstance(finished, MethodsFinished)
+    table = finished.table
+    # "positive" either way (extracted from the reasoning): the same accuracy
+    assert table.row("cot").status == EVALUATED
+    assert table.row("cot").accuracy == table.row("zero-shot").accuracy
+    results = finished.run.results[1]
+    assert all(r.scores["label"] == r.scores["normalised"] for r in results)
+    assert all(r.answer == "positive" and "Answer:" in r.output for r in results)
