@@ -152,6 +152,13 @@ def target_modules(model: Any, settings: LoraSettings) -> list[str]:
     return list(dict.fromkeys(settings.target_modules))
 
 
+def adapter_backends(spec: ModelSpec | None = None) -> tuple[str, ...]:
+    """The backends a LoRA adapter (of `spec`) runs on, as `lora_io.check_compatible`
+    allows them: what the Run panel offers and says before a run starts."""
+    del spec  # today the same for every model: transformers merges the adapter
+    return ("transformers",)
+
+
 def describe_target_layers(spec: ModelSpec, backend: Any = None) -> str:
     """Which layers an adapter of `spec` goes into by default and which it could, in a
     line, when finding out is cheap: from the loaded transformers model (`backend`,

@@ -414,11 +414,12 @@ class RunPanel(QWidget):
                 Qt.ItemDataRole.ToolTipRole,
             )
         for adapter in self.library.lora_adapters_for(prompt.id) if prompt else []:
-            self.soft_prompt.addItem(f"{adapter.name} (LoRA, transformers only)", adapter.id)
+            runs_on = " or ".join(self._adapter_backends(adapter))
+            self.soft_prompt.addItem(f"{adapter.name} (LoRA, {runs_on} only)", adapter.id)
             self.soft_prompt.setItemData(
                 self.soft_prompt.count() - 1,
                 f"LoRA adapter of rank {adapter.lora.rank} for {adapter.base_model}: runs on "
-                "the transformers backend (merged into the model for the run)",
+                f"{runs_on} (applied to the model for the run, taken out after it)",
                 Qt.ItemDataRole.ToolTipRole,
             )
         index = self.soft_prompt.findData(keep) if keep else 0
@@ -447,12 +448,20 @@ class RunPanel(QWidget):
             spec, backend = self.session.selected_model()
         except Exception:  # nothing picked, or a model removed from the catalogue
             return None
-        if backend == "transformers":
+        backends = self._adapter_backends(adapter)
+        if backend in backends:
             return None
+        runs_on = " or ".join(backends)
         return (
-            f"LoRA adapter “{adapter.name}” runs on the transformers backend; {spec.name} is "
-            f"picked on {backend}. Pick “{spec.name} — transformers” in the model list."
+            f"LoRA adapter “{adapter.name}” runs on the {runs_on} backend; {spec.name} is "
+            f"picked on {backend}. Pick “{spec.name} — {backends[0]}” in the model list."
         )
+
+    def _adapter_backends(self, adapter: LoraAdapter) -> tuple[str, ...]:
+        from workbench.core.lora import adapter_backends
+
+        spec = next((s for s in self.session.catalog.all() if s.id == adapter.base_model), None)
+        return adapter_backends(spec)
 
     def params(self) -> GenerationParams:
         prompt = self.current_prompt()

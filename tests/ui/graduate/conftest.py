@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.ui.graduate.helpers import Opened
+from tests.ui.graduate.helpers import Opened, save_tiny_model
 from workbench.core.library import Library
 from workbench.core.models import Prompt
 from workbench.ui.graduate import GraduatePanel
@@ -41,3 +41,9 @@ def open_panel(
         made.session.close()
         made.jobs.shutdown()
         made.library.close()
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random-weight 2-layer Llama as a Hugging Face folder (`save_tiny_model`)."""
+    return save_tiny_model(tmp_path_factory.mktemp("tiny-llama"))

@@ -1,9 +1,11 @@
 """What the Graduate panel tests share: a sentiment prompt and test set, a comparison run,
-a stored soft prompt, and small ways to press the panel's buttons and read its labels."""
+a stored soft prompt, a tiny random-weight model, and small ways to press the panel's
+buttons and read its labels."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -162,3 +164,32 @@ def stored_soft_prompt(library: Library, prompt: Prompt, tokens: int = 3) -> Sof
     tensor = np.arange(tokens * 4, dtype=np.float32).reshape(tokens, 4) + 1
     library.save_soft_prompt(soft, soft_prompt_bytes(tensor))
     return soft
+
+
+def save_tiny_model(folder: Path) -> Path:
+    """A random-weight 2-layer Llama with the embedded SmolLM2's tokenizer, saved as a
+    Hugging Face folder (as tests/integration's `tiny_model_dir`): a training step takes
+    milliseconds. The tokenizer comes from the converted-model cache the tests share."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from workbench.core.backends.hf import gguf_as_hf_folder
+    from workbench.core.backends.registry import embedded_model_path
+
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf_as_hf_folder(embedded_model_path())))
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        tie_word_embeddings=True,
+    )
+    LlamaForCausalLM(config).save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    return folder

@@ -63,7 +63,7 @@ PLACEMENT_TIPS: dict[str, str] = {
 DEFAULTS = TrainConfig()  # the form starts from the schema's defaults
 LORA_DEFAULTS = LoraSettings()
 METHODS: tuple[tuple[str, str], ...] = (
-    ("soft", "Soft prompt (prompt tuning)"),
+    ("soft", "Soft prompt"),
     ("lora", "LoRA fine-tuning"),
 )
 METHOD_TIPS: dict[str, str] = {
@@ -127,12 +127,14 @@ class TrainingSettings(QGroupBox):
         self._device_text: dict[str, str] = {}
         self._device_pending: set[str] = set()
 
-        self.method_combo = named(QComboBox(), "gradMethod")
+        self.method_combo = _narrow_combo("gradMethod", 12)
         for value, label in METHODS:
             self.method_combo.addItem(label, value)
             index = self.method_combo.count() - 1
             self.method_combo.setItemData(index, METHOD_TIPS[value], Qt.ItemDataRole.ToolTipRole)
-        self.method_combo.setToolTip("What to train: a soft prompt, or a LoRA adapter")
+        self.method_combo.set_help(
+            "What to train: a soft prompt (prompt tuning), or a LoRA adapter (fine-tuning)"
+        )
         self._method: str = "soft"
         self.model_label = named(QLabel(), "gradModel")
         self.model_label.setWordWrap(True)

@@ -169,7 +169,7 @@ class SoftPrompts(QSplitter):
         )
         self.addWidget(
             titled_column(
-                "Trained for this prompt (soft prompts, LoRA adapters)",
+                "Trained for this prompt",
                 (self.soft_list, 1),
                 self.metrics_label,
                 self.export_button,
