@@ -164,7 +164,7 @@ def test_a_run_on_fake_backends_makes_a_table_a_saved_run_and_failures_are_rows(
     # the fake cannot score with a soft prompt: the row says so, the table goes on
     assert soft.status == FAILED and soft.error and "soft" in soft.error.lower()
     assert soft.trainable_parameters == 3 * 8 and soft.size_bytes and soft.size_bytes > 0
-    assert lora.status == NOT_TRAINED and lora.trainable and lora.llama_cpp is False
+    assert lora.status == NOT_TRAINED and lora.trainable and lora.llama_cpp is True
     assert zero.best and few.best  # the same answers: not distinguishable
     assert "not distinguishable" in table.verdict and "Cheapest per call" in table.verdict
     assert "zero-shot (" in table.verdict.split("Cheapest per call among them:")[1]

@@ -88,7 +88,7 @@ def test_train_missing_then_every_column_on_a_tiny_model(
         assert rows[key]["train_s"] == item.metrics["train_s"] > 0  # recorded by the training
         assert rows[key]["peak_memory_mb"] and rows[key]["peak_memory_mb"] > 0
         assert rows[key]["size_bytes"] > 0
-    assert rows["soft"]["llama_cpp"] is True and rows["lora"]["llama_cpp"] is False
+    assert rows["soft"]["llama_cpp"] is True and rows["lora"]["llama_cpp"] is True
     assert table["verdict"].startswith("Best on 4 held-out rows:")
     (run,) = library.eval_runs_for(prompt.id)  # the run is kept, with its table
     assert run.method_table is not None and run.method_table["verdict"] == table["verdict"]

@@ -112,7 +112,7 @@ def test_train_all_then_compare_fills_the_table_and_the_verdict(
     params = _cells(panel, "trainable_parameters")
     assert params["soft prompt"] == f"{soft.num_virtual_tokens * 32:,}"  # hidden size 32
     assert _cells(panel, "train_s")["soft prompt"] != "–"  # recorded by the training
-    assert _cells(panel, "llama_cpp")["LoRA"] == "no"
+    assert _cells(panel, "llama_cpp")["LoRA"] == "yes"  # as a GGUF adapter
 
     qtbot.mouseClick(panel.compare_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: panel.job is None, timeout=TIMEOUT_MS)

@@ -384,6 +384,13 @@ def _peak_memory(metrics: Mapping[str, float]) -> float | None:
     return None
 
 
+def lora_on_llama_cpp() -> bool:
+    """Whether a LoRA adapter can run on llama.cpp (converted to a GGUF adapter)."""
+    import importlib.util
+
+    return importlib.util.find_spec("workbench.core.lora_gguf") is not None
+
+
 def costs(library: Library | None, method: Method) -> dict[str, Any]:
     """What a method costs apart from its calls, from the stored artifacts."""
     if method.key == "soft" and method.soft is not None:
@@ -405,10 +412,10 @@ def costs(library: Library | None, method: Method) -> dict[str, Any]:
             "train_s": adapter.metrics.get("train_s"),
             "peak_memory_mb": _peak_memory(adapter.metrics),
             "size_bytes": size,
-            "llama_cpp": False,  # llama.cpp LoRA adapters are not built yet
+            "llama_cpp": lora_on_llama_cpp(),
         }
     if method.key in ("soft", "lora"):
-        return {"llama_cpp": method.key == "soft"}
+        return {"llama_cpp": method.key == "soft" or lora_on_llama_cpp()}
     if not method.runnable:
         return {}  # a hard prompt that does not exist costs nothing worth showing
     # a hard prompt trains nothing and stores no weights (an optimised version's search
