@@ -14,6 +14,8 @@ from workbench.core.models import (
     FewShot,
     FewShotExample,
     GenerationParams,
+    LoraAdapter,
+    LoraSettings,
     Prompt,
     SoftPrompt,
     TestRow,
@@ -53,6 +55,54 @@ def add_soft_prompt(
     soft = soft.model_copy(update={"tensor_file": f"{soft.id}.safetensors"})
     library.save_soft_prompt(soft, tensor_bytes(tokens, hidden, seed))
     return soft
+
+
+def lora_files(rank: int = 2, width: int = 8, layers: int = 2, seed: int = 0) -> dict[str, bytes]:
+    """A PEFT LoRA adapter folder's files (as PEFT writes them: the config, and lora_A /
+    lora_B of each layer's q_proj and v_proj) with random weights."""
+    import json
+
+    rng = np.random.default_rng(seed)
+    tensors = {}
+    for layer in range(layers):
+        for name in ("q_proj", "v_proj"):
+            key = f"base_model.model.model.layers.{layer}.self_attn.{name}"
+            tensors[f"{key}.lora_A.weight"] = rng.standard_normal((rank, width), np.float32)
+            tensors[f"{key}.lora_B.weight"] = rng.standard_normal((width, rank), np.float32)
+    config = {
+        "peft_type": "LORA",
+        "task_type": "CAUSAL_LM",
+        "r": rank,
+        "lora_alpha": 2 * rank,
+        "lora_dropout": 0.0,
+        "target_modules": ["q_proj", "v_proj"],
+        "bias": "none",
+        "use_dora": False,
+        "use_rslora": False,
+    }
+    return {
+        "adapter_config.json": json.dumps(config, indent=2).encode(),
+        "adapter_model.safetensors": save(tensors, metadata={"format": "pt"}),
+    }
+
+
+def add_lora_adapter(
+    library: Library, name: str, prompt_id: str | None = None, rank: int = 2, seed: int = 0
+) -> LoraAdapter:
+    """A LoRA adapter with random weights, saved in the library."""
+    adapter = LoraAdapter(
+        name=name,
+        prompt_id=prompt_id,
+        base_model="tiny",
+        base_model_hash="0" * 64,
+        lora=LoraSettings(rank=rank, alpha=2 * rank, target_modules=["q_proj", "v_proj"]),
+        trainable_parameters=2 * 2 * 2 * rank * 8,
+        metrics={"accuracy": 0.5},
+        folder="placeholder",
+    )
+    adapter = adapter.model_copy(update={"folder": adapter.id})
+    library.save_lora_adapter(adapter, lora_files(rank, seed=seed))
+    return adapter
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:

@@ -13,7 +13,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.core.exchange_helpers import add_soft_prompt, snapshot
+from tests.core.exchange_helpers import add_lora_adapter, add_soft_prompt, snapshot
 from workbench.core import exchange
 from workbench.core.exchange import ImportFailed, collect, plan_import
 from workbench.core.library import Library
@@ -165,6 +165,7 @@ def _fill(root: Path, content: tuple[list[tuple[Prompt, list[Prompt]]], list[Tes
         library.add_test_set_verbatim(test_set)
     for n in range(soft_count):
         add_soft_prompt(library, f"soft {n}", prompts[0][0].id, tokens=3, hidden=4, seed=n)
+        add_lora_adapter(library, f"lora {n}", prompts[0][0].id, rank=n + 1, seed=n)
     return library
 
 
@@ -182,6 +183,11 @@ def test_random_libraries_round_trip_through_the_bundle(content) -> None:
             assert reread.history(prompt.id) == source.history(prompt.id)
         assert reread.test_sets == source.test_sets
         assert reread.soft_prompts == source.soft_prompts
+        assert reread.lora_adapters == source.lora_adapters
+        for adapter in source.lora_adapters.values():
+            assert snapshot(reread.lora_adapter_path(adapter)) == snapshot(
+                source.lora_adapter_path(adapter)
+            )
         (second,) = exchange.bundle.export_bytes(collect(reread)).values()
         assert second == first
 
@@ -285,6 +291,7 @@ def _sample_files() -> dict[str, bytes]:
             TestSet(name="t", prompt_id=prompt.id, rows=[TestRow(vars={"country": "Peru"})])
         )
         add_soft_prompt(library, "s", prompt.id, tokens=2, hidden=4)
+        add_lora_adapter(library, "l", prompt.id, rank=1)
         items = collect(library)
         return {
             name: next(iter(exchange.format_module(name).export_bytes(items).values()))

@@ -22,6 +22,7 @@ torch, peft, safetensors and transformers are imported lazily.
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import tempfile
 import threading
@@ -197,6 +198,12 @@ def _read_config(path: Path) -> dict[str, Any]:
         config = json.loads(text)
     except ValueError as exc:
         raise LoraAdapterError(f"{path}: not valid JSON: {exc}") from None
+    return check_config(config, path)
+
+
+def check_config(config: Any, path: Path | str) -> dict[str, Any]:
+    """A PEFT LoRA `adapter_config.json`'s content, checked: a LoRA for a causal LM with
+    a positive rank and alpha, no DoRA, no trained biases (`path` names it in errors)."""
     if not isinstance(config, dict):
         raise LoraAdapterError(f"{path}: expected a JSON object, got {type(config).__name__}")
 
@@ -220,13 +227,28 @@ def _read_config(path: Path) -> dict[str, Any]:
     if not isinstance(rank, int) or isinstance(rank, bool) or rank < 1:
         raise field_error("r", f"must be a positive integer, got {rank!r}")
     alpha = config.get("lora_alpha")
-    if not isinstance(alpha, int | float) or isinstance(alpha, bool) or alpha <= 0:
+    if not _positive(alpha):
         raise field_error("lora_alpha", f"must be a positive number, got {alpha!r}")
+    for field in ("rank_pattern", "alpha_pattern"):
+        patterns = config.get(field) or {}
+        if not isinstance(patterns, dict) or not all(
+            isinstance(k, str) and _positive(v) for k, v in patterns.items()
+        ):
+            raise field_error(field, "must map layer names to positive numbers")
     if config.get("use_dora"):
         raise field_error("use_dora", "is true; DoRA adapters are not supported")
     if config.get("bias", "none") != "none":
         raise field_error("bias", f"is {config.get('bias')!r}; only 'none' is supported")
     return config
+
+
+def _positive(value: Any) -> bool:
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value > 0
+    )
 
 
 def _read_tensors(path: Path) -> dict[str, Any]:
@@ -448,6 +470,7 @@ __all__ = [
     "adapter_files",
     "apply_adapter",
     "check_compatible",
+    "check_config",
     "export_lora_adapter",
     "find_lora_adapter",
     "import_lora_adapter",

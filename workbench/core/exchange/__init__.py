@@ -169,6 +169,7 @@ def _check_writable(package: Package, source: str) -> None:
         documents += [(f"prompt {h.name!r} v{h.version}", h) for h in imported.history]
     documents += [(f"test set {t.name!r}", t) for t in package.test_sets]
     documents += [(f"soft prompt {sp.name!r}", sp) for sp, _ in package.soft_prompts]
+    documents += [(f"LoRA adapter {a.name!r}", a) for a, _ in package.lora_adapters]
     problems = []
     for where, document in documents:
         try:

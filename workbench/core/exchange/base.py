@@ -17,7 +17,8 @@ from typing import Any, NoReturn, Protocol
 from workbench.core import names
 from workbench.core.flows.report import count
 from workbench.core.library import Library
-from workbench.core.models import Prompt, SchemaError, SoftPrompt, TestSet
+from workbench.core.models import LoraAdapter, Prompt, SchemaError, SoftPrompt, TestSet
+from workbench.core.peft_io import CONFIG_FILE, WEIGHTS_FILE
 
 MAX_TEXT_BYTES = 32 * 1024 * 1024
 """A text format file larger than this is refused before it is parsed."""
@@ -63,31 +64,36 @@ class Package:
     test_sets: list[TestSet] = field(default_factory=list)
     soft_prompts: list[tuple[SoftPrompt, bytes]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what this format did not carry over
+    # each adapter with its PEFT folder's files (adapter_config.json, the safetensors)
+    lora_adapters: list[tuple[LoraAdapter, dict[str, bytes]]] = field(default_factory=list)
 
     def extend(self, other: Package) -> None:
         self.prompts += other.prompts
         self.test_sets += other.test_sets
         self.soft_prompts += other.soft_prompts
+        self.lora_adapters += other.lora_adapters
         self.notes += [n for n in other.notes if n not in self.notes]
 
 
 @dataclass
 class ExportSet:
-    """What an export writes: prompts with their history, test sets and soft prompts."""
+    """What an export writes: prompts with their history, test sets, soft prompts and
+    LoRA adapters (with their PEFT folder's files)."""
 
     prompts: list[Prompt]
     history: dict[str, list[Prompt]]
     test_sets: list[TestSet]
     soft_prompts: list[tuple[SoftPrompt, bytes]]
     whole_library: bool
+    lora_adapters: list[tuple[LoraAdapter, dict[str, bytes]]] = field(default_factory=list)
 
     def test_sets_of(self, prompt_id: str) -> list[TestSet]:
         return [t for t in self.test_sets if t.prompt_id == prompt_id]
 
 
 def collect(library: Library, prompt_ids: Sequence[str] | None = None) -> ExportSet:
-    """The export set of some prompts (with their test sets and soft prompts), or of the
-    whole library (also test sets and soft prompts that belong to no prompt)."""
+    """The export set of some prompts (with their test sets, soft prompts and LoRA
+    adapters), or of the whole library (also those that belong to no prompt)."""
     whole = prompt_ids is None
     ids = sorted(library.prompts) if prompt_ids is None else list(dict.fromkeys(prompt_ids))
     prompts = [library.get_prompt(i) for i in ids]
@@ -105,7 +111,18 @@ def collect(library: Library, prompt_ids: Sequence[str] | None = None) -> Export
                 soft.append((sp, path.read_bytes()))
             except OSError as exc:
                 raise ExportFailed(f"soft prompt {sp.name!r}: cannot read {path}: {exc}") from None
-    return ExportSet(prompts, history, test_sets, soft, whole)
+    adapters: list[tuple[LoraAdapter, dict[str, bytes]]] = []
+    for adapter in sorted(library.lora_adapters.values(), key=lambda a: a.id):
+        if whole or adapter.prompt_id in chosen:
+            folder = library.lora_adapter_path(adapter)
+            try:
+                files = {n: (folder / n).read_bytes() for n in (CONFIG_FILE, WEIGHTS_FILE)}
+            except OSError as exc:
+                raise ExportFailed(
+                    f"LoRA adapter {adapter.name!r}: cannot read {folder}: {exc}"
+                ) from None
+            adapters.append((adapter, files))
+    return ExportSet(prompts, history, test_sets, soft, whole, adapters)
 
 
 class Format(Protocol):

@@ -9,6 +9,9 @@ Layout (every path is listed in the manifest with its SHA-256):
     test_sets/<id>.json
     soft_prompts/<id>.json            soft prompt metadata
     soft_prompts/<id>.safetensors     its [virtual tokens, hidden size] tensor
+    lora_adapters/<id>.json           LoRA adapter metadata
+    lora_adapters/<id>/adapter_config.json        its PEFT adapter folder: the config
+    lora_adapters/<id>/adapter_model.safetensors  and the lora_A / lora_B tensors
 
 Documents are the library's own files, byte for byte, so a bundle exported, imported
 into an empty library and exported again is the same file (entries are sorted and
@@ -18,7 +21,10 @@ Reading refuses hostile archives before anything is extracted: entry names must 
 the layout above (no absolute paths, no `..`, no links — nothing can land outside the
 library, as every name is rebuilt from a validated id); entry count, sizes and the
 compression ratio are limited (a zip bomb stops at the limit, whatever the header
-claims); tensors are read as safetensors (a header and raw numbers; never pickle).
+claims); tensors are read as safetensors (a header and raw numbers; never pickle). A
+LoRA adapter's config must be a PEFT LoRA config this release runs, and its tensors
+`base_model.model.<layer>.lora_A.weight` / `.lora_B.weight` pairs of finite floats
+whose ranks agree (the checks `lora_io.read_adapter_folder` makes, without torch).
 """
 
 from __future__ import annotations
@@ -45,8 +51,10 @@ from workbench.core.exchange.base import (
     schema_problems,
 )
 from workbench.core.library import document_bytes
+from workbench.core.lora_io import KEY_PREFIX, LoraAdapterError, check_config
 from workbench.core.models import (
     SCHEMA_VERSION,
+    LoraAdapter,
     Prompt,
     SchemaError,
     SoftPrompt,
@@ -54,6 +62,7 @@ from workbench.core.models import (
     _Model,
     load_document,
 )
+from workbench.core.peft_io import CONFIG_FILE, WEIGHTS_FILE
 
 NAME = "bundle"
 LABEL = "Prompt Workbench bundle (.zip)"
@@ -61,7 +70,9 @@ EXTENSIONS: tuple[str, ...] = (".zip", ".pwbundle")
 ONE_PROMPT_PER_FILE = False
 LOSSLESS = True
 CAN_IMPORT = True
-EXPORT_LOSSES: tuple[str, ...] = ("nothing: prompts, every version, test sets, soft prompts",)
+EXPORT_LOSSES: tuple[str, ...] = (
+    "nothing: prompts, every version, test sets, soft prompts, LoRA adapters",
+)
 IMPORT_LOSSES: tuple[str, ...] = ()
 
 FORMAT_ID: Literal["prompt-workbench-bundle"] = "prompt-workbench-bundle"
@@ -76,7 +87,9 @@ MAX_BUNDLE_BYTES = 2 * 1024 * 1024 * 1024
 _ID = r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}"
 _LAYOUT = re.compile(
     rf"^(?:manifest\.json|bundle\.schema\.json|prompts/{_ID}\.json|history/{_ID}/v\d{{6}}\.json"
-    rf"|test_sets/{_ID}\.json|soft_prompts/{_ID}\.(?:json|safetensors))$"
+    rf"|test_sets/{_ID}\.json|soft_prompts/{_ID}\.(?:json|safetensors)"
+    rf"|lora_adapters/{_ID}\.json"
+    rf"|lora_adapters/{_ID}/(?:adapter_config\.json|adapter_model\.safetensors))$"
 )
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 
@@ -114,6 +127,7 @@ def bundle_schema() -> dict[str, Any]:
         "prompts/<id>.json, history/<id>/v<NNNNNN>.json": add("Prompt", Prompt),
         "test_sets/<id>.json": add("TestSet", TestSet),
         "soft_prompts/<id>.json": add("SoftPrompt", SoftPrompt),
+        "lora_adapters/<id>.json": add("LoraAdapter", LoraAdapter),
     }
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -122,7 +136,10 @@ def bundle_schema() -> dict[str, Any]:
             f"A zip archive, format {FORMAT_ID!r} version {FORMAT_VERSION}. Each entry named "
             "on the left of `x-entries` follows the schema on the right; "
             "soft_prompts/<id>.safetensors holds one float tensor 'prompt_embeddings' of "
-            "shape [num_virtual_tokens, hidden_size]."
+            "shape [num_virtual_tokens, hidden_size]; lora_adapters/<id>/ is the adapter's "
+            "PEFT folder: adapter_config.json (a PEFT LoraConfig) and "
+            "adapter_model.safetensors (base_model.model.<layer>.lora_A.weight [r, in] and "
+            ".lora_B.weight [out, r] per adapted layer)."
         ),
         "x-entries": entries,
         "$ref": "#/$defs/Manifest",
@@ -146,6 +163,11 @@ def export_bytes(items: ExportSet) -> dict[str, bytes]:
         meta = soft.model_copy(update={"tensor_file": f"{soft.id}.safetensors"})
         files[f"soft_prompts/{soft.id}.json"] = document_bytes(meta)
         files[f"soft_prompts/{soft.id}.safetensors"] = tensor
+    for adapter, folder in items.lora_adapters:
+        stored = adapter.model_copy(update={"folder": adapter.id})
+        files[f"lora_adapters/{adapter.id}.json"] = document_bytes(stored)
+        for name in (CONFIG_FILE, WEIGHTS_FILE):
+            files[f"lora_adapters/{adapter.id}/{name}"] = folder[name]
     files["bundle.schema.json"] = _json_bytes(bundle_schema())
     manifest = Manifest(
         whole_library=items.whole_library,
@@ -302,16 +324,100 @@ def _document(files: dict[str, bytes], path: str, problems: Collector) -> Any:
         return None
 
 
+def _safetensors_header(body: bytes) -> tuple[dict[str, Any], int]:
+    """A safetensors file's tensor entries (name → dtype, shape, data offsets) and where
+    its data starts; ValueError when the header is not one."""
+    header_len = int.from_bytes(body[:8], "little")
+    if len(body) < 8 or header_len > len(body) - 8 or header_len > 100_000_000:
+        raise ValueError("truncated header")
+    header = json.loads(body[8 : 8 + header_len])
+    if not isinstance(header, dict):
+        raise ValueError("header is not an object")
+    return {k: v for k, v in header.items() if k != "__metadata__"}, 8 + header_len
+
+
+_WIDTH = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2}
+
+
+def _float_rows(body: bytes, start: int, spec: Any) -> Any:
+    """A tensor's values as float32 (numpy), from its raw little-endian bytes."""
+    import numpy as np
+
+    raw = body[start + spec["data_offsets"][0] : start + spec["data_offsets"][1]]
+    if spec["dtype"] == "BF16":  # the high half of a float32
+        return (np.frombuffer(raw, "<u2").astype(np.uint32) << 16).view(np.float32)
+    return np.frombuffer(raw, {"F64": "<f8", "F32": "<f4", "F16": "<f2"}[spec["dtype"]])
+
+
+def _check_lora_files(
+    files: dict[str, bytes], adapter: LoraAdapter, where: str, problems: Collector
+) -> bool:
+    """A LoRA adapter's PEFT files: a LoRA config this release runs, matching the
+    metadata's rank, and safetensors holding lora_A / lora_B pairs of 2-D finite floats
+    with agreeing ranks, laid out without gaps or overlaps (no pickle, no torch)."""
+    import numpy as np
+
+    config_path, weights_path = f"{where}/{CONFIG_FILE}", f"{where}/{WEIGHTS_FILE}"
+    try:
+        config = check_config(json.loads(files[config_path]), config_path)
+    except LoraAdapterError as exc:  # its message starts with the path
+        problems.add(config_path, str(exc).removeprefix(f"{config_path}: "))
+        return False
+    except (ValueError, RecursionError) as exc:  # JSON and UTF-8 errors are ValueErrors
+        problems.add(config_path, f"not valid JSON: {exc}")
+        return False
+    if config["r"] != adapter.lora.rank and not config.get("rank_pattern"):
+        problems.add(config_path, f"rank {config['r']} but the metadata says {adapter.lora.rank}")
+        return False
+    body = files[weights_path]
+    try:
+        tensors, start = _safetensors_header(body)
+        pairs: dict[str, dict[str, list[int]]] = {}
+        spans: list[tuple[int, int]] = []
+        for key, spec in tensors.items():
+            part = key.rsplit(".", 2)[-2:] if key.startswith(KEY_PREFIX) else []
+            if part not in (["lora_A", "weight"], ["lora_B", "weight"]):
+                raise ValueError(f"tensor {key!r} is not a LoRA weight")
+            shape, dtype = spec["shape"], spec["dtype"]
+            if dtype not in _WIDTH:
+                raise ValueError(f"tensor {key!r} has dtype {dtype}, expected a float type")
+            if len(shape) != 2 or not all(isinstance(d, int) and d > 0 for d in shape):
+                raise ValueError(f"tensor {key!r} has shape {shape}, expected 2-D")
+            first, end = spec["data_offsets"]
+            if not (isinstance(first, int) and isinstance(end, int)) or (
+                end - first != shape[0] * shape[1] * _WIDTH[dtype]
+            ):
+                raise ValueError(f"tensor {key!r}: data offsets do not match its shape")
+            spans.append((first, end))
+            if not np.isfinite(_float_rows(body, start, spec)).all():
+                raise ValueError(f"tensor {key!r} holds NaN or infinite values")
+            pairs.setdefault(key[len(KEY_PREFIX) : -len(".lora_A.weight")], {})[part[0]] = shape
+        position = 0
+        for first, end in sorted(spans):
+            if first != position:
+                raise ValueError("tensor data overlaps or leaves gaps")
+            position = end
+        if start + position != len(body):
+            raise ValueError("data is truncated or has bytes after the tensors")
+        if not pairs:
+            raise ValueError("no LoRA tensors")
+        for layer, found in pairs.items():
+            if set(found) != {"lora_A", "lora_B"}:
+                raise ValueError(f"layer {layer!r} lacks one of lora_A / lora_B")
+            if found["lora_A"][0] != found["lora_B"][1]:
+                raise ValueError(f"layer {layer!r}: lora_A and lora_B ranks differ")
+            if not config.get("rank_pattern") and found["lora_A"][0] != config["r"]:
+                raise ValueError(f"layer {layer!r} has rank {found['lora_A'][0]}, not r")
+    except (ValueError, KeyError, TypeError, IndexError, RecursionError) as exc:
+        problems.add(weights_path, f"not a valid LoRA adapter: {exc}")
+        return False
+    return True
+
+
 def _check_tensor(body: bytes, soft: SoftPrompt, where: str, problems: Collector) -> None:
     """A safetensors file with one 2-D float tensor of the declared shape (no pickle)."""
     try:
-        header_len = int.from_bytes(body[:8], "little")
-        if len(body) < 8 or header_len > len(body) - 8 or header_len > 100_000_000:
-            raise ValueError("truncated header")
-        header = json.loads(body[8 : 8 + header_len])
-        if not isinstance(header, dict):
-            raise ValueError("header is not an object")
-        tensors = {k: v for k, v in header.items() if k != "__metadata__"}
+        tensors, data_start = _safetensors_header(body)
         if len(tensors) != 1:
             raise ValueError(f"{len(tensors)} tensors (expected 1)")
         (spec,) = tensors.values()
@@ -326,7 +432,7 @@ def _check_tensor(body: bytes, soft: SoftPrompt, where: str, problems: Collector
         width = {"F32": 4, "F16": 2, "BF16": 2}[spec["dtype"]]
         if not 0 <= start <= end or end - start != shape[0] * shape[1] * width:
             raise ValueError("data offsets do not match the shape")
-        if 8 + header_len + end > len(body):
+        if data_start + end > len(body):
             raise ValueError("data is truncated")
     except (ValueError, KeyError, TypeError, IndexError, RecursionError) as exc:
         problems.add(where, f"not a valid soft prompt tensor: {exc}")
@@ -376,6 +482,22 @@ def parse(data: bytes, source: str) -> Package:
                 else:
                     _check_tensor(files[tensor_path], doc, tensor_path, problems)
                     package.soft_prompts.append((doc, files[tensor_path]))
+        elif folder == "lora_adapters" and "/" not in rest:
+            doc = _document(files, path, problems)
+            if doc is not None and (not isinstance(doc, LoraAdapter) or doc.id != rest[:-5]):
+                problems.add(path, "is not the LoRA adapter its name says")
+            elif doc is not None:
+                where = f"lora_adapters/{doc.id}"
+                missing = [n for n in (CONFIG_FILE, WEIGHTS_FILE) if f"{where}/{n}" not in files]
+                if doc.folder != doc.id or missing:
+                    problems.add(path, f"its PEFT folder {where}/ lacks {', '.join(missing)}")
+                elif _check_lora_files(files, doc, where, problems):
+                    adapter_files = {n: files[f"{where}/{n}"] for n in (CONFIG_FILE, WEIGHTS_FILE)}
+                    package.lora_adapters.append((doc, adapter_files))
+        elif folder == "lora_adapters":
+            owner = rest.split("/")[0]
+            if f"lora_adapters/{owner}.json" not in files:
+                problems.add(path, f"belongs to no LoRA adapter in the bundle ({owner}.json)")
     for owner, versions in history.items():
         current = prompts.get(owner)
         if current is None:

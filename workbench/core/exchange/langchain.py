@@ -46,7 +46,7 @@ ONE_PROMPT_PER_FILE = True
 LOSSLESS = False
 CAN_IMPORT = True
 EXPORT_LOSSES: tuple[str, ...] = (
-    "the system message, history, test sets, soft prompts, generation parameters",
+    "the system message, history, test sets, soft prompts, LoRA adapters, parameters",
     "chain of thought; description, tags and labels",
     "templates with Jinja logic are written as jinja2, which LangChain refuses by default",
 )

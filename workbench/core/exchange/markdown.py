@@ -2,7 +2,7 @@
 
 One document for the selection: per prompt its description, tags, system message and
 user template (fenced, verbatim), variables, few-shot examples, chain of thought,
-generation parameters, and a summary of its test sets and soft prompts.
+generation parameters, and a summary of its test sets, soft prompts and LoRA adapters.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ LOSSLESS = False
 CAN_IMPORT = False
 EXPORT_LOSSES: tuple[str, ...] = (
     "it is for reading: it cannot be imported back",
-    "test-set rows beyond the first five of each set, soft prompt tensors, history",
+    "test-set rows beyond the first five of each set, soft prompt and LoRA tensors, history",
 )
 IMPORT_LOSSES: tuple[str, ...] = ()
 
@@ -99,6 +99,14 @@ def _prompt(prompt: Prompt, items: ExportSet) -> list[str]:
             out += [
                 f"- Soft prompt **{soft.name}**: {soft.num_virtual_tokens} virtual tokens on "
                 f"`{soft.base_model}`" + (f" ({metrics})" if metrics else ""),
+                "",
+            ]
+    for adapter, _ in items.lora_adapters:
+        if adapter.prompt_id == prompt.id:
+            metrics = ", ".join(f"{k} {v:.3g}" for k, v in sorted(adapter.metrics.items()))
+            out += [
+                f"- LoRA adapter **{adapter.name}**: rank {adapter.lora.rank} on "
+                f"`{adapter.base_model}`" + (f" ({metrics})" if metrics else ""),
                 "",
             ]
     return out

@@ -10,8 +10,9 @@ Rules:
   - `replace`: becomes a new version of the existing prompt (the old content stays in its
     history, so nothing is lost);
   - `skip`: not imported (nor its test sets and soft prompts);
-- test sets and soft prompts follow their prompt; they are never overwritten: one whose
-  id is taken is added under a new id, unless it is identical (then it is unchanged).
+- test sets, soft prompts and LoRA adapters follow their prompt; they are never
+  overwritten: one whose id is taken is added under a new id, unless it is identical
+  (then it is unchanged).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pathlib import Path
 from workbench.core.exchange.base import Package
 from workbench.core.fsutil import Cancelled
 from workbench.core.library import Library, LibraryError
-from workbench.core.models import Prompt, SoftPrompt, TestSet, new_id
+from workbench.core.models import LoraAdapter, Prompt, SoftPrompt, TestSet, new_id
 from workbench.core.names import unique_name
 
 
@@ -41,14 +42,14 @@ CLASH_POLICIES = (Resolution.COPY, Resolution.REPLACE, Resolution.SKIP)
 
 @dataclass
 class PlanItem:
-    kind: str  # "prompt", "test set", "soft prompt"
+    kind: str  # "prompt", "test set", "soft prompt", "LoRA adapter"
     name: str
     source_id: str
     resolution: Resolution
     choices: tuple[Resolution, ...] = ()
     clash: str = ""  # what it clashes with, for the user
     target_id: str | None = None  # the library prompt a replace writes to
-    parent: int | None = None  # index of the prompt item a test set / soft prompt follows
+    parent: int | None = None  # index of the prompt item a test set / soft prompt / adapter follows
 
     def describe(self) -> str:
         if self.resolution is Resolution.ADD:
@@ -94,7 +95,13 @@ class ImportPlan:
             by_name.setdefault(summary.name.casefold(), []).append(summary.id)
         # ids name files: on a case-insensitive file system "AB" would overwrite "ab"
         folded_ids = {
-            i.casefold(): i for i in (*library.prompts, *library.test_sets, *library.soft_prompts)
+            i.casefold(): i
+            for i in (
+                *library.prompts,
+                *library.test_sets,
+                *library.soft_prompts,
+                *library.lora_adapters,
+            )
         }
         seen: set[tuple[str, str]] = set()
         for imported in package.prompts:
@@ -181,18 +188,30 @@ class ImportPlan:
             )
             parent = prompt_index.get(soft.prompt_id or "")
             self._add_child("soft prompt", soft, parent, same, seen, folded_ids)
+        for adapter, files in package.lora_adapters:
+            existing_lora = library.lora_adapters.get(adapter.id)
+            same = (
+                existing_lora is not None
+                and existing_lora.model_copy(update={"folder": adapter.folder}) == adapter
+                and all(
+                    _same_bytes(library.lora_adapter_path(existing_lora) / name, data)
+                    for name, data in files.items()
+                )
+            )
+            parent = prompt_index.get(adapter.prompt_id or "")
+            self._add_child("LoRA adapter", adapter, parent, same, seen, folded_ids)
 
     def _add_child(
         self,
         kind: str,
-        doc: TestSet | SoftPrompt,
+        doc: TestSet | SoftPrompt | LoraAdapter,
         parent: int | None,
         same: bool,
         seen: set[tuple[str, str]],
         folded_ids: dict[str, str],
     ) -> None:
-        """A test set or soft prompt: unchanged when the library has it, else added — under
-        a new id when its id is taken (they are never overwritten)."""
+        """A test set, soft prompt or adapter: unchanged when the library has it, else
+        added — under a new id when its id is taken (they are never overwritten)."""
         if self._repeated(kind, doc.id, doc.name, seen):
             return
         if same:
@@ -265,8 +284,8 @@ class ImportPlan:
             self.items[index].resolution = resolution if resolution in choices else Resolution.COPY
 
     def effective(self, index: int) -> Resolution:
-        """An item's resolution after its prompt's: a skipped prompt skips its test sets
-        and soft prompts; a prompt added as a copy takes copies of them along."""
+        """An item's resolution after its prompt's: a skipped prompt skips its test sets,
+        soft prompts and adapters; a prompt added as a copy takes copies of them along."""
         item = self.items[index]
         if item.parent is not None:
             parent = self.items[item.parent].resolution
@@ -338,9 +357,12 @@ class ImportPlan:
                         )
                         prompt_ids[prompt.id] = existing.id
                         result.replaced.append(existing.name)
-            children: list[tuple[TestSet | SoftPrompt, bytes | None]] = [
+            children: list[
+                tuple[TestSet | SoftPrompt | LoraAdapter, bytes | dict[str, bytes] | None]
+            ] = [
                 *((t, None) for t in self.package.test_sets),
                 *self.package.soft_prompts,
+                *self.package.lora_adapters,
             ]
             for index, (doc, tensor) in enumerate(children, start=len(self.package.prompts)):
                 check()
@@ -352,9 +374,15 @@ class ImportPlan:
                 linked = _relink(doc, prompt_ids, resolution)
                 if isinstance(linked, TestSet):
                     library.add_test_set_verbatim(linked)
+                elif isinstance(linked, LoraAdapter):
+                    if linked.id in library.lora_adapters:
+                        raise LibraryError(f"a LoRA adapter with id {linked.id!r} exists already")
+                    assert isinstance(tensor, dict)
+                    library.save_lora_adapter(linked, tensor)
                 else:
                     if linked.id in library.soft_prompts:
                         raise LibraryError(f"a soft prompt with id {linked.id!r} exists already")
+                    assert isinstance(tensor, bytes)
                     library.save_soft_prompt(linked, tensor)
                 result.added.append(linked.name)
         result.prompt_ids = [
@@ -381,10 +409,10 @@ def _same_test_set(a: TestSet, b: TestSet) -> bool:
 
 
 def _relink(
-    doc: TestSet | SoftPrompt, prompt_ids: dict[str, str], resolution: Resolution
-) -> TestSet | SoftPrompt:
-    """Point a test set or soft prompt at its prompt's id in the library (a new id when it
-    is added as a copy)."""
+    doc: TestSet | SoftPrompt | LoraAdapter, prompt_ids: dict[str, str], resolution: Resolution
+) -> TestSet | SoftPrompt | LoraAdapter:
+    """Point a test set, soft prompt or adapter at its prompt's id in the library (a new
+    id when it is added as a copy)."""
     update: dict[str, object] = {}
     if doc.prompt_id is not None and doc.prompt_id in prompt_ids:
         update["prompt_id"] = prompt_ids[doc.prompt_id]
@@ -393,6 +421,8 @@ def _relink(
         update["id"] = fresh
         if isinstance(doc, SoftPrompt):
             update["tensor_file"] = f"{fresh}.safetensors"
+        if isinstance(doc, LoraAdapter):
+            update["folder"] = fresh
     return doc.model_copy(update=update)
 
 

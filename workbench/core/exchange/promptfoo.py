@@ -48,7 +48,7 @@ EXPORT_LOSSES: tuple[str, ...] = (
     "history, generation parameters, variable defaults, tags and labels",
     "chain of thought beyond a zero-shot trigger or a scaffold (merged into the template)",
     "label sets and label scoring (tests assert `equals` on the expected output)",
-    "soft prompts; no provider is set (add yours under `providers:`)",
+    "soft prompts and LoRA adapters; no provider is set (add yours under `providers:`)",
 )
 IMPORT_LOSSES: tuple[str, ...] = (
     "providers, defaultTest, transforms and scenarios",

@@ -53,7 +53,7 @@ ONE_PROMPT_PER_FILE = True
 LOSSLESS = False
 CAN_IMPORT = True
 EXPORT_LOSSES: tuple[str, ...] = (
-    "history, test sets, soft prompts and labels",
+    "history, test sets, soft prompts, LoRA adapters and labels",
     "top_k, repetition penalty, grammar and JSON schema (Prompty has no such parameters)",
     "chain of thought beyond a zero-shot trigger or a scaffold (merged into the template)",
     "blank space at the start and end of each message",
