@@ -152,11 +152,15 @@ def target_modules(model: Any, settings: LoraSettings) -> list[str]:
     return list(dict.fromkeys(settings.target_modules))
 
 
-def adapter_backends(spec: ModelSpec | None = None) -> tuple[str, ...]:
-    """The backends a LoRA adapter (of `spec`) runs on, as `lora_io.check_compatible`
-    allows them: what the Run panel offers and says before a run starts."""
-    del spec  # today the same for every model: transformers merges the adapter
-    return ("transformers",)
+def adapter_backends(spec: ModelSpec) -> tuple[str, ...]:
+    """The backends a LoRA adapter runs on with the model `spec`, as
+    `lora_io.check_compatible` allows them: transformers (the adapter merged into the
+    model) and, for a GGUF model, llama.cpp (the adapter as a GGUF LoRA file); none for
+    a model served over HTTP. What the Run panel says before a run starts."""
+    from workbench.core.backends.registry import backends_for
+
+    allowed = {"transformers"} | ({"llama.cpp"} if spec.source == "gguf" else set())
+    return tuple(name for name in backends_for(spec) if name in allowed)
 
 
 def describe_target_layers(spec: ModelSpec, backend: Any = None) -> str:

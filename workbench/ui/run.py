@@ -34,6 +34,7 @@ from workbench.core.backends.registry import ModelCatalog
 from workbench.core.flows.preflight import empty_user_turn, parameter_warnings
 from workbench.core.flows.report import format_stats
 from workbench.core.library import Library
+from workbench.core.lora import adapter_backends
 from workbench.core.models import GenerationParams, LoraAdapter, ModelSpec, Prompt, RunRecord
 from workbench.core.running import RunFinished, StepFinished, StepStarted, run_prompt
 from workbench.core.templates import TemplateError
@@ -96,9 +97,10 @@ def describe_error(exc: BaseException) -> str:
 def _with_adapter(
     library: Library, adapter: LoraAdapter, backend: Backend, events: Iterator[Any]
 ) -> Iterator[Any]:
-    """A run's events with the LoRA adapter merged into the loaded model (checked to be
-    made for it first) and taken out again when the run ends, however it ends; the run
-    record names the adapter. Runs on the worker."""
+    """A run's events with the LoRA adapter applied to the loaded model (merged on
+    transformers, set as a GGUF LoRA on llama.cpp; checked to be made for it first) and
+    taken out again when the run ends, however it ends; the run record names the
+    adapter. Runs on the worker."""
     from workbench.core.lora_io import apply_adapter
 
     applied = apply_adapter(library, adapter, backend)
@@ -108,6 +110,9 @@ def _with_adapter(
                 event = RunFinished(event.record.model_copy(update={"adapter_id": adapter.id}))
             yield event
     finally:
+        close = getattr(events, "close", None)
+        if close is not None:
+            close()  # a run left half-way lets go of the model's locks first
         applied.remove()
 
 
@@ -168,8 +173,8 @@ class RunPanel(QWidget):
         self.soft_prompt = named(ElidedComboBox(min_chars=8), "softPromptPicker")
         self.soft_prompt.set_help(
             "Run with what was trained for this prompt (in the Graduate tab): a soft prompt "
-            "(virtual tokens, either backend) or a LoRA adapter (transformers backend "
-            "only). A newly trained one is listed, never picked for you."
+            "(virtual tokens) or a LoRA adapter (transformers, or llama.cpp with a GGUF "
+            "model). A newly trained one is listed, never picked for you."
         )
         self.tuned = self.soft_prompt  # the "Tuned" picker: soft prompts and LoRA adapters
         self.stops = named(QPlainTextEdit(), "stopStrings")
@@ -414,8 +419,9 @@ class RunPanel(QWidget):
                 Qt.ItemDataRole.ToolTipRole,
             )
         for adapter in self.library.lora_adapters_for(prompt.id) if prompt else []:
-            runs_on = " or ".join(self._adapter_backends(adapter))
-            self.soft_prompt.addItem(f"{adapter.name} (LoRA, {runs_on} only)", adapter.id)
+            self.soft_prompt.addItem(f"{adapter.name} (LoRA adapter)", adapter.id)
+            base = self._catalog_spec(adapter.base_model)
+            runs_on = " or ".join(adapter_backends(base)) if base else "its base model"
             self.soft_prompt.setItemData(
                 self.soft_prompt.count() - 1,
                 f"LoRA adapter of rank {adapter.lora.rank} for {adapter.base_model}: runs on "
@@ -440,7 +446,8 @@ class RunPanel(QWidget):
         return self.library.lora_adapters.get(picked) if picked else None
 
     def _adapter_problem(self) -> str | None:
-        """Why the picked LoRA adapter cannot run on the selected backend (None: it can)."""
+        """Why the picked LoRA adapter cannot run on the picked model and backend (None:
+        it can, as far as the names tell; the run checks the weights too)."""
         adapter = self.picked_adapter()
         if adapter is None:
             return None
@@ -448,20 +455,23 @@ class RunPanel(QWidget):
             spec, backend = self.session.selected_model()
         except Exception:  # nothing picked, or a model removed from the catalogue
             return None
-        backends = self._adapter_backends(adapter)
+        backends = adapter_backends(spec)
         if backend in backends:
             return None
+        if not backends:
+            return (
+                f"LoRA adapter “{adapter.name}” needs a local model: {spec.name} is served "
+                f"over HTTP and runs its own weights. Pick {adapter.base_model} in the model "
+                "list."
+            )
         runs_on = " or ".join(backends)
         return (
-            f"LoRA adapter “{adapter.name}” runs on the {runs_on} backend; {spec.name} is "
-            f"picked on {backend}. Pick “{spec.name} — {backends[0]}” in the model list."
+            f"LoRA adapter “{adapter.name}” runs on {runs_on}; {spec.name} is picked on "
+            f"{backend}. Pick “{spec.name} — {backends[0]}” in the model list."
         )
 
-    def _adapter_backends(self, adapter: LoraAdapter) -> tuple[str, ...]:
-        from workbench.core.lora import adapter_backends
-
-        spec = next((s for s in self.session.catalog.all() if s.id == adapter.base_model), None)
-        return adapter_backends(spec)
+    def _catalog_spec(self, model_id: str) -> ModelSpec | None:
+        return next((s for s in self.session.catalog.all() if s.id == model_id), None)
 
     def params(self) -> GenerationParams:
         prompt = self.current_prompt()
