@@ -163,3 +163,23 @@ def test_the_empty_states_say_what_to_do(qtbot, opened) -> None:
     panel.selection.select(unsplit)
     assert "no held-out test rows" in panel.empty.text()
     assert "split it in the Test sets tab" in panel.empty.text()
+
+
+def test_a_comparison_saved_by_the_methods_tab_is_listed_in_evaluate(qtbot, tmp_path) -> None:
+    from tests.ui import fit
+    from tests.ui.graduate.helpers import comparison_run
+    from workbench.ui.app import MainWindow
+
+    fit.seed_tour_library(tmp_path / "library")
+    window = MainWindow(Library(tmp_path / "library"), load_model=False)
+    qtbot.addWidget(window)
+    prompt = window.library.find_prompt("Review sentiment")
+    window.library_panel.select(prompt.id)
+    before = window.evaluate.history_model.rowCount()
+    test_set = window.library.test_sets_for(prompt.id)[0]
+    run = window.library.save_eval_run(comparison_run(prompt, test_set))
+    window.methods.run_saved.emit(run)
+    assert window.evaluate.history_model.rowCount() == before + 1
+    other = window.library.new_prompt("Other", user_template="x")
+    window.methods.run_saved.emit(comparison_run(other, test_set))  # not the prompt shown
+    assert window.evaluate.history_model.rowCount() == before + 1

@@ -149,6 +149,7 @@ class MainWindow(QMainWindow):
         self.library_panel.version_restored.connect(self._reload_current)
         self.library_panel.message.connect(self.statusBar().showMessage)
         self.methods.message.connect(self.statusBar().showMessage)
+        self.methods.run_saved.connect(self.evaluate.run_added)  # listed in Evaluate too
         self.library_panel.seed_button.clicked.connect(self.load_sample_library)
         self.editor.edited.connect(self.apply_update)
         self.few_shot.changed.connect(lambda block: self.apply_update({"few_shot": block}))

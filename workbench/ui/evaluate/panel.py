@@ -398,6 +398,13 @@ class EvaluatePanel(QWidget):
         self.browser.display(run, test_set, live, prompt_name=name)
         self._update_buttons()
 
+    def run_added(self, run: EvalRun) -> None:
+        """An evaluation saved elsewhere (the Methods tab's comparison): listed among
+        the earlier evaluations when it is of the prompt shown."""
+        if self._prompt is not None and run.prompt_id == self._prompt.id:
+            self._history = [run, *(r for r in self._history if r.id != run.id)]
+            self.browser.add_to_history(run)
+
     def show_run(self, run: EvalRun) -> None:
         """Show a stored evaluation (its test set from the library; unknown when gone)."""
         if self._live is not None:
