@@ -327,3 +327,34 @@ def test_generate_runs_with_the_adapter_on_llama_cpp(
     assert adapted["logprob"] > plain["logprob"] or adapted["text"] != plain["text"]
     [run] = [r for r in library.runs_for(library.find_prompt("Fruit").id)]
     assert run.adapter_id == adapter.id
+
+
+@pytest.mark.slow
+def test_lora_export_gguf_writes_what_llama_s_lora_path_loads(
+    trained, embedded_spec, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import llama_cpp
+
+    from workbench.cli import main
+
+    library, adapter = trained
+    out = tmp_path / "adapter.gguf"
+    args = ["--library", str(library.root), "lora", "export", adapter.name, "--gguf", str(out)]
+    assert main(args) == 0
+    assert f"to {out}" in capsys.readouterr().out
+    assert main(args) == 2  # not replaced without --overwrite
+    assert "--overwrite" in capsys.readouterr().err
+
+    def next_token_logits(**extra) -> np.ndarray:
+        llm = llama_cpp.Llama(
+            model_path=str(embedded_spec.path), n_ctx=128, n_threads=2, verbose=False, **extra
+        )
+        try:
+            llm.eval(llm.tokenize(b"Is a pear a fruit? Answer:", add_bos=False))
+            pointer = llama_cpp.llama_get_logits_ith(llm.ctx, -1)
+            return np.ctypeslib.as_array(pointer, shape=(llm.n_vocab(),)).copy()
+        finally:
+            llm.close()
+
+    plain, adapted = next_token_logits(), next_token_logits(lora_path=str(out))
+    assert np.abs(adapted - plain).max() > 1.0  # llama.cpp applies it

@@ -9,7 +9,18 @@ import sys
 from collections.abc import Sequence
 
 from workbench import __version__
-from workbench.cli import compare, evaluate, generate, gui, library, models, optimise, soft, tune
+from workbench.cli import (
+    compare,
+    evaluate,
+    generate,
+    gui,
+    library,
+    lora,
+    models,
+    optimise,
+    soft,
+    tune,
+)
 from workbench.cli.common import (
     EXIT_INTERRUPTED,
     CliError,
@@ -47,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     optimise.register(sub)
     compare.register(sub)
     soft.register(sub)
+    lora.register(sub)
     library.register(sub)
     return parser
 
