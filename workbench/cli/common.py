@@ -57,8 +57,11 @@ def note(message: str = "", end: str = "\n") -> None:
 
 
 def emit_json(obj: object) -> None:
-    """One JSON object on its own stdout line, flushed (a reader may be streaming)."""
-    print(json.dumps(obj), flush=True)
+    """One JSON object on its own stdout line, flushed (a reader may be streaming), in
+    one write: the processes of `accelerate launch` share stdout, and a line written in
+    one piece is never cut by another process's."""
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
 
 
 # -- the library, prompts, values, settings ----------------------------------------

@@ -111,6 +111,8 @@ def print_tune_event(event: GraduationEvent | LoraGraduationEvent, as_json: bool
         text = format_validation(event)
     elif isinstance(event, TuningFinished | LoraFinished):
         text = event.result.message
+    if line is not None and line["event"] in ("step", "validation") and launcher_world() > 1:
+        line["process"] = launcher_rank()  # under `accelerate launch`: whose slice it was
     elif isinstance(event, LoraAdapterSaved):
         adapter = event.adapter
         line = {"event": "saved", "adapter": adapter.id, "name": adapter.name}
@@ -125,6 +127,14 @@ def print_tune_event(event: GraduationEvent | LoraGraduationEvent, as_json: bool
         emit_json(line)
     elif not as_json and text is not None:
         note(text)
+
+
+def launcher_world() -> int:
+    """How many processes `accelerate launch` / torchrun started (1 when run directly)."""
+    try:
+        return int(os.environ.get("WORLD_SIZE", "1"))
+    except ValueError:
+        return 1
 
 
 def launcher_rank() -> int:
