@@ -230,6 +230,16 @@ def _header(header: QHeaderView) -> list[Offender]:
 
 def _tabs(bar: QTabBar) -> list[Offender]:
     found: list[Offender] = []
+    owner = bar.parentWidget()
+    if owner is not None and bar.usesScrollButtons():
+        shown = [i for i in range(bar.count()) if bar.isTabVisible(i)]
+        needed = sum(bar.tabSizeHint(i).width() for i in shown)  # type: ignore[attr-defined]
+        if needed > owner.width() + SLACK:  # some tabs only behind the scroll arrows
+            found.append(
+                Offender(
+                    "text", f"{describe(bar)} tabs", "all tabs", needed, owner.width(), where(bar)
+                )
+            )
     for index in range(bar.count()):
         if not bar.isTabVisible(index):
             continue

@@ -117,7 +117,7 @@ def test_header_sections_and_tabs_are_measured(qtbot, themed) -> None:
     tabs.setObjectName("tabs")
     tabs.tabBar().setElideMode(Qt.TextElideMode.ElideRight)
     tabs.tabBar().setUsesScrollButtons(False)
-    for name in ("Few-shot examples", "Chain of thought", "Test sets", "Evaluate"):
+    for name in ("Few-shot", "Chain of thought", "Test sets", "Evaluate"):
         tabs.addTab(QWidget(), name)
     box = _box(qtbot, table, tabs, width=200)
     tabs.setFixedWidth(160)
@@ -167,7 +167,7 @@ def tour(request, qtbot, themed, tmp_path: Path) -> list[fit.Place]:
 
 def test_the_tour_visits_every_tab_and_the_dialogs(tour) -> None:
     names = [p.name for p in tour]
-    for tab in ("Prompt", "Few-shot examples", "Chain of thought", "Test sets", "Evaluate"):
+    for tab in ("Prompt", "Few-shot", "Chain of thought", "Test sets", "Evaluate"):
         assert any(f"tab '{tab}'" in n for n in names), tab
     assert any("Graduate" in n for n in names)
     for dialog in ("Compare runs", "Export", "Import preview", "Help → About"):

@@ -125,7 +125,7 @@ class MainWindow(QMainWindow):
         self.tabs = QTabWidget()
         self.tabs.setObjectName("editorTabs")
         self.tabs.addTab(self.editor, "Prompt")
-        self.tabs.addTab(self.few_shot, "Few-shot examples")
+        self.tabs.addTab(self.few_shot, "Few-shot")
         self.tabs.addTab(self.cot, "Chain of thought")
         self.tabs.addTab(self.test_sets, "Test sets")
         self.evaluate = EvaluatePanel(library, self.jobs, self.session, self.selection)
