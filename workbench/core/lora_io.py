@@ -21,7 +21,6 @@ torch, peft, safetensors and transformers are imported lazily.
 
 from __future__ import annotations
 
-import json
 import math
 import shutil
 import tempfile
@@ -41,6 +40,7 @@ from workbench.core.peft_io import (
     _check_target,
     _fsync_file,
     _move_into_place,
+    read_adapter_config,
 )
 
 if TYPE_CHECKING:
@@ -188,17 +188,7 @@ def adapter_layers(tensors: Mapping[str, Any], source: Path | str) -> dict[str, 
 
 
 def _read_config(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text("utf-8")
-    except FileNotFoundError:
-        raise LoraAdapterError(f"{path}: file not found (the adapter's config)") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise LoraAdapterError(f"{path}: cannot be read: {exc}") from None
-    try:
-        config = json.loads(text)
-    except ValueError as exc:
-        raise LoraAdapterError(f"{path}: not valid JSON: {exc}") from None
-    return check_config(config, path)
+    return check_config(read_adapter_config(path, LoraAdapterError), path)
 
 
 def check_config(config: Any, path: Path | str) -> dict[str, Any]:

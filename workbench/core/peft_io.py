@@ -292,17 +292,23 @@ def import_adapter_into_library(
     return soft
 
 
-def _read_config(path: Path) -> dict[str, Any]:
+def read_adapter_config(path: Path, error: type[Exception]) -> Any:
+    """An adapter folder's `adapter_config.json`, parsed; every failure (missing,
+    unreadable, not JSON) is an `error` naming the file. The caller checks the content."""
     try:
         text = path.read_text("utf-8")
     except FileNotFoundError:
-        raise PeftAdapterError(f"{path}: file not found (the adapter's config)") from None
+        raise error(f"{path}: file not found (the adapter's config)") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise PeftAdapterError(f"{path}: cannot be read: {exc}") from None
+        raise error(f"{path}: cannot be read: {exc}") from None
     try:
-        config = json.loads(text)
+        return json.loads(text)
     except ValueError as exc:
-        raise PeftAdapterError(f"{path}: not valid JSON: {exc}") from None
+        raise error(f"{path}: not valid JSON: {exc}") from None
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    config = read_adapter_config(path, PeftAdapterError)
     if not isinstance(config, dict):
         raise PeftAdapterError(f"{path}: expected a JSON object, got {type(config).__name__}")
 
