@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -300,26 +301,11 @@ class SoftPrompts(QSplitter):
             base = graduation.model_folder(spec)
             return export_peft_adapter(tensor, soft, str(base), target)
 
-        def done(written: Any) -> None:
-            from workbench.core.peft_io import placement_caveat
+        from workbench.core.peft_io import placement_caveat
 
-            caveat = placement_caveat(soft)
-            note = f" — note: {caveat}" if caveat else ""
-            self.message.emit(f"Exported “{soft.name}” as a PEFT adapter to {written}{note}")
-            self.exported.emit(Path(written))
-
-        def failed(exc: BaseException, trace: str) -> None:
-            log.error("export of %s failed: %s\n%s", soft.name, exc, trace)
-            self.message.emit(f"Export failed: {graduation.describe_training_error(exc)}")
-
-        self.message.emit(f"Exporting “{soft.name}”…")
-        return self.jobs.run(
-            f"export {soft.name}",
-            work,
-            on_done=done,
-            on_error=failed,
-            on_cancelled=lambda: self.message.emit(f"Export of “{soft.name}” stopped."),
-        )
+        caveat = placement_caveat(soft)
+        note = f" — note: {caveat}" if caveat else ""
+        return self._run_export(soft.name, work, "a PEFT adapter", note)
 
     def _export_lora(self, target: Path, adapter: LoraAdapter) -> Job:
         library = self.library
@@ -329,21 +315,28 @@ class SoftPrompts(QSplitter):
 
             return export_lora_adapter(library, adapter, target)
 
+        return self._run_export(adapter.name, work, "a PEFT LoRA adapter")
+
+    def _run_export(
+        self, name: str, work: Callable[[threading.Event], Path], what: str, note: str = ""
+    ) -> Job:
+        """An export as a job, said on the message line as it starts, ends or fails."""
+
         def done(written: Any) -> None:
-            self.message.emit(f"Exported “{adapter.name}” as a PEFT LoRA adapter to {written}")
+            self.message.emit(f"Exported “{name}” as {what} to {written}{note}")
             self.exported.emit(Path(written))
 
         def failed(exc: BaseException, trace: str) -> None:
-            log.error("export of %s failed: %s\n%s", adapter.name, exc, trace)
+            log.error("export of %s failed: %s\n%s", name, exc, trace)
             self.message.emit(f"Export failed: {graduation.describe_training_error(exc)}")
 
-        self.message.emit(f"Exporting “{adapter.name}”…")
+        self.message.emit(f"Exporting “{name}”…")
         return self.jobs.run(
-            f"export {adapter.name}",
+            f"export {name}",
             work,
             on_done=done,
             on_error=failed,
-            on_cancelled=lambda: self.message.emit(f"Export of “{adapter.name}” stopped."),
+            on_cancelled=lambda: self.message.emit(f"Export of “{name}” stopped."),
         )
 
     def _export_dialog(self) -> None:
