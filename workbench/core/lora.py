@@ -158,9 +158,9 @@ def adapter_backends(spec: ModelSpec) -> tuple[str, ...]:
     model) and, for a GGUF model, llama.cpp (the adapter as a GGUF LoRA file); none for
     a model served over HTTP. What the Run panel says before a run starts."""
     from workbench.core.backends.registry import backends_for
+    from workbench.core.lora_io import runs_adapters
 
-    allowed = {"transformers"} | ({"llama.cpp"} if spec.source == "gguf" else set())
-    return tuple(name for name in backends_for(spec) if name in allowed)
+    return tuple(name for name in backends_for(spec) if runs_adapters(name, spec))
 
 
 def describe_target_layers(spec: ModelSpec, backend: Any = None) -> str:

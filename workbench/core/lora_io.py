@@ -404,14 +404,17 @@ class AppliedAdapter:
         self.peft_model = None
 
 
+def runs_adapters(backend_name: str, spec: ModelSpec) -> bool:
+    """Whether a LoRA adapter runs on this backend with the model `spec`: transformers
+    (the adapter merged into the model) and, for a GGUF model, llama.cpp (the adapter as
+    a GGUF LoRA file)."""
+    return backend_name == "transformers" or (backend_name == "llama.cpp" and spec.source == "gguf")
+
+
 def check_compatible(adapter: LoraAdapter, backend: Backend) -> None:
-    """Refuse an adapter on a backend that cannot run one (transformers, and llama.cpp
-    with a GGUF model, can) or for another base model than the loaded one (by the
-    weights' hash, as soft prompts)."""
-    runs = backend.name == "transformers" or (
-        backend.name == "llama.cpp" and backend.spec.source == "gguf"
-    )
-    if not runs:
+    """Refuse an adapter on a backend that cannot run one (`runs_adapters`) or for
+    another base model than the loaded one (by the weights' hash, as soft prompts)."""
+    if not runs_adapters(backend.name, backend.spec):
         raise LoraAdapterError(
             f"LoRA adapters run on the transformers and llama.cpp backends; model "
             f"{backend.spec.name!r} is loaded on {backend.name}"
