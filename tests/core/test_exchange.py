@@ -313,6 +313,66 @@ def test_a_failed_apply_leaves_the_library_as_it_was(
     assert not target.test_sets and not target.soft_prompts
 
 
+def _library_with_a_draft(tmp_path: Path) -> tuple[Library, Path, str]:
+    """A library whose prompt has unsaved edits, and a bundle with another version of it."""
+    mine = Library(tmp_path / "mine")
+    prompt = mine.new_prompt("Beta", user_template="Mine {{ b }}")
+    theirs = Library(tmp_path / "theirs")
+    theirs.add_prompt_verbatim(prompt.model_copy(update={"user_template": "Theirs {{ b }}"}))
+    out = tmp_path / "theirs.zip"
+    export(theirs, "bundle", out)
+    mine.save_draft(prompt.model_copy(update={"user_template": "Mine, edited {{ b }}"}))
+    return mine, out, prompt.id
+
+
+def test_a_replace_keeps_the_unsaved_edits_as_the_version_before_the_import(
+    tmp_path: Path,
+) -> None:
+    mine, out, prompt_id = _library_with_a_draft(tmp_path)
+    result = plan_file(mine, out, on_clash=Resolution.REPLACE).apply()
+
+    assert result.replaced == ["Beta"] and result.drafts_kept == ["Beta"]
+    assert "unsaved edits of Beta were saved as a version first" in result.summary()
+    now = mine.get_prompt(prompt_id)
+    assert (now.version, now.user_template) == (3, "Theirs {{ b }}")
+    assert mine.draft(prompt_id) is None  # it would reopen over the import
+    kept = [p for p in mine.history(prompt_id) if p.version == 2]
+    assert [p.user_template for p in kept] == ["Mine, edited {{ b }}"]
+    assert mine.version_notes(prompt_id) == {
+        2: "unsaved edits, kept before an import",
+        3: "imported",
+    }
+
+
+def test_a_failed_replace_keeps_the_draft_and_the_library_as_they_were(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mine, out, prompt_id = _library_with_a_draft(tmp_path)
+    plan = plan_file(mine, out, on_clash=Resolution.REPLACE)
+    before = snapshot(mine.root)
+
+    import workbench.core.library as library_module
+
+    real = library_module.atomic_write_bytes
+    calls = {"n": 0}
+
+    def failing(path: Path, data: bytes) -> None:  # the draft's version lands, then no space
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise OSError(28, "No space left on device")
+        real(path, data)
+
+    monkeypatch.setattr(library_module, "atomic_write_bytes", failing)
+    with pytest.raises(OSError, match="No space"):
+        plan.apply()
+    monkeypatch.setattr(library_module, "atomic_write_bytes", real)
+    assert calls["n"] >= 4  # (and the undo's writes)
+    assert snapshot(mine.root) == before
+    draft = mine.draft(prompt_id)
+    assert draft is not None and draft.user_template == "Mine, edited {{ b }}"
+    assert mine.get_prompt(prompt_id).version == 1
+
+
 # -- promptfoo ---------------------------------------------------------------------------
 
 

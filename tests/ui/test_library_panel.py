@@ -108,6 +108,40 @@ def test_an_import_that_replaces_the_open_prompt_keeps_list_history_editor_and_r
     assert run.soft_prompt.currentData() == soft.id  # the Run panel kept its choice
 
 
+def test_a_replace_over_unsaved_edits_shows_the_import_and_keeps_the_edits_in_history(
+    qtbot, library_dir: Path, tmp_path: Path
+) -> None:
+    mine = Library(library_dir)
+    beta = mine.new_prompt("Beta", user_template="Mine {{ b }}")
+    source = Library(tmp_path / "source")
+    source.add_prompt_verbatim(beta.model_copy(update={"user_template": "Imported {{ b }}"}))
+    bundle = tmp_path / "shared.zip"
+    exchange.export(source, "bundle", bundle)
+    window = open_window(qtbot, library_dir)
+    panel = window.library_panel
+    panel.select(beta.id)
+    window.apply_update({"user_template": "Mine, edited {{ b }}"})  # not saved (Ctrl+S)
+    assert window.has_draft()
+
+    job = window.import_file(bundle)  # the edits are autosaved as a draft first
+    qtbot.waitUntil(lambda: job.finished, timeout=10_000)
+    dialog = window.import_dialog
+    qtbot.waitUntil(dialog.isVisible)
+    replace = dialog.all_clashes.findData("replace")
+    dialog.all_clashes.setCurrentIndex(replace)
+    dialog.all_clashes.activated.emit(replace)
+    qtbot.mouseClick(dialog.findChild(QPushButton, "importApply"), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.import_dialog is None, timeout=10_000)
+
+    assert window.editor.template.toPlainText() == "Imported {{ b }}"  # not the old draft
+    assert not window.has_draft() and Library(library_dir).draft(beta.id) is None
+    assert "unsaved edits of Beta were saved" in window.statusBar().currentMessage()
+    assert [v.version for v in panel.versions._versions] == [3, 2, 1]
+    assert panel.versions.version_at(1).user_template == "Mine, edited {{ b }}"
+    window.autosave()  # nothing brings the draft back
+    assert Library(library_dir).draft(beta.id) is None
+
+
 def _line_colour(view, prefix: str) -> str:
     """The text colour the highlighter gives the first line that starts with `prefix`."""
     block = view.document().firstBlock()

@@ -70,6 +70,8 @@ class ImportResult:
     unchanged: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     prompt_ids: list[str] = field(default_factory=list)
+    # replaced prompts whose unsaved draft became a version before the imported one
+    drafts_kept: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         parts = [
@@ -78,7 +80,11 @@ class ImportResult:
             f"{len(self.unchanged)} unchanged",
             f"{len(self.skipped)} skipped",
         ]
-        return ", ".join(parts)
+        text = ", ".join(parts)
+        if self.drafts_kept:
+            names = ", ".join(self.drafts_kept)
+            text += f"; the unsaved edits of {names} were saved as a version first (see History)"
+        return text
 
 
 class ImportPlan:
@@ -316,6 +322,7 @@ class ImportPlan:
         result = ImportResult()
         prompt_ids: dict[str, str] = {}  # imported id -> id in the library
         taken = {s.name.casefold() for s in library.search()}
+        stale_drafts: list[str] = []  # dropped once everything is written
 
         def check() -> None:
             if cancel is not None and cancel.is_set():
@@ -349,6 +356,17 @@ class ImportPlan:
                     case Resolution.REPLACE:
                         assert item.target_id is not None
                         existing = library.get_prompt(item.target_id)
+                        draft = library.draft(existing.id)
+                        if draft is not None and not draft.content_equal(existing):
+                            # unsaved edits would otherwise reopen over the import (or be
+                            # lost): they become the version before it
+                            existing = library.save_prompt(
+                                draft.model_copy(update={"version": existing.version}),
+                                note="unsaved edits, kept before an import",
+                            )
+                            result.drafts_kept.append(existing.name)
+                        if draft is not None:
+                            stale_drafts.append(existing.id)
                         update = prompt.model_copy(
                             update={"id": existing.id, "version": existing.version}
                         )
@@ -385,6 +403,8 @@ class ImportPlan:
                     assert isinstance(tensor, bytes)
                     library.save_soft_prompt(linked, tensor)
                 result.added.append(linked.name)
+        for prompt_id in stale_drafts:  # after the transaction: a failed import keeps them
+            library.discard_draft(prompt_id)
         result.prompt_ids = [
             prompt_ids[p.prompt.id] for p in self.package.prompts if p.prompt.id in prompt_ids
         ]
