@@ -514,6 +514,28 @@ class LoopOutcome:
     curves: dict[str, list[float]]
 
 
+def batch_arguments(data: Encoded, idx: Any) -> tuple[Any, ...]:
+    """A training module's arguments for the rows `idx` of `data`: ids and mask trimmed
+    to the batch's longest row, virtual-token offsets, and the target rows, positions
+    and ids (what the loop's step feeds the module; a benchmark's forward-only pass
+    feeds it the same)."""
+    import torch
+
+    width = int(data.attention_mask[idx].sum(dim=1).max())
+    ids = data.input_ids[idx, :width]
+    mask = data.attention_mask[idx, :width]
+    tmask = data.target_mask[idx]
+    rows = torch.arange(idx.shape[0], device=ids.device).unsqueeze(1).expand_as(tmask)
+    return (
+        ids,
+        mask,
+        data.virtual_at[idx],
+        rows[tmask],
+        data.target_pos[idx][tmask],
+        data.target_ids[idx][tmask],
+    )
+
+
 def run_training_loop(
     loop: TrainingLoop,
     cancel: threading.Event,
@@ -571,22 +593,10 @@ def run_training_loop(
             idx = batch[rank * config.batch_size : (rank + 1) * config.batch_size]
             if idx.numel() == 0:  # more processes than rows: this one repeats the batch
                 idx = batch[: config.batch_size]
-            width = int(train_data.attention_mask[idx].sum(dim=1).max())
-            ids = train_data.input_ids[idx, :width]
-            mask = train_data.attention_mask[idx, :width]
-            tmask = train_data.target_mask[idx]
-            rows = torch.arange(idx.shape[0], device=ids.device).unsqueeze(1).expand_as(tmask)
             if loop.train_mode is not None:
                 loop.train_mode(True)
             with accelerator.autocast():
-                loss = module(
-                    ids,
-                    mask,
-                    train_data.virtual_at[idx],
-                    rows[tmask],
-                    train_data.target_pos[idx][tmask],
-                    train_data.target_ids[idx][tmask],
-                )
+                loss = module(*batch_arguments(train_data, idx))
             value = float(loss.detach())
             if not math.isfinite(value):
                 reason = "nan"
