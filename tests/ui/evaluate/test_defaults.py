@@ -145,6 +145,32 @@ def test_variants_are_kept_per_prompt_across_switches(qtbot, open_panel, library
     assert [v.name for v in panel.variants_model.variants()] == ["Other", "other's second"]
 
 
+def test_the_evaluation_shown_comes_back_with_its_prompt(
+    qtbot, open_panel, library_dir: Path
+) -> None:
+    library = Library(library_dir)
+    prompt = sentiment_prompt(library)
+    test_set = sentiment_set(library, prompt, count=8)
+    older, newer = stored_run(test_set, prompt), stored_run(test_set, prompt)
+    library.save_eval_run(older)
+    library.save_eval_run(newer)
+    other = library.new_prompt("Other", user_template="{{ text }}")
+    panel = open_panel()
+    panel.set_prompt(panel.library.get_prompt(prompt.id))
+    assert panel.shown_run() is None  # nothing picked yet: no run is pushed on the user
+    listed = [panel.history_model.index(r, 0) for r in range(2)]
+    picked = next(i for i in listed if panel.history_model.at(i.row()).id == older.id)
+    panel.browser.history.setCurrentIndex(picked)
+    assert panel.shown_run().id == older.id
+
+    panel.set_prompt(panel.library.get_prompt(other.id))
+    assert panel.shown_run() is None  # another prompt's results are not shown
+    panel.set_prompt(panel.library.get_prompt(prompt.id))
+    shown = panel.shown_run()
+    assert shown is not None and shown.id == older.id  # the one left, not the newest
+    assert panel.browser.grid_model.rowCount() == 2
+
+
 def test_an_earlier_evaluation_shows_its_settings(qtbot, open_panel, library_dir: Path) -> None:
     library = Library(library_dir)
     prompt = sentiment_prompt(library)

@@ -82,6 +82,7 @@ class EvaluatePanel(QWidget):
         self._live: LiveRun | None = None
         self._history: list[EvalRun] = []  # the prompt's stored runs: what speed they measured
         self._variants_of: dict[str, list[VariantSpec]] = {}  # per prompt, for the session
+        self._shown_of: dict[str, str] = {}  # per prompt: the run it showed, for the session
         self._clear_on_change = False  # the message is about settings since changed
 
         self.options = EvalOptions(library)
@@ -177,6 +178,10 @@ class EvaluatePanel(QWidget):
         # sets and history
         if previous is not None:
             self._variants_of[previous.id] = self.variants_model.variants()
+            shown = self.shown_run()
+            live = self._live is not None and self._live.shown
+            if shown is not None and shown.prompt_id == previous.id and not live:
+                self._shown_of[previous.id] = shown.id
         if prompt is not None:
             remembered = self._variants_of.get(prompt.id)
             self.variants_model.set_variants(remembered or [VariantSpec(name=prompt.name)])
@@ -186,7 +191,11 @@ class EvaluatePanel(QWidget):
         self.browser.set_history(self._history)
         if self._live is not None:
             self._live.shown = False  # the run goes on (and is saved) out of sight
-        self._show(None, None)
+        # the evaluation it showed when left this session, if it is still stored
+        back = self._shown_of.get(prompt.id) if prompt is not None else None
+        again = next((r for r in self._history if r.id == back), None)
+        test_set = self.library.test_sets.get(again.test_set_id or "") if again else None
+        self._show(again, test_set)
         self._show_message("")
         self.options.set_prompt_id(prompt.id if prompt else None)
         self.refresh()
@@ -370,6 +379,8 @@ class EvaluatePanel(QWidget):
         if self._prompt is not None and self._prompt.id == run.prompt_id:
             self.browser.add_to_history(run)
             self._history.insert(0, run)  # its speed counts for the next estimate
+        elif run.prompt_id is not None:  # it ended out of sight: shown when it is back
+            self._shown_of[run.prompt_id] = run.id
         self._show_message(ended_text(run, self.progress.maximum()))
         self.evaluation_finished.emit(run)
 
