@@ -1,12 +1,13 @@
 """The Run and Library panels built on their own, without a main window: the Run panel
-follows the prompt selection and shows the model session's catalogue."""
+follows the prompt selection (showing the prompt's last output) and shows the model
+session's catalogue."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from workbench.core.library import Library
-from workbench.core.models import GenerationParams
+from workbench.core.models import GenerationParams, RunRecord
 from workbench.ui.jobs import JobRunner
 from workbench.ui.library_panel import LibraryPanel
 from workbench.ui.run import RunPanel
@@ -34,6 +35,11 @@ def test_the_run_panel_follows_the_selection_and_the_session(qtbot, library_dir:
         assert edited and edited[-1].temperature == 0.2
         selection.select(None)
         assert panel.history_model.rowCount() == 0
+        assert panel.output.toPlainText() == ""
+        for output in ("Hi Ada, an older run.", "Hi Ada!"):
+            library.save_run(RunRecord(prompt_id=prompt.id, model="m", backend="b", output=output))
+        selection.select(prompt)  # back on it: its last output is shown, not an empty pane
+        assert panel.output.toPlainText() == "Hi Ada!"
         session.status_changed.emit("Ready: a test model")
         assert "Ready: a test model" in panel.model_status.text()
     finally:

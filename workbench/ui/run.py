@@ -399,6 +399,8 @@ class RunPanel(QWidget):
         self.refresh_soft_prompts(prompt)
         self.output.clear()
         self.stats.clear()
+        if self.history_model.rowCount():  # the prompt's last output, as it was left
+            self.show_run(0)
         self._say("")
         self._update_warnings()
 
