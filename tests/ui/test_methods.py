@@ -96,6 +96,14 @@ def test_train_all_then_compare_fills_the_table_and_the_verdict(
     assert status["zero-shot"] == "not compared yet"
     assert status["chain of thought"] == "not available"
     assert sorted(panel.train_buttons) == ["lora", "soft"]
+    panel.resize(900, 700)  # narrower than the table: the Train buttons stay in view
+    qtbot.wait(50)
+    viewport = panel.view.viewport()
+    for button in panel.train_buttons.values():
+        assert button.isVisible()
+        corner = button.mapTo(viewport, button.rect().bottomRight())
+        assert viewport.rect().contains(corner), (corner, viewport.rect())
+    panel.resize(1300, 700)
     assert panel.verdict.text() == "Nothing compared yet: press Compare."
     assert panel.train_all.isEnabled() and panel.compare_button.isEnabled()
     assert not panel.export_button.isEnabled()  # nothing to export yet

@@ -56,7 +56,8 @@ from workbench.ui.session import ModelSession, PromptSelection, describe_error
 log = logging.getLogger(__name__)
 _Index = QModelIndex | QPersistentModelIndex
 
-# the table's columns: the core's, the status column last (it holds the Train buttons)
+# the table's columns: the core's; the status column (it holds the Train buttons) is
+# shown second
 HEADERS = {
     "method": "method",
     "accuracy": "held-out\naccuracy",
@@ -165,6 +166,8 @@ class MethodsPanel(QWidget):
         header = self.view.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setStretchLastSection(True)
+        # the status (and its Train button) beside the method's name: in view at any width
+        header.moveSection(MethodsModel.KEYS.index("status"), 1)
         self.compare_button = QPushButton("Compare")
         self.compare_button.setObjectName("methodsCompare")
         self.compare_button.setToolTip(
