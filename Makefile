@@ -43,7 +43,7 @@ bench: $(STAMP)
 	for f in bench/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
 
 screenshots: $(STAMP)
-	xvfb-run -a -s "-screen 0 1600x1000x24" $(BIN)/python scripts/screenshots.py docs/img
+	xvfb-run -a -s "-screen 0 1920x1080x24" $(BIN)/python scripts/screenshots.py docs/img
 
 # a one-folder app in dist/PromptWorkbench/ (packaging/workbench.spec), then its smoke check
 package: $(STAMP)
