@@ -99,7 +99,15 @@ def test_a_full_tiny_run_compares_finds_nearest_tokens_and_exports(
 
     nearest = panel.nearest_model
     qtbot.waitUntil(lambda: nearest.rowCount() == 8, timeout=MODEL_TIMEOUT_MS)
-    assert child(panel, QTableView, "gradNearest").model() is nearest
+    view = child(panel, QTableView, "gradNearest")
+    assert view.model() is nearest
+    panel.resize(700, 850)  # about the Graduate tab's width in a 1366×768 window
+    qtbot.wait(50)
+    metrics = view.fontMetrics()
+    for column in range(nearest.columnCount()):  # every neighbour reads in full
+        text = str(nearest.data(nearest.index(0, column)))
+        assert view.columnWidth(column) >= metrics.horizontalAdvance(text), text
+    panel.resize(1300, 850)
     for row in nearest.tokens():
         assert len(row) == 5
         similarities = [s for _, s in row]

@@ -142,7 +142,12 @@ class SoftPrompts(QSplitter):
         self.nearest_view = named(QTableView(), "gradNearest")
         self.nearest_view.setModel(self.nearest_model)
         self.nearest_view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.nearest_view.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        # each neighbour as wide as its token and cosine: squeezed to the width at 1366 px
+        # they read "'…"; the farther ones scroll into view instead
+        header = self.nearest_view.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setStretchLastSection(True)
+        self.nearest_view.setWordWrap(False)
         self.nearest_status = named(MessageLine(), "gradNearestStatus")  # wraps: errors are long
         self.soft_model = SoftPromptListModel(self)
         self.soft_list = named(QListView(), "gradSoftPrompts")
