@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QPoint, Qt
-from PySide6.QtWidgets import QCheckBox, QLabel, QTableView, QTextBrowser
+from PySide6.QtWidgets import QCheckBox, QLabel, QSplitter, QTableView, QTextBrowser
 
 from tests.ui.evaluate.helpers import (
     click,
@@ -134,3 +134,26 @@ def test_failures_only_filters_the_grid(qtbot, open_panel, library_dir: Path) ->
 
     qtbot.mouseClick(failures, Qt.MouseButton.LeftButton)
     assert grid.model().rowCount() == 6
+
+
+def test_a_smaller_window_keeps_the_grid_the_largest_part_of_the_results(
+    qtbot, library_dir: Path, fake_models
+) -> None:
+    library = Library(library_dir)
+    prompt = sentiment_prompt(library)
+    _long_set(library, prompt)
+    window = _window(qtbot, library_dir, prompt.id, (1920, 1080))
+    panel = window.evaluate
+    with qtbot.waitSignal(panel.evaluation_finished, timeout=10_000):
+        click(qtbot, panel, "evalRun")
+    qtbot.waitUntil(lambda: not panel.running)
+    grid = panel.findChild(QTableView, "evalGrid")
+    splitter = panel.findChild(QSplitter, "evalResultsSplitter")
+    qtbot.waitUntil(lambda: grid.height() > splitter.height() // 2)
+
+    window.resize(1366, 768)  # all of the lost height came out of the grid
+    qtbot.waitUntil(lambda: splitter.height() < 500)
+    qtbot.wait(50)
+    strip, rows, detail = splitter.sizes()
+    assert rows >= (strip + rows + detail) // 2, (strip, rows, detail)
+    assert strip > 0 and detail > 0  # the analysis and the case stay in view

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QModelIndex, QPoint, Qt, QTimer, Signal
-from PySide6.QtGui import QShowEvent
+from PySide6.QtGui import QResizeEvent, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -229,6 +229,21 @@ class ResultsBrowser(QWidget):
         history = max(140, width // 5)  # the analysis's tabs get the most of the width
         self.strip.setSizes([width - history, history])
         self._sized = True
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        if self._sized:
+            QTimer.singleShot(0, self._keep_the_grid_first)  # once the splitter has its size
+
+    def _keep_the_grid_first(self) -> None:
+        """A smaller window takes its height from the grid alone (the strip and detail do
+        not stretch): give the grid back at least half, from the strip and detail."""
+        strip, grid, detail = self.splitter.sizes()
+        height = strip + grid + detail
+        if height < 200 or grid >= height // 2:
+            return
+        strip, detail = min(strip, max(110, height // 4)), min(detail, max(70, height // 6))
+        self.splitter.setSizes([strip, height - strip - detail, detail])
 
     def _room_for_pictures(self) -> None:
         """A picture tab picked in a short strip: the strip grows to show the chart (the
