@@ -159,3 +159,40 @@ def test_generate_refuses_an_adapter_it_cannot_run(
         err = capsys.readouterr().err
         assert "was made for model 'tiny'" in err and embedded_spec.name in err
     assert Library(yes_no.root).runs_for(yes_no.find_prompt("YN").id) == []
+
+
+def test_tune_lora_ends_with_the_held_out_comparison_as_soft_does(
+    yes_no: Library, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The same flow as after a soft prompt (`graduation.compare_on_held_out`): the hard
+    prompt vs the adapter on the held-out rows, printed as a table (a JSON line with
+    --json) and saved as an evaluation run; --no-compare skips it."""
+    from workbench.core.graduation import LORA_VARIANT
+
+    assert tune(yes_no, tiny_model_dir, "--lr", "0.05") == 0
+    captured = capsys.readouterr()
+    assert "held-out rows" in captured.err.splitlines()[0]  # the plan says what is compared
+    assert f"comparing zero-shot, {LORA_VARIANT} on 2 held-out rows" in captured.err
+    header, *table = captured.out.splitlines()
+    assert header.split() == ["zero-shot", LORA_VARIANT]
+    prompt = Library(yes_no.root).find_prompt("YN")
+    [run] = Library(yes_no.root).eval_runs_for(prompt.id)
+    assert [s.name for s in run.summaries] == ["zero-shot", LORA_VARIANT]
+    assert [line.split()[0] for line in table[: len(run.metrics)]] == list(run.metrics)
+    assert run.split == "test" and all(s.cases == 2 for s in run.summaries)
+
+    assert tune(yes_no, tiny_model_dir, "--lr", "0.05", "--json") == 0
+    lines = json_lines(capsys.readouterr().out)
+    kinds = [e["event"] for e in lines]
+    assert kinds.index("saved") < kinds.index("comparison") == len(kinds) - 1
+    summaries = lines[-1]["summaries"]
+    assert [s["name"] for s in summaries] == ["zero-shot", LORA_VARIANT]
+    newest = max(Library(yes_no.root).eval_runs_for(prompt.id), key=lambda r: r.created)
+    assert [s["metrics"]["label"] for s in summaries] == [
+        s.metrics["label"] for s in newest.summaries
+    ]
+
+    assert tune(yes_no, tiny_model_dir, "--no-compare") == 0
+    captured = capsys.readouterr()
+    assert "comparing" not in captured.err and captured.out == ""
+    assert len(Library(yes_no.root).eval_runs_for(prompt.id)) == 2

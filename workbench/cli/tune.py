@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from workbench.cli.common import Subparsers
     from workbench.core.graduation import GraduationEvent
     from workbench.core.lora import LoraGraduationEvent
-    from workbench.core.models import LoraSettings, TrainConfig
+    from workbench.core.models import EvalRun, LoraSettings, TrainConfig
 
 logger = logging.getLogger(__name__)
 
@@ -129,6 +129,25 @@ def print_tune_event(event: GraduationEvent | LoraGraduationEvent, as_json: bool
         note(text)
 
 
+def print_comparison(comparison: EvalRun | None, as_json: bool) -> None:
+    """The held-out comparison a graduation ended with (hard prompt vs what was trained),
+    the same for a soft prompt and a LoRA adapter: a table on stdout, or one JSON line."""
+    from workbench.core.evaluation import format_table
+
+    if comparison is None:
+        return
+    if as_json:
+        emit_json(
+            {
+                "event": "comparison",
+                "mode": comparison.mode,
+                "summaries": [s.model_dump() for s in comparison.summaries],
+            }
+        )
+    else:
+        print(format_table(comparison))
+
+
 def launcher_world() -> int:
     """How many processes `accelerate launch` / torchrun started (1 when run directly)."""
     try:
@@ -147,7 +166,7 @@ def launcher_rank() -> int:
 
 def cmd_tune(args: argparse.Namespace) -> int:
     from workbench.core.backends.registry import ModelCatalog
-    from workbench.core.evaluation import EvalFinished, format_table
+    from workbench.core.evaluation import EvalFinished
     from workbench.core.graduation import (
         ComparisonFinished,
         SoftPromptSaved,
@@ -198,17 +217,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
             logger.error("training %r on %s failed", prompt.name, spec.name, exc_info=True)
             note(f"error: {describe_training_error(exc)}")
             return EXIT_FAILED
-    if comparison is not None:
-        if args.json:
-            emit_json(
-                {
-                    "event": "comparison",
-                    "mode": comparison.mode,
-                    "summaries": [s.model_dump() for s in comparison.summaries],
-                }
-            )
-        else:
-            print(format_table(comparison))
+    print_comparison(comparison, args.json)
     if finished is not None and finished.reason == "nan":
         note(f"error: {finished.message}")
         return 1
@@ -222,9 +231,11 @@ def cmd_tune(args: argparse.Namespace) -> int:
 def tune_lora(
     args: argparse.Namespace, library: Any, prompt: Any, test_set: Any, config: TrainConfig
 ) -> int:
-    """`workbench tune --method lora`: train a LoRA adapter and save it in the library."""
+    """`workbench tune --method lora`: train a LoRA adapter, save it in the library and
+    compare it with the hard prompt on the held-out rows (as `--method soft` does)."""
     from workbench.core.backends.registry import ModelCatalog
-    from workbench.core.graduation import describe_training_error, prepare
+    from workbench.core.evaluation import EvalFinished
+    from workbench.core.graduation import ComparisonFinished, describe_training_error, prepare
     from workbench.core.lora import (
         LoraAdapterSaved,
         LoraFinished,
@@ -241,6 +252,7 @@ def tune_lora(
         note(describe_lora_plan(prompt, spec, plan, config, lora))
     saved: LoraAdapter | None = None
     finished: LoraResult | None = None
+    comparison: EvalRun | None = None
     with cancel_on_sigint() as cancel:
         try:
             for event in graduate_lora(
@@ -253,25 +265,29 @@ def tune_lora(
                 cancel,
                 name=args.name,
                 backend_settings=settings(args),
+                compare=not args.no_compare,
             ):
                 print_tune_event(event, args.json)
                 if isinstance(event, LoraFinished):
                     finished = event.result
                 elif isinstance(event, LoraAdapterSaved):
                     saved = event.adapter
+                elif isinstance(event, ComparisonFinished | EvalFinished):
+                    comparison = event.run
         except BrokenPipeError:
             raise
         except Exception as exc:
             logger.error("LoRA training %r on %s failed", prompt.name, spec.name, exc_info=True)
             note(f"error: {describe_training_error(exc)}")
             return EXIT_FAILED
+    print_comparison(comparison, args.json)
     if finished is not None and finished.reason == "nan":
         note(f"error: {finished.message}")
         return 1
     if finished is not None and finished.reason == "cancelled":
         return EXIT_INTERRUPTED
     if saved is None and finished is not None and finished.steps and launcher_rank() > 0:
-        return 0  # under `accelerate launch`, the main process saves
+        return 0  # under `accelerate launch`, the main process saves and compares
     return 0 if saved is not None else 1
 
 
@@ -349,7 +365,9 @@ def register(sub: Subparsers) -> None:
     tune.add_argument("--model", metavar="M", help="base model (default: the embedded one)")
     tune.add_argument("--name", help="name of the soft prompt (or adapter) in the library")
     tune.add_argument(
-        "--no-compare", action="store_true", help="skip the zero-shot / few-shot / soft comparison"
+        "--no-compare",
+        action="store_true",
+        help="skip the held-out comparison (zero-shot / few-shot / soft prompt or LoRA)",
     )
     tune.add_argument("--threads", type=int, help="CPU threads (default: physical cores)")
     tune.add_argument("--json", action="store_true", help="one JSON object per event")

@@ -514,7 +514,8 @@ def describe_lora_plan(
     targets = ", ".join(lora.target_modules) or "found from the model"
     return (
         f"fine-tuning {prompt.name!r} on {spec.name} with LoRA: {prepared.train_examples} "
-        f"training, {prepared.validation_examples} validation rows; rank {lora.rank}, alpha "
+        f"training, {prepared.validation_examples} validation, {prepared.held_out_rows} "
+        f"held-out rows; rank {lora.rank}, alpha "
         f"{lora.alpha:g}, dropout {lora.dropout:g}, layers {targets}; "
         f"{config.total_steps(prepared.train_examples)} steps{epochs}, learning rate "
         f"{config.learning_rate:g}"
