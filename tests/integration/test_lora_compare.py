@@ -89,3 +89,89 @@ def test_a_lora_graduation_compares_zero_shot_few_shot_and_lora_on_held_out_rows
     )
     # and the same adapter in the library is what ran
     assert saved.id in library.lora_adapters
+
+
+def _yes_no(library: Library) -> tuple:
+    prompt = library.new_prompt("Yes or no", system="Answer yes or no.", user_template="{{ text }}")
+    example = FewShotExample(vars={"text": "say yes"}, output="yes")
+    prompt = library.save_prompt(
+        prompt.model_copy(update={"few_shot": FewShot(examples=[example], count=1)})
+    )
+    rows = [
+        TestRow(vars={"text": f"say {word} {i}"}, expected=word)
+        for i, word in enumerate(["no", "yes"] * 6)
+    ]
+    test_set = TestSet(name="yn", prompt_id=prompt.id, rows=rows, labels=["yes", "no"])
+    return prompt, library.save_test_set(test_set)
+
+
+@pytest.mark.parametrize("method", ["soft", "lora"])
+def test_the_eta_covers_the_held_out_comparison_by_one_rule_for_both_methods(
+    library: Library, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch, method: str
+) -> None:
+    """Each step's ETA is the training loop's plus the comparison's cases (held-out rows
+    × zero-shot / few-shot / trained) at what validation measured per row (before the
+    first validation, one example of a training step); a LoRA run without a comparison
+    (the method table trains it) adds nothing."""
+    from workbench.core import graduation, lora
+    from workbench.core.tuning import StepEvent, ValidationEvent
+
+    prompt, test_set = _yes_no(library)
+    spec = ModelSpec(id="tiny-llama", name="tiny-llama", source="hf", path=str(tiny_model_dir))
+    raw: list = []  # the training loop's own events, before the flow adds the comparison
+
+    def spy(real):
+        def trainer(*args, **kwargs):
+            for event in real(*args, **kwargs):
+                raw.append(event)
+                yield event
+
+        return trainer
+
+    config = TrainConfig(steps=4, batch_size=2, eval_every=2, device="cpu", seed=1)
+    settings = BackendSettings(threads=2)
+
+    monkeypatch.setattr(graduation, "train_soft_prompt", spy(graduation.train_soft_prompt))
+    monkeypatch.setattr(lora, "train_lora", spy(lora.train_lora))
+
+    def run(compare: bool) -> list:
+        raw.clear()
+        if method == "soft":
+            soft = config.model_copy(update={"num_virtual_tokens": 2})
+            flow = graduation.graduate(
+                library, prompt, test_set, spec, soft, compare=compare, settings=settings
+            )
+        else:
+            flow = graduate_lora(
+                library,
+                prompt,
+                test_set,
+                spec,
+                config.model_copy(update={"learning_rate": 1e-2}),
+                LoraSettings(rank=2),
+                backend_settings=settings,
+                compare=compare,
+            )
+        return list(flow)
+
+    events = run(compare=True)
+    started = next(e for e in events if isinstance(e, ComparisonStarted))
+    cases = started.rows * len(started.variants)
+    assert cases == 3 * len(rows_in_split(library.test_sets[test_set.id], "test")) > 0
+    steps = [e for e in events if isinstance(e, StepEvent)]
+    trained = [e for e in raw if isinstance(e, StepEvent)]
+    assert [s.step for s in steps] == [s.step for s in trained] == [1, 2, 3, 4]
+    per_case = None
+    for event in raw:
+        if isinstance(event, ValidationEvent):
+            per_case = event.seconds / event.rows
+        elif isinstance(event, StepEvent):
+            shown = steps[trained.index(event)]
+            guess = per_case if per_case is not None else 1 / (event.steps_per_s * 2)
+            assert shown.eta_s - event.eta_s == pytest.approx(cases * guess, rel=1e-9)
+            assert shown.eta_s > event.eta_s
+    if method == "lora":
+        events = run(compare=False)
+        assert not any(isinstance(e, ComparisonStarted) for e in events)
+        shown = [e.eta_s for e in events if isinstance(e, StepEvent)]
+        assert shown == [e.eta_s for e in raw if isinstance(e, StepEvent)]

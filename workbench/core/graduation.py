@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from workbench.core.backends.base import Backend, BackendError, BackendSettings
 from workbench.core.evaluation import EvalEvent, EvalFinished, evaluate
@@ -225,6 +225,35 @@ def model_hash(spec: ModelSpec, cancel: threading.Event | None = None) -> str:
     return model_hash_for_spec(spec, cancel)
 
 
+def comparison_cases(prompt: Prompt, test_set: TestSet | None, compare: bool) -> int:
+    """How many cases the held-out comparison after training scores (`compare_on_held_out`:
+    each held-out row for zero-shot, few-shot when the prompt has examples, and what was
+    trained); 0 without a comparison."""
+    if not compare or test_set is None:
+        return 0
+    return len(rows_in_split(test_set, "test")) * (3 if prompt.few_shot.examples else 2)
+
+
+_E = TypeVar("_E")
+
+
+def with_comparison_eta(events: Iterable[_E], cases: int, batch_size: int) -> Iterator[_E]:
+    """A training run's events with each step's ETA covering the held-out comparison
+    that follows it (`cases` from `comparison_cases`), the one rule for a soft prompt and
+    a LoRA adapter: a case costs what validation measured per row; before the first
+    validation, what one example of a training step does."""
+    per_case: float | None = None  # seconds to score one case, measured by validation
+    for event in events:
+        if isinstance(event, ValidationEvent) and event.rows:
+            per_case = event.seconds / event.rows
+        elif isinstance(event, StepEvent) and cases:
+            guess = per_case
+            if guess is None:
+                guess = 1 / (event.steps_per_s * batch_size) if event.steps_per_s else 0.0
+            event = cast(_E, dataclasses.replace(event, eta_s=event.eta_s + cases * guess))
+        yield event
+
+
 def graduate(
     library: Library,
     prompt: Prompt,
@@ -253,10 +282,7 @@ def graduate(
     base, tokenizer = load_base_model(model_folder(spec, cancel), device, precision)
     text = config.init_text or init_text(prompt)
     result: TuningResult | None = None
-    held_out = len(rows_in_split(test_set, "test")) if test_set is not None and compare else 0
-    comparison_cases = held_out * (3 if prompt.few_shot.examples else 2)
-    per_case: float | None = None  # seconds to score one case, measured by validation
-    for event in train_soft_prompt(
+    training = train_soft_prompt(
         base,
         tokenizer,
         train,
@@ -267,18 +293,11 @@ def graduate(
         pause,
         init_from=text,
         accelerator=accelerator,
-    ):
+    )
+    cases = comparison_cases(prompt, test_set, compare)
+    for event in with_comparison_eta(training, cases, config.batch_size):
         if isinstance(event, TuningFinished):
             result = event.result
-        elif isinstance(event, ValidationEvent) and event.rows:
-            per_case = event.seconds / event.rows
-        elif isinstance(event, StepEvent) and comparison_cases:
-            # the ETA covers the comparison too; before the first validation has measured
-            # scoring, a case is taken to cost what one example of a training step does
-            guess = per_case
-            if guess is None:
-                guess = 1 / (event.steps_per_s * config.batch_size) if event.steps_per_s else 0.0
-            event = dataclasses.replace(event, eta_s=event.eta_s + comparison_cases * guess)
         yield event
     assert result is not None
     if result.steps == 0 or not accelerator.is_main_process:

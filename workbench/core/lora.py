@@ -424,7 +424,13 @@ def graduate_lora(
     comparison is saved as an evaluation run."""
     import torch
 
-    from workbench.core.graduation import compare_on_held_out, ensure_split, model_folder
+    from workbench.core.graduation import (
+        compare_on_held_out,
+        comparison_cases,
+        ensure_split,
+        model_folder,
+        with_comparison_eta,
+    )
     from workbench.core.tuning import load_base_model, pick_device, pick_precision, training_data
 
     cancel = cancel or threading.Event()
@@ -440,7 +446,7 @@ def graduate_lora(
     adapter_id = new_id()
     checkpoint = checkpoint_folder(adapter_id)
     result: LoraResult | None = None
-    for event in train_lora(
+    training = train_lora(
         base,
         tokenizer,
         train,
@@ -453,7 +459,10 @@ def graduate_lora(
         accelerator=accelerator,
         checkpoint_dir=checkpoint,
         base_model_path=str(folder),
-    ):
+    )
+    # the ETA covers the held-out comparison after training, as a soft prompt's does
+    cases = comparison_cases(prompt, test_set, compare)
+    for event in with_comparison_eta(training, cases, config.batch_size):
         if isinstance(event, LoraFinished):
             result = event.result
         yield event
