@@ -209,6 +209,39 @@ def test_a_peft_made_adapter_imports_and_runs_like_peft(
         backend.close()
 
 
+def test_taking_an_adapter_out_leaves_the_base_weights_bit_identical(
+    library: Library, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """Applied for a run and taken out again, twice: the adapter changes the outputs
+    while it is in, and afterwards every parameter and buffer of the model is
+    `torch.equal` to before, and so are its outputs (nothing was merged and unmerged,
+    which leaves rounding drift in the weights)."""
+    import torch
+
+    from workbench.core.backends.hf import TransformersBackend
+
+    source = peft_made_adapter(tiny_model_dir, tmp_path / "made-by-peft")
+    spec = tiny_spec(tiny_model_dir)
+    adapter = import_lora_adapter(library, source, spec, name="imported")
+    backend = TransformersBackend(spec, BackendSettings(device="cpu", threads=2))
+    try:
+        model = backend.model
+        before = {n: t.detach().clone() for n, t in model.state_dict(keep_vars=True).items()}
+        plain = logits(model, backend.tokenizer)
+        for _ in range(2):
+            applied = apply_adapter(library, adapter, backend)
+            assert not torch.equal(logits(backend.model, backend.tokenizer), plain)
+            applied.remove()
+            assert backend.model is model
+            after = model.state_dict(keep_vars=True)
+            assert list(after) == list(before)  # no LoRA layer left behind
+            changed = [n for n, t in after.items() if not torch.equal(t.detach(), before[n])]
+            assert changed == []
+            assert torch.equal(logits(model, backend.tokenizer), plain)
+    finally:
+        backend.close()
+
+
 def test_a_pickled_adapter_is_refused_and_nothing_is_written(
     library: Library, tiny_model_dir: Path, tmp_path: Path
 ) -> None:

@@ -147,9 +147,10 @@ def soft_prompt_for(
 
 
 def apply_lora_adapter(ref: str, library: Library, backend: Backend) -> str:
-    """Apply the --adapter LoRA adapter to the loaded model (merged on transformers, a
-    GGUF adapter on llama.cpp), after checking it was made for this model; returns its
-    id. The backend is closed after the run, so the adapter is never taken out again."""
+    """Apply the --adapter LoRA adapter to the loaded model (PEFT's LoRA layers on
+    transformers, a GGUF adapter on llama.cpp), after checking it was made for this
+    model; returns its id. The backend is closed after the run, so the adapter is never
+    taken out again."""
     from workbench.core.lora_io import apply_adapter, find_lora_adapter
 
     adapter = find_lora_adapter(library, ref)

@@ -360,7 +360,7 @@ def compare_on_held_out(
     settings: BackendSettings,
 ) -> Iterator[ComparisonEvent]:
     """Zero-shot vs few-shot hard prompt vs what was trained (a soft prompt, or a LoRA
-    adapter merged into the model for its row) on the test split; the trained method
+    adapter applied to the model for its row only) on the test split; the trained method
     runs zero-shot, as it was trained."""
     from workbench.core.backends.registry import load_backend
     from workbench.core.placement import VirtualTokens

@@ -154,7 +154,7 @@ def target_modules(model: Any, settings: LoraSettings) -> list[str]:
 
 def adapter_backends(spec: ModelSpec) -> tuple[str, ...]:
     """The backends a LoRA adapter runs on with the model `spec`, as
-    `lora_io.check_compatible` allows them: transformers (the adapter merged into the
+    `lora_io.check_compatible` allows them: transformers (PEFT's LoRA layers in the
     model) and, for a GGUF model, llama.cpp (the adapter as a GGUF LoRA file); none for
     a model served over HTTP. What the Run panel says before a run starts."""
     from workbench.core.backends.registry import backends_for

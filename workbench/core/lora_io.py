@@ -386,8 +386,9 @@ def import_lora_adapter(
 
 @dataclass
 class AppliedAdapter:
-    """An adapter applied to a loaded model (merged into a transformers model, set on a
-    llama.cpp context); `remove()` gives the model its own weights back."""
+    """An adapter applied to a loaded model (PEFT's LoRA layers injected into a
+    transformers model, never merged; set on a llama.cpp context); `remove()` takes it
+    out again, leaving the model exactly as it was."""
 
     adapter: LoraAdapter
     peft_model: Any
@@ -399,15 +400,16 @@ class AppliedAdapter:
             self.backend = None
         if self.peft_model is None:
             return
-        self.peft_model.unmerge_adapter()
+        # the LoRA layers give back the base layers they wrap, whose weights were never
+        # written to: bit-identical to before (merging and unmerging would leave drift)
         self.peft_model.unload()
         self.peft_model = None
 
 
 def runs_adapters(backend_name: str, spec: ModelSpec) -> bool:
     """Whether a LoRA adapter runs on this backend with the model `spec`: transformers
-    (the adapter merged into the model) and, for a GGUF model, llama.cpp (the adapter as
-    a GGUF LoRA file)."""
+    (PEFT's LoRA layers in the model) and, for a GGUF model, llama.cpp (the adapter as a
+    GGUF LoRA file)."""
     return backend_name == "transformers" or (backend_name == "llama.cpp" and spec.source == "gguf")
 
 
@@ -430,9 +432,11 @@ def check_compatible(adapter: LoraAdapter, backend: Backend) -> None:
 
 
 def apply_adapter(library: Library, adapter: LoraAdapter, backend: Backend) -> AppliedAdapter:
-    """Merge a library adapter into the loaded transformers model, or set it (converted
-    to GGUF once, `lora_gguf.gguf_adapter`) on the loaded llama.cpp model, after checking
-    that it was made for this model; the backend then runs with it until `remove()`."""
+    """Put a library adapter into the loaded transformers model (PEFT's LoRA layers
+    around the base layers, unmerged: each call adds the low-rank update, and the base
+    weights are never written), or set it (converted to GGUF once,
+    `lora_gguf.gguf_adapter`) on the loaded llama.cpp model, after checking that it was
+    made for this model; the backend then runs with it until `remove()`."""
     from peft import PeftModel
 
     check_compatible(adapter, backend)
@@ -452,7 +456,6 @@ def apply_adapter(library: Library, adapter: LoraAdapter, backend: Backend) -> A
         peft_model = PeftModel.from_pretrained(model, str(folder), is_trainable=False)
     except (OSError, ValueError, RuntimeError, KeyError) as exc:
         raise LoraAdapterError(f"PEFT could not load the adapter in {folder}: {exc}") from None
-    peft_model.merge_adapter()
     return AppliedAdapter(adapter, peft_model)
 
 

@@ -97,8 +97,8 @@ def describe_error(exc: BaseException) -> str:
 def _with_adapter(
     library: Library, adapter: LoraAdapter, backend: Backend, events: Iterator[Any]
 ) -> Iterator[Any]:
-    """A run's events with the LoRA adapter applied to the loaded model (merged on
-    transformers, set as a GGUF LoRA on llama.cpp; checked to be made for it first) and
+    """A run's events with the LoRA adapter applied to the loaded model (PEFT's LoRA
+    layers on transformers, set as a GGUF LoRA on llama.cpp; checked to be made for it first) and
     taken out again when the run ends, however it ends; the run record names the
     adapter. Runs on the worker."""
     from workbench.core.lora_io import apply_adapter

@@ -10,7 +10,7 @@ soft prompt, LoRA — scored on the test set's held-out `test` split, with what 
 - Hard prompts (zero-shot, few-shot, the optimised version, the soft prompt) go through
   the evaluation's label-scoring path; chain of thought generates its reasoning, and its
   extracted answer counts as the chosen label (normalised match); LoRA runs on the
-  transformers backend with the adapter merged for its cases and taken out after.
+  transformers backend with the adapter applied for its cases and taken out after.
   When a LoRA row is compared every method runs on transformers, so latencies compare.
 - Costs come from the stored artifacts: trainable parameters (a soft prompt's virtual
   tokens × hidden size, the adapter's own count), training time and peak memory where
