@@ -196,3 +196,36 @@ def test_tune_lora_ends_with_the_held_out_comparison_as_soft_does(
     captured = capsys.readouterr()
     assert "comparing" not in captured.err and captured.out == ""
     assert len(Library(yes_no.root).eval_runs_for(prompt.id)) == 2
+
+
+@pytest.mark.parametrize(
+    ("method", "advice"), [("lora", "a lower rank"), ("soft", "fewer virtual tokens")]
+)
+def test_out_of_memory_loading_the_model_is_told_in_the_method_s_terms(
+    yes_no: Library,
+    tiny_model_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    method: str,
+    advice: str,
+) -> None:
+    """Fault injection: the base model runs out of memory as it is loaded for training."""
+    import torch
+
+    from workbench.core import graduation, tuning
+
+    def out_of_memory(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(tuning, "load_base_model", out_of_memory)
+    monkeypatch.setattr(graduation, "load_base_model", out_of_memory)
+    # `tune` asks for --method lora; a later --method wins
+    args = ["--lr", "0.01"] if method == "lora" else ["--method", "soft", "--tokens", "2"]
+    assert tune(yes_no, tiny_model_dir, *args) == 1
+    [line] = [e for e in capsys.readouterr().err.splitlines() if e.startswith("error:")]
+    assert line.startswith("error: out of memory (CUDA out of memory.")
+    assert line.endswith(f"try a smaller batch size or {advice}")
+    if method == "lora":
+        assert "virtual tokens" not in line
+    library = Library(yes_no.root)
+    assert library.lora_adapters == {} and library.soft_prompts == {}

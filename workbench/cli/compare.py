@@ -96,6 +96,7 @@ def _train_missing(
     from workbench.core.flows.report import format_duration
     from workbench.core.graduation import describe_training_error
 
+    training = "soft"  # the method being trained: a failure is told in its terms
     try:
         options = {"steps": args.steps} if args.steps else None
         events = train_methods(
@@ -103,6 +104,7 @@ def _train_missing(
         )
         for event in events:
             if isinstance(event, TrainingStarted):
+                training = event.key
                 if args.json:
                     emit_json({"event": "training", "method": event.label})
                 else:
@@ -125,7 +127,7 @@ def _train_missing(
         raise
     except Exception as exc:
         logger.error("training for the method table failed", exc_info=True)
-        note(f"error: {describe_training_error(exc)}")
+        note(f"error: {describe_training_error(exc, training)}")
         return EXIT_FAILED
     return EXIT_INTERRUPTED if cancel.is_set() else 0
 

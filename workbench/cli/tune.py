@@ -278,7 +278,7 @@ def tune_lora(
             raise
         except Exception as exc:
             logger.error("LoRA training %r on %s failed", prompt.name, spec.name, exc_info=True)
-            note(f"error: {describe_training_error(exc)}")
+            note(f"error: {describe_training_error(exc, 'lora')}")
             return EXIT_FAILED
     print_comparison(comparison, args.json)
     if finished is not None and finished.reason == "nan":

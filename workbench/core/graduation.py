@@ -170,13 +170,20 @@ def describe_plan(prompt: Prompt, spec: ModelSpec, prepared: Prepared, config: T
     )
 
 
-def describe_training_error(exc: BaseException) -> str:
-    """A message for a training failure: what failed and what to change."""
+SMALLER: dict[str, str] = {"soft": "fewer virtual tokens", "lora": "a lower rank"}
+"""What to shrink besides the batch when a method runs out of memory (`TuneMethod`)."""
+
+
+def describe_training_error(exc: BaseException, method: str = "soft") -> str:
+    """A message for a training failure: what failed and what to change (for out of
+    memory, in the terms of `method`, a `TuneMethod`: a soft prompt's virtual tokens, a
+    LoRA adapter's rank)."""
     text = str(exc)
     if isinstance(exc, TrainingError):
         return text
     if "OutOfMemory" in type(exc).__name__ or "out of memory" in text.lower():
-        return f"out of memory ({text}); try a smaller batch size or fewer virtual tokens"
+        smaller = SMALLER.get(method, SMALLER["soft"])
+        return f"out of memory ({text}); try a smaller batch size or {smaller}"
     if isinstance(exc, BackendError | ValueError | OSError):
         return text
     return f"{type(exc).__name__}: {exc}"

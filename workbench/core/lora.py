@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.core.backends.base import BackendSettings
-from workbench.core.graduation import ComparisonEvent
+from workbench.core.graduation import SMALLER, ComparisonEvent
 from workbench.core.models import (
     LoraAdapter,
     LoraSettings,
@@ -339,7 +339,7 @@ def train_lora(
             validate=validation_scores,
             noun="adapter",
             overflowed="the adapter's weights overflowed",
-            smaller="a lower rank",
+            smaller=SMALLER["lora"],
             train_mode=train_mode,
             on_best=checkpoint,
             keep=keep,

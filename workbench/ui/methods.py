@@ -148,6 +148,7 @@ class MethodsPanel(QWidget):
         self.plan: MethodsPlan | None = None
         self.table: MethodTable | None = None
         self.job: Job | None = None
+        self._training = "soft"  # the method the running job trains (for its failure)
         self._stale = True  # refreshed when shown: building the window reads nothing
 
         self.verdict = QLabel()
@@ -315,6 +316,7 @@ class MethodsPanel(QWidget):
         self._start("train methods", work)
 
     def _start(self, name: str, work: Any) -> None:
+        self._training = "soft"
         self.progress.show()
         self.job = self.jobs.run(
             name,
@@ -349,6 +351,7 @@ class MethodsPanel(QWidget):
                 self.model.set_table(event.table)
                 self.verdict.setText(event.table.verdict)
             elif isinstance(event, TrainingStarted):
+                self._training = event.key  # a failure is told in this method's terms
                 self.status.setText(f"Training the {event.label}…")
             elif isinstance(event, TrainingDone):
                 if event.item is not None:
@@ -365,7 +368,7 @@ class MethodsPanel(QWidget):
         self.job = None
         self.progress.hide()
         self.refresh()
-        self.status.setText(f"Failed: {describe_training_error(exc)}")
+        self.status.setText(f"Failed: {describe_training_error(exc, self._training)}")
 
     def _ended(self) -> None:
         stopped = self.job is not None and self.job.cancel.is_set()

@@ -223,6 +223,38 @@ def test_a_target_layer_the_model_lacks_is_refused_and_nothing_is_saved(
     wait_idle(qtbot, opened, panel)
 
 
+@pytest.mark.integration
+def test_out_of_memory_loading_the_model_is_told_in_lora_s_terms(
+    qtbot, library_dir: Path, open_panel, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fault injection: the model runs out of memory as the LoRA run loads it. The advice
+    is a smaller batch or a lower rank (a LoRA run has no virtual tokens)."""
+    import torch
+
+    from workbench.core import tuning
+
+    def out_of_memory(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(tuning, "load_base_model", out_of_memory)
+    library = Library(library_dir)
+    prompt = sentiment_prompt(library)
+    sentiment_set(library, prompt, count=12)
+    opened, panel = open_panel(prompt)
+    _with_tiny_model(qtbot, opened, panel, tiny_model_dir)
+    pick_method(panel, "lora")
+    tiny_settings(panel, steps=4, batch=4, every=2)
+    with qtbot.waitSignal(panel.run_finished, timeout=MODEL_TIMEOUT_MS):
+        click(qtbot, panel, "gradStart")
+    message = text_of(panel, "gradMessage")
+    assert message.startswith("Training failed: out of memory (CUDA out of memory.")
+    assert message.endswith("try a smaller batch size or a lower rank")
+    assert "virtual tokens" not in message
+    assert Library(library_dir).lora_adapters_for(prompt.id) == []
+    assert panel.start_button.isEnabled()
+    wait_idle(qtbot, opened, panel)
+
+
 @pytest.fixture
 def themed(qapp) -> Iterator[None]:
     """The app's look (as tests/ui/test_fit.py checks it), then the plain one."""

@@ -224,7 +224,8 @@ class GraduationRun(QObject):
             self._end(live, "Stopped before training started; nothing was saved.")
             return
         log.error("graduation failed: %s\n%s", exc, trace)
-        text = f"Training failed: {graduation.describe_training_error(exc)}"
+        method = "lora" if live.lora else "soft"
+        text = f"Training failed: {graduation.describe_training_error(exc, method)}"
         if live.saved is None:
             # a soft prompt (adapter) saved just before the failure (e.g. in the
             # comparison) may not have reached the panel as an event: look in the library
