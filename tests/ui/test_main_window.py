@@ -53,6 +53,16 @@ def test_create_a_prompt_type_a_template_and_see_form_and_preview(qtbot, library
     assert "unsaved draft" in window.windowTitle()
 
 
+def test_a_long_description_shows_its_start_and_its_whole_text_on_hover(qtbot, library_dir) -> None:
+    long = "Sentiment of product reviews, " * 8 + "the end."
+    Library(library_dir).new_prompt("Long", description=long, user_template="{{ text }}")
+    window = open_window(qtbot, library_dir)
+    window.resize(1366, 768)
+    line = window.editor.description
+    assert line.text() == long and line.toolTip() == long
+    assert line.cursorPosition() == 0  # the view starts at "Sentiment", not "…the end."
+
+
 def test_template_error_is_shown_and_underlined(qtbot, library_dir) -> None:
     window = open_window(qtbot, library_dir)
     window.library_panel.new_prompt("Broken")

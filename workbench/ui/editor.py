@@ -232,8 +232,13 @@ class PromptEditor(QWidget):
         try:
             self._prompt = prompt
             self.setEnabled(prompt is not None)
-            self.description.setText(prompt.description if prompt else "")
-            self.tags.setText(", ".join(prompt.tags) if prompt else "")
+            for line, text in (
+                (self.description, prompt.description if prompt else ""),
+                (self.tags, ", ".join(prompt.tags) if prompt else ""),
+            ):
+                line.setText(text)
+                line.setCursorPosition(0)  # a long one shows its start, not its end
+                line.setToolTip(text)
             if self.system.toPlainText() != (prompt.system if prompt else ""):
                 self.system.setPlainText(prompt.system if prompt else "")
             if self.template.toPlainText() != (prompt.user_template if prompt else ""):
@@ -290,6 +295,7 @@ class PromptEditor(QWidget):
             value = prompt.sample_values.get(name, "")
             if field.text() != value:
                 field.setText(value)
+                field.setCursorPosition(0)
             declared = prompt.variable(name)
             hint = declared.default if declared and declared.default else f"value for {name}"
             field.setPlaceholderText(hint)
