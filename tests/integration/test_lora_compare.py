@@ -1,6 +1,6 @@
 """After a LoRA run the held-out comparison runs as after a soft prompt (one flow,
 `graduation.compare_on_held_out`): zero-shot / few-shot / LoRA on the test split, the
-adapter merged for its row only, the comparison saved as an evaluation run. On a tiny
+adapter applied for its row only, the comparison saved as an evaluation run. On a tiny
 random-weight Llama, so it takes seconds."""
 
 from __future__ import annotations
@@ -175,3 +175,46 @@ def test_the_eta_covers_the_held_out_comparison_by_one_rule_for_both_methods(
         assert not any(isinstance(e, ComparisonStarted) for e in events)
         shown = [e.eta_s for e in events if isinstance(e, StepEvent)]
         assert shown == [e.eta_s for e in raw if isinstance(e, StepEvent)]
+
+
+@pytest.mark.parametrize("method", ["soft", "lora"])
+def test_every_graduation_saves_its_training_time_and_peak_memory(
+    library: Library, tiny_model_dir: Path, method: str
+) -> None:
+    """Graduate tab, `workbench tune` and the method table alike: the item saved carries
+    the run's wall time (the model's load included) and its highest resident memory."""
+    import time
+
+    from workbench.core import graduation
+    from workbench.core.tuning import StepEvent
+
+    prompt, test_set = _yes_no(library)
+    spec = ModelSpec(id="tiny-llama", name="tiny-llama", source="hf", path=str(tiny_model_dir))
+    config = TrainConfig(steps=3, batch_size=2, eval_every=3, device="cpu", seed=1)
+    settings = BackendSettings(threads=2)
+    started = time.perf_counter()
+    if method == "soft":
+        soft = config.model_copy(update={"num_virtual_tokens": 2})
+        flow = graduation.graduate(
+            library, prompt, test_set, spec, soft, compare=False, settings=settings
+        )
+    else:
+        flow = graduate_lora(
+            library,
+            prompt,
+            test_set,
+            spec,
+            config,
+            LoraSettings(rank=2),
+            backend_settings=settings,
+            compare=False,
+        )
+    events = list(flow)
+    elapsed = time.perf_counter() - started
+    saved = [getattr(e, "soft_prompt", None) or getattr(e, "adapter", None) for e in events]
+    item = next(s for s in saved if s is not None)
+    stored = library.soft_prompts[item.id] if method == "soft" else library.lora_adapters[item.id]
+    assert 0 < stored.metrics["train_s"] <= elapsed
+    rss = [e.ram_mb for e in events if isinstance(e, StepEvent) and e.ram_mb is not None]
+    assert len(rss) == 3 and stored.metrics["peak_rss_mb"] == max(rss)
+    assert "peak_cuda_mb" not in stored.metrics  # on CPU

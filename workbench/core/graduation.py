@@ -42,6 +42,7 @@ from workbench.core.models import (
 from workbench.core.testsets_io import rows_in_split, split_test_set
 from workbench.core.tuning import (
     StepEvent,
+    TrainingCosts,
     TrainingError,
     TuneEvent,
     TuningFinished,
@@ -278,6 +279,7 @@ def graduate(
 
     cancel = cancel or threading.Event()
     settings = settings or BackendSettings()
+    costs = TrainingCosts()
     torch.set_num_threads(settings.threads)
     test_set = ensure_split(library, test_set, config.seed)
     train, validation = training_data(prompt, test_set)
@@ -303,12 +305,14 @@ def graduate(
     )
     cases = comparison_cases(prompt, test_set, compare)
     for event in with_comparison_eta(training, cases, config.batch_size):
+        costs.see(event)
         if isinstance(event, TuningFinished):
             result = event.result
         yield event
     assert result is not None
     if result.steps == 0 or not accelerator.is_main_process:
         return  # nothing worth saving, or another process of `accelerate launch` saves
+    result = dataclasses.replace(result, metrics={**result.metrics, **costs.metrics()})
     soft = save_result(library, prompt, spec, config, text, result, train, validation, name)
     yield SoftPromptSaved(soft)
     del base  # free the training copy before the comparison loads its own

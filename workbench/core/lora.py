@@ -431,10 +431,17 @@ def graduate_lora(
         model_folder,
         with_comparison_eta,
     )
-    from workbench.core.tuning import load_base_model, pick_device, pick_precision, training_data
+    from workbench.core.tuning import (
+        TrainingCosts,
+        load_base_model,
+        pick_device,
+        pick_precision,
+        training_data,
+    )
 
     cancel = cancel or threading.Event()
     backend_settings = backend_settings or BackendSettings()
+    costs = TrainingCosts()
     torch.set_num_threads(backend_settings.threads)
     test_set = ensure_split(library, test_set, config.seed)
     train, validation = training_data(prompt, test_set)
@@ -463,12 +470,14 @@ def graduate_lora(
     # the ETA covers the held-out comparison after training, as a soft prompt's does
     cases = comparison_cases(prompt, test_set, compare)
     for event in with_comparison_eta(training, cases, config.batch_size):
+        costs.see(event)
         if isinstance(event, LoraFinished):
             result = event.result
         yield event
     assert result is not None
     if result.steps == 0 or not accelerator.is_main_process:
         return  # nothing worth saving, or another process of `accelerate launch` saves
+    result.metrics.update(costs.metrics())  # what the method table shows
     adapter = save_lora_result(
         library, prompt, spec, config, result, data_hash(train, validation), name, adapter_id
     )

@@ -56,6 +56,31 @@ class StepEvent:
     ram_mb: float | None = None  # this process's resident memory now (RSS)
 
 
+class TrainingCosts:
+    """What one training run cost, for the method table: its wall time from the moment
+    this is made (make it before the model loads: loading and validation count) and its
+    peak memory from the step events `see` is shown — the GPU's peak on CUDA, else the
+    process's highest resident memory. `metrics()` gives them as a soft prompt's or
+    adapter's metrics (`train_s`, `peak_cuda_mb` or `peak_rss_mb`)."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.peak: dict[str, float] = {}
+
+    def see(self, event: object) -> None:
+        if not isinstance(event, StepEvent):
+            return
+        for key, value in (("peak_cuda_mb", event.memory_mb), ("peak_rss_mb", event.ram_mb)):
+            if value is not None:
+                self.peak[key] = max(self.peak.get(key, 0.0), float(value))
+
+    def seconds(self) -> float:
+        return time.perf_counter() - self.started
+
+    def metrics(self) -> dict[str, float]:
+        return {"train_s": round(self.seconds(), 3), **self.peak}
+
+
 @dataclass(frozen=True)
 class ValidationEvent:
     step: int

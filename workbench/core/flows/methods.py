@@ -14,9 +14,9 @@ soft prompt, LoRA — scored on the test set's held-out `test` split, with what 
   When a LoRA row is compared every method runs on transformers, so latencies compare.
 - Costs come from the stored artifacts: trainable parameters (a soft prompt's virtual
   tokens × hidden size, the adapter's own count), training time and peak memory where
-  the training recorded them (`train_methods` does: `train_s`, `peak_cuda_mb` or
-  `peak_rss_mb` in the item's metrics), size on disk of the tensors. What is unknown is
-  None, shown "–".
+  the training recorded them (every graduation does, `tuning.TrainingCosts`:
+  `train_s`, `peak_cuda_mb` or `peak_rss_mb` in the item's metrics), size on disk of
+  the tensors. What is unknown is None, shown "–".
 - `verdict` is computed from the numbers: the best method and those a paired exact
   McNemar test cannot tell apart from it, then the cheapest per call among them.
 - `export_table` writes CSV, JSON or Markdown, all or nothing.
@@ -772,8 +772,11 @@ def train_methods(
 ) -> Iterator[Any]:
     """Train the missing methods (`keys`, default all the plan's missing ones), one after
     another, with graduation's defaults (`options` overrides TrainConfig fields); each is
-    saved with its training time and peak memory in its metrics. Yields `TrainingStarted`,
+    saved with its training time and peak memory in its metrics (as every graduation
+    saves them). Yields `TrainingStarted`,
     the training's own events, then `TrainingDone`."""
+    from workbench.core.tuning import TrainingCosts
+
     cancel = cancel or threading.Event()
     wanted = [m for m in plan.missing if keys is None or m.key in keys]
     for method in wanted:
@@ -782,24 +785,15 @@ def train_methods(
         if not can_train(method.key):
             raise MethodsError(f"{method.label} cannot be trained yet")
         yield TrainingStarted(method.key, method.label)
-        started = time.perf_counter()
-        peak: dict[str, float] = {}
+        costs = TrainingCosts()  # the graduation records its own in the item it saves
         item: SoftPrompt | LoraAdapter | None = None
         for event in _training(library, plan, spec, method.key, cancel, settings, options):
-            memory = getattr(event, "memory_mb", None)
-            if memory is not None:
-                peak["peak_cuda_mb"] = max(peak.get("peak_cuda_mb", 0.0), float(memory))
-            ram = getattr(event, "ram_mb", None)
-            if ram is not None:
-                peak["peak_rss_mb"] = max(peak.get("peak_rss_mb", 0.0), float(ram))
+            costs.see(event)
             saved = getattr(event, "soft_prompt", None) or getattr(event, "adapter", None)
             if isinstance(saved, SoftPrompt | LoraAdapter):
                 item = saved
             yield event
-        seconds = time.perf_counter() - started
-        if item is not None:
-            item = _record_costs(library, item, seconds, peak)
-        yield TrainingDone(method.key, item, seconds, _peak_memory(peak))
+        yield TrainingDone(method.key, item, costs.seconds(), _peak_memory(costs.peak))
 
 
 def _training(
@@ -838,18 +832,6 @@ def _training(
         cancel,
         backend_settings=settings,
     )
-
-
-def _record_costs(
-    library: Library, item: SoftPrompt | LoraAdapter, seconds: float, peak: Mapping[str, float]
-) -> SoftPrompt | LoraAdapter:
-    metrics = {**item.metrics, "train_s": round(seconds, 3), **peak}
-    updated = item.model_copy(update={"metrics": metrics})
-    if isinstance(updated, SoftPrompt):
-        library.save_soft_prompt(updated)  # metadata only: the tensor is written
-    else:
-        library.save_lora_adapter(updated, {})  # metadata only: the folder is written
-    return updated
 
 
 # ---------------------------------------------------------------------------
