@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal, TypeVar
 
+import pydantic.main
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -80,11 +81,22 @@ class SchemaError(ValueError):
         super().__init__(f"{source}: {lines}")
 
 
+_DEFER_BUILD = hasattr(pydantic.main, "_rebuild_lock")
+"""Each model's validator is built when the model is first used, not when this module is
+imported (building them all took about 40 ms of the app's start-up, for documents most
+starts never open), where pydantic builds them under a lock (2.14 does): the app
+validates on its worker threads too, and an older pydantic could let a second thread
+validate with a half-built model."""
+
+
 class _Model(BaseModel):
     # NaN/inf (a diverged loss in a curve, say) are written as the constants NaN and
     # Infinity, which the reader accepts, instead of null, which it would then refuse
     model_config = ConfigDict(
-        extra="forbid", validate_assignment=True, ser_json_inf_nan="constants"
+        extra="forbid",
+        validate_assignment=True,
+        ser_json_inf_nan="constants",
+        defer_build=_DEFER_BUILD,
     )
 
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 import logging
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from pydantic import ValidationError
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, QUrl
@@ -38,22 +39,24 @@ from workbench.core.flows.report import count, join_counts
 from workbench.core.library import Library, LibraryError, default_library_dir, seed_library
 from workbench.core.models import GenerationParams, Prompt
 from workbench.core.resources import ResourceNotFoundError, resource_path, resources_dir
-from workbench.ui.cot import CoTPanel
 from workbench.ui.editor import PromptEditor
 from workbench.ui.errors import ErrorReporter
-from workbench.ui.evaluate import EvaluatePanel
 from workbench.ui.exchange_flow import ExchangeFlow
-from workbench.ui.fewshot import FewShotPanel
-from workbench.ui.graduate import GraduatePanel
 from workbench.ui.jobs import Job, JobRunner
 from workbench.ui.library_panel import LibraryPanel
-from workbench.ui.methods import MethodsPanel
 from workbench.ui.run import RunPanel
 from workbench.ui.session import ModelSession, PromptSelection
-from workbench.ui.testsets import TestSetPanel
+from workbench.ui.theme import apply_theme, follow_system, pause_first_window_wait
 
 if TYPE_CHECKING:
+    from workbench.core.models import EvalRun
+    from workbench.ui.cot import CoTPanel
+    from workbench.ui.evaluate import EvaluatePanel
+    from workbench.ui.fewshot import FewShotPanel
+    from workbench.ui.graduate import GraduatePanel
+    from workbench.ui.methods import MethodsPanel
     from workbench.ui.optimise import OptimiseDialog
+    from workbench.ui.testsets import TestSetPanel
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +93,7 @@ def _action(
 class MainWindow(QMainWindow):
     def __init__(self, library: Library, load_model: bool = True) -> None:
         super().__init__()
+        resume_theme = pause_first_window_wait()  # none of the building is its business
         self.library = library
         self.working: Prompt | None = None
         self.saved: Prompt | None = None
@@ -115,9 +119,6 @@ class MainWindow(QMainWindow):
 
         self.library_panel = LibraryPanel(library)
         self.editor = PromptEditor(self.jobs)
-        self.few_shot = FewShotPanel()
-        self.cot = CoTPanel()
-        self.test_sets = TestSetPanel(library)
         self.run_panel = RunPanel(
             library, self.jobs, self.session, self.selection, self._params_edited
         )
@@ -125,15 +126,24 @@ class MainWindow(QMainWindow):
         self.tabs = QTabWidget()
         self.tabs.setObjectName("editorTabs")
         self.tabs.addTab(self.editor, "Prompt")
-        self.tabs.addTab(self.few_shot, "Few-shot")
-        self.tabs.addTab(self.cot, "Chain of thought")
-        self.tabs.addTab(self.test_sets, "Test sets")
-        self.evaluate = EvaluatePanel(library, self.jobs, self.session, self.selection)
-        self.tabs.addTab(self.evaluate, "Evaluate")
-        self.graduate = GraduatePanel(library, self.jobs, self.session, self.selection)
-        self.tabs.addTab(self.graduate, "Graduate")
-        self.methods = MethodsPanel(library, self.jobs, self.session, self.selection)
-        self.tabs.addTab(self.methods, "Methods")
+        # The other tabs are built when first shown or first asked for (`window.evaluate`
+        # and the like): until then an empty page holds their place, so start-up neither
+        # imports nor builds them (see `_panel`).
+        self._pending: dict[str, tuple[QWidget, Callable[[], QWidget]]] = {}
+        self._panels: dict[str, QWidget] = {}
+        for name, title, build in (
+            ("few_shot", "Few-shot", self._build_few_shot),
+            ("cot", "Chain of thought", self._build_cot),
+            ("test_sets", "Test sets", self._build_test_sets),
+            ("evaluate", "Evaluate", self._build_evaluate),
+            ("graduate", "Graduate", self._build_graduate),
+            ("methods", "Methods", self._build_methods),
+        ):
+            placeholder = QWidget()
+            placeholder.setObjectName(f"{name}Unbuilt")
+            self.tabs.addTab(placeholder, title)
+            self._pending[name] = (placeholder, build)
+        self.tabs.currentChanged.connect(self._tab_shown)
         self.setCentralWidget(self.tabs)
         self.library_dock = self._dock(
             "Library", "libraryDock", self.library_panel, Qt.DockWidgetArea.LeftDockWidgetArea
@@ -148,19 +158,10 @@ class MainWindow(QMainWindow):
         self.library_panel.prompt_selected.connect(self.select_prompt)
         self.library_panel.version_restored.connect(self._reload_current)
         self.library_panel.message.connect(self.statusBar().showMessage)
-        self.methods.message.connect(self.statusBar().showMessage)
-        self.methods.run_saved.connect(self.evaluate.run_added)  # listed in Evaluate too
         self.library_panel.seed_button.clicked.connect(self.load_sample_library)
         self.editor.edited.connect(self.apply_update)
-        self.few_shot.changed.connect(lambda block: self.apply_update({"few_shot": block}))
-        self.few_shot.optimise_requested.connect(self.open_optimise)
-        self.cot.changed.connect(lambda block: self.apply_update({"cot": block}))
         self.session.backend_changed.connect(self._model_ready)
-        self.test_sets.test_set_changed.connect(lambda _: self.evaluate.refresh_test_sets())
         self.editor.graduate_requested.connect(lambda: self.tabs.setCurrentWidget(self.graduate))
-        # offered in the Run panel's list, never picked for the next run
-        self.graduate.soft_prompt_saved.connect(self.run_panel.soft_prompt_added)
-        self.graduate.adapter_saved.connect(self.run_panel.soft_prompt_added)
 
         self._build_actions()
         self._report_problems()
@@ -171,6 +172,128 @@ class MainWindow(QMainWindow):
         if load_model:
             # after the window exists: the model loads on the worker thread
             QTimer.singleShot(0, self.session.load_selected)
+        resume_theme()
+
+    # -- the tabs built on first use -------------------------------------------------
+
+    @property
+    def few_shot(self) -> FewShotPanel:
+        return cast("FewShotPanel", self._panel("few_shot"))
+
+    @property
+    def cot(self) -> CoTPanel:
+        return cast("CoTPanel", self._panel("cot"))
+
+    @property
+    def test_sets(self) -> TestSetPanel:
+        return cast("TestSetPanel", self._panel("test_sets"))
+
+    @property
+    def evaluate(self) -> EvaluatePanel:
+        return cast("EvaluatePanel", self._panel("evaluate"))
+
+    @property
+    def graduate(self) -> GraduatePanel:
+        return cast("GraduatePanel", self._panel("graduate"))
+
+    @property
+    def methods(self) -> MethodsPanel:
+        return cast("MethodsPanel", self._panel("methods"))
+
+    def _panel(self, name: str) -> QWidget:
+        """The tab's panel, built now if it has not been: it takes its empty page's
+        place in the tab bar (same index, same title; the tab in view stays in view)."""
+        panel = self._panels.get(name)
+        if panel is not None:
+            return panel
+        placeholder, build = self._pending.pop(name)
+        panel = build()
+        self._panels[name] = panel
+        index = self.tabs.indexOf(placeholder)
+        blocked = self.tabs.blockSignals(True)  # the same tab stays current: nothing to say
+        try:
+            showing = self.tabs.currentIndex() == index
+            # inserted before its page, so the page in view is never removed
+            self.tabs.insertTab(index, panel, self.tabs.tabText(index))
+            if showing:
+                self.tabs.setCurrentIndex(index)
+            self.tabs.removeTab(index + 1)
+        finally:
+            self.tabs.blockSignals(blocked)
+        placeholder.deleteLater()
+        return panel
+
+    def _tab_shown(self, index: int) -> None:
+        page = self.tabs.widget(index)
+        for name, (placeholder, _build) in list(self._pending.items()):
+            if placeholder is page:
+                self._panel(name)
+
+    def _build_all_tabs(self) -> None:
+        for name in list(self._pending):
+            self._panel(name)
+
+    def _build_few_shot(self) -> QWidget:
+        from workbench.ui.fewshot import FewShotPanel
+
+        panel = FewShotPanel()
+        panel.changed.connect(lambda block: self.apply_update({"few_shot": block}))
+        panel.optimise_requested.connect(self.open_optimise)
+        self._show_prompt_in("few_shot", panel)
+        return panel
+
+    def _build_cot(self) -> QWidget:
+        from workbench.ui.cot import CoTPanel
+
+        panel = CoTPanel()
+        panel.changed.connect(lambda block: self.apply_update({"cot": block}))
+        self._show_prompt_in("cot", panel)
+        return panel
+
+    def _build_test_sets(self) -> QWidget:
+        from workbench.ui.testsets import TestSetPanel
+
+        panel = TestSetPanel(self.library)
+        panel.test_set_changed.connect(self._test_set_changed)
+        self._show_prompt_in("test_sets", panel)
+        return panel
+
+    def _build_evaluate(self) -> QWidget:
+        from workbench.ui.evaluate import EvaluatePanel
+
+        return EvaluatePanel(self.library, self.jobs, self.session, self.selection)
+
+    def _build_graduate(self) -> QWidget:
+        from workbench.ui.graduate import GraduatePanel
+
+        panel = GraduatePanel(self.library, self.jobs, self.session, self.selection)
+        # offered in the Run panel's list, never picked for the next run
+        panel.soft_prompt_saved.connect(self.run_panel.soft_prompt_added)
+        panel.adapter_saved.connect(self.run_panel.soft_prompt_added)
+        return panel
+
+    def _build_methods(self) -> QWidget:
+        from workbench.ui.methods import MethodsPanel
+
+        panel = MethodsPanel(self.library, self.jobs, self.session, self.selection)
+        panel.message.connect(self.statusBar().showMessage)
+        panel.run_saved.connect(self._run_saved_elsewhere)
+        return panel
+
+    def _built(self, name: str) -> Any:
+        """The tab's panel if it has been built (one not built yet reads the library and
+        the selection when it is)."""
+        return self._panels.get(name)
+
+    def _test_set_changed(self, _test_set: object) -> None:
+        evaluate = self._built("evaluate")
+        if evaluate is not None:
+            evaluate.refresh_test_sets()
+
+    def _run_saved_elsewhere(self, run: EvalRun) -> None:
+        evaluate = self._built("evaluate")
+        if evaluate is not None:  # listed in Evaluate too
+            evaluate.run_added(run)
 
     def _dock(self, title: str, name: str, widget: Any, area: Qt.DockWidgetArea) -> QDockWidget:
         dock = QDockWidget(title, self)
@@ -264,7 +387,8 @@ class MainWindow(QMainWindow):
 
     def shortcuts(self) -> list[tuple[str, str, str]]:
         """(what, keys, where) for every action of the window and its panels that has
-        a shortcut, read from the actions themselves."""
+        a shortcut, read from the actions themselves (every tab is built first)."""
+        self._build_all_tabs()
         found: list[tuple[str, str, str]] = []
         for action in self.findChildren(QAction):
             keys = [k for k in action.shortcuts() if not k.isEmpty()]
@@ -355,18 +479,21 @@ class MainWindow(QMainWindow):
         self.select_prompt(prompt_id)
 
     def _show_working(self) -> None:
-        prompt = self.working
-        # the panels that are not given the selection are told by hand
-        self.editor.set_prompt(prompt)
-        if prompt is not None:
-            self.few_shot.set_prompt(prompt)
-            self.cot.set_prompt(prompt)
-        self.test_sets.set_prompt(prompt)
-        self.few_shot.setEnabled(prompt is not None)
-        self.cot.setEnabled(prompt is not None)
-        self.test_sets.setEnabled(prompt is not None)
-        self.selection.select(prompt)  # run, evaluate and graduate follow
+        self.editor.set_prompt(self.working)
+        for name in ("few_shot", "cot", "test_sets"):
+            panel = self._built(name)
+            if panel is not None:
+                self._show_prompt_in(name, panel)
+        self.selection.select(self.working)  # run, evaluate and graduate follow
         self._update_title()
+
+    def _show_prompt_in(self, name: str, panel: Any) -> None:
+        """The working copy in a panel that is not given the selection (Few-shot, Chain
+        of thought, Test sets): told by hand, and disabled without a prompt."""
+        prompt = self.working
+        if prompt is not None or name == "test_sets":  # it shows "no prompt" too
+            panel.set_prompt(prompt)
+        panel.setEnabled(prompt is not None)
 
     def apply_update(self, update: dict[str, Any]) -> None:
         """Validate a panel's field updates into a new working copy; autosave soon."""
@@ -384,8 +511,9 @@ class MainWindow(QMainWindow):
             return
         self.editor.update_prompt(self.working)
         self.selection.update(self.working)
-        if "user_template" in update:
-            self.few_shot.set_prompt(self.working)  # its columns follow the variables
+        few_shot = self._built("few_shot")
+        if few_shot is not None and "user_template" in update:
+            few_shot.set_prompt(self.working)  # its columns follow the variables
         self.autosave_timer.start()
         self._update_title()
 
@@ -473,8 +601,10 @@ class MainWindow(QMainWindow):
     def _optimise_closed(self) -> None:
         """The search may have split the test set and saved a comparison: the panels
         that show them read the library again (an applied winner reloaded all of them)."""
+        test_sets = self._built("test_sets")
         if self.working is not None:
-            self.test_sets.set_prompt(self.working)
+            if test_sets is not None:
+                test_sets.set_prompt(self.working)
             self.selection.select(self.working)
 
     def _optimised(self, saved: Prompt) -> None:
@@ -587,8 +717,6 @@ def create_application(argv: list[str] | None = None) -> QApplication:
         pass
     # the stylesheet in resources/style, light or dark as the system is (ui/theme.py),
     # set over the first window once it is built (cheaper than styling it piece by piece)
-    from workbench.ui.theme import apply_theme, follow_system
-
     apply_theme(app, when_shown=True)
     follow_system(app)
     return app

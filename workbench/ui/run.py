@@ -34,7 +34,6 @@ from workbench.core.backends.registry import ModelCatalog
 from workbench.core.flows.preflight import empty_user_turn, parameter_warnings
 from workbench.core.flows.report import format_stats
 from workbench.core.library import Library
-from workbench.core.lora import adapter_backends
 from workbench.core.models import GenerationParams, LoraAdapter, ModelSpec, Prompt, RunRecord
 from workbench.core.running import RunFinished, StepFinished, StepStarted, run_prompt
 from workbench.core.templates import TemplateError
@@ -421,6 +420,8 @@ class RunPanel(QWidget):
                 Qt.ItemDataRole.ToolTipRole,
             )
         for adapter in self.library.lora_adapters_for(prompt.id) if prompt else []:
+            from workbench.core.lora import adapter_backends  # not at start-up: it is big
+
             self.soft_prompt.addItem(f"{adapter.name} (LoRA adapter)", adapter.id)
             base = self._catalog_spec(adapter.base_model)
             runs_on = " or ".join(adapter_backends(base)) if base else "its base model"
@@ -457,6 +458,8 @@ class RunPanel(QWidget):
             spec, backend = self.session.selected_model()
         except Exception:  # nothing picked, or a model removed from the catalogue
             return None
+        from workbench.core.lora import adapter_backends
+
         backends = adapter_backends(spec)
         if backend in backends:
             return None

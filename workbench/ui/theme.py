@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from string import Template
 from typing import Literal
@@ -19,6 +20,7 @@ from typing import Literal
 from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtGui import QColor, QGuiApplication, QPalette
 from PySide6.QtWidgets import QApplication, QWidget
+from shiboken6 import isValid
 
 from workbench.core.resources import ResourceNotFoundError, resource_path
 
@@ -215,6 +217,25 @@ class _FirstWindow(QObject):
             self.app.setStyleSheet(self.sheet)
             self.deleteLater()
         return False
+
+
+def pause_first_window_wait() -> Callable[[], None]:
+    """While the first window is built, the stylesheet `apply_theme(..., when_shown=True)`
+    holds back need not look at the app's every event (thousands, each a call into
+    Python): this stops looking and returns the function that starts again."""
+    app = QApplication.instance()
+    if not isinstance(app, QApplication):
+        return lambda: None
+    waiting = app.findChildren(_FirstWindow)
+    for filter_ in waiting:
+        app.removeEventFilter(filter_)
+
+    def resume() -> None:
+        for filter_ in waiting:
+            if isValid(filter_):  # not deleted meanwhile
+                app.installEventFilter(filter_)
+
+    return resume
 
 
 def follow_system(app: QApplication) -> None:
