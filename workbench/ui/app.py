@@ -206,8 +206,9 @@ class MainWindow(QMainWindow):
         panel = self._panels.get(name)
         if panel is not None:
             return panel
-        placeholder, build = self._pending.pop(name)
-        panel = build()
+        placeholder, build = self._pending[name]
+        panel = build()  # should it fail, the empty page stays and the next use tries again
+        del self._pending[name]
         self._panels[name] = panel
         index = self.tabs.indexOf(placeholder)
         blocked = self.tabs.blockSignals(True)  # the same tab stays current: nothing to say
