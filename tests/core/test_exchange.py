@@ -281,6 +281,27 @@ def test_formats_without_ids_reimport_by_name(library: Library, tmp_path: Path) 
         again.resolve(0, Resolution.ADD)
 
 
+def _apply_with_no_space_at_write(plan, failing: int, monkeypatch: pytest.MonkeyPatch) -> int:
+    """Apply `plan` with the library's `failing`-th file write raising "no space left";
+    the number of writes tried (the undo's included)."""
+    import workbench.core.library as library_module
+
+    real = library_module.atomic_write_bytes
+    calls = {"n": 0}
+
+    def write(path: Path, data: bytes) -> None:
+        calls["n"] += 1
+        if calls["n"] == failing:
+            raise OSError(28, "No space left on device")
+        real(path, data)
+
+    monkeypatch.setattr(library_module, "atomic_write_bytes", write)
+    with pytest.raises(OSError, match="No space"):
+        plan.apply()
+    monkeypatch.setattr(library_module, "atomic_write_bytes", real)
+    return calls["n"]
+
+
 def test_a_failed_apply_leaves_the_library_as_it_was(
     library: Library, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -292,22 +313,7 @@ def test_a_failed_apply_leaves_the_library_as_it_was(
     before = snapshot(target.root)
     plan = plan_file(target, out)
 
-    import workbench.core.library as library_module
-
-    real = library_module.atomic_write_bytes
-    calls = {"n": 0}
-
-    def failing(path: Path, data: bytes) -> None:
-        calls["n"] += 1
-        if calls["n"] == 6:
-            raise OSError(28, "No space left on device")
-        real(path, data)
-
-    monkeypatch.setattr(library_module, "atomic_write_bytes", failing)
-    with pytest.raises(OSError, match="No space"):
-        plan.apply()
-    monkeypatch.setattr(library_module, "atomic_write_bytes", real)
-    assert calls["n"] >= 6
+    assert _apply_with_no_space_at_write(plan, 6, monkeypatch) >= 6
     assert snapshot(target.root) == before
     assert [s.name for s in target.search()] == ["Existing"]
     assert not target.test_sets and not target.soft_prompts
@@ -351,22 +357,8 @@ def test_a_failed_replace_keeps_the_draft_and_the_library_as_they_were(
     plan = plan_file(mine, out, on_clash=Resolution.REPLACE)
     before = snapshot(mine.root)
 
-    import workbench.core.library as library_module
-
-    real = library_module.atomic_write_bytes
-    calls = {"n": 0}
-
-    def failing(path: Path, data: bytes) -> None:  # the draft's version lands, then no space
-        calls["n"] += 1
-        if calls["n"] == 4:
-            raise OSError(28, "No space left on device")
-        real(path, data)
-
-    monkeypatch.setattr(library_module, "atomic_write_bytes", failing)
-    with pytest.raises(OSError, match="No space"):
-        plan.apply()
-    monkeypatch.setattr(library_module, "atomic_write_bytes", real)
-    assert calls["n"] >= 4  # (and the undo's writes)
+    # the draft's version lands (3 writes), then no space; the undo's writes count too
+    assert _apply_with_no_space_at_write(plan, 4, monkeypatch) >= 4
     assert snapshot(mine.root) == before
     draft = mine.draft(prompt_id)
     assert draft is not None and draft.user_template == "Mine, edited {{ b }}"

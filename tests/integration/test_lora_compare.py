@@ -105,6 +105,28 @@ def _yes_no(library: Library) -> tuple:
     return prompt, library.save_test_set(test_set)
 
 
+def _graduation(method, library, prompt, test_set, spec, config, compare: bool):
+    """A soft-prompt (2 virtual tokens) or LoRA (rank 2) graduation's events, 2 threads."""
+    from workbench.core import graduation
+
+    settings = BackendSettings(threads=2)
+    if method == "soft":
+        soft = config.model_copy(update={"num_virtual_tokens": 2})
+        return graduation.graduate(
+            library, prompt, test_set, spec, soft, compare=compare, settings=settings
+        )
+    return graduate_lora(
+        library,
+        prompt,
+        test_set,
+        spec,
+        config,
+        LoraSettings(rank=2),
+        backend_settings=settings,
+        compare=compare,
+    )
+
+
 @pytest.mark.parametrize("method", ["soft", "lora"])
 def test_the_eta_covers_the_held_out_comparison_by_one_rule_for_both_methods(
     library: Library, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch, method: str
@@ -129,30 +151,14 @@ def test_the_eta_covers_the_held_out_comparison_by_one_rule_for_both_methods(
         return trainer
 
     config = TrainConfig(steps=4, batch_size=2, eval_every=2, device="cpu", seed=1)
-    settings = BackendSettings(threads=2)
 
     monkeypatch.setattr(graduation, "train_soft_prompt", spy(graduation.train_soft_prompt))
     monkeypatch.setattr(lora, "train_lora", spy(lora.train_lora))
 
     def run(compare: bool) -> list:
         raw.clear()
-        if method == "soft":
-            soft = config.model_copy(update={"num_virtual_tokens": 2})
-            flow = graduation.graduate(
-                library, prompt, test_set, spec, soft, compare=compare, settings=settings
-            )
-        else:
-            flow = graduate_lora(
-                library,
-                prompt,
-                test_set,
-                spec,
-                config.model_copy(update={"learning_rate": 1e-2}),
-                LoraSettings(rank=2),
-                backend_settings=settings,
-                compare=compare,
-            )
-        return list(flow)
+        tuned = config if method == "soft" else config.model_copy(update={"learning_rate": 1e-2})
+        return list(_graduation(method, library, prompt, test_set, spec, tuned, compare))
 
     events = run(compare=True)
     started = next(e for e in events if isinstance(e, ComparisonStarted))
@@ -185,31 +191,13 @@ def test_every_graduation_saves_its_training_time_and_peak_memory(
     the run's wall time (the model's load included) and its highest resident memory."""
     import time
 
-    from workbench.core import graduation
     from workbench.core.tuning import StepEvent
 
     prompt, test_set = _yes_no(library)
     spec = ModelSpec(id="tiny-llama", name="tiny-llama", source="hf", path=str(tiny_model_dir))
     config = TrainConfig(steps=3, batch_size=2, eval_every=3, device="cpu", seed=1)
-    settings = BackendSettings(threads=2)
     started = time.perf_counter()
-    if method == "soft":
-        soft = config.model_copy(update={"num_virtual_tokens": 2})
-        flow = graduation.graduate(
-            library, prompt, test_set, spec, soft, compare=False, settings=settings
-        )
-    else:
-        flow = graduate_lora(
-            library,
-            prompt,
-            test_set,
-            spec,
-            config,
-            LoraSettings(rank=2),
-            backend_settings=settings,
-            compare=False,
-        )
-    events = list(flow)
+    events = list(_graduation(method, library, prompt, test_set, spec, config, compare=False))
     elapsed = time.perf_counter() - started
     saved = [getattr(e, "soft_prompt", None) or getattr(e, "adapter", None) for e in events]
     item = next(s for s in saved if s is not None)

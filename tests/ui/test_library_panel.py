@@ -29,6 +29,19 @@ def _listed(window: MainWindow) -> list[str]:
     return [model.prompt_at(r).name for r in range(model.rowCount())]
 
 
+def _import_replacing(qtbot, window: MainWindow, bundle: Path) -> None:
+    """File → Import… of `bundle`, every clash resolved as Replace, then Import."""
+    job = window.import_file(bundle)
+    qtbot.waitUntil(lambda: job.finished, timeout=10_000)
+    dialog = window.import_dialog
+    qtbot.waitUntil(dialog.isVisible)
+    replace = dialog.all_clashes.findData("replace")
+    dialog.all_clashes.setCurrentIndex(replace)
+    dialog.all_clashes.activated.emit(replace)
+    qtbot.mouseClick(dialog.findChild(QPushButton, "importApply"), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.import_dialog is None, timeout=10_000)
+
+
 def test_typing_in_the_search_filters_the_list_and_keeps_the_open_prompt(
     qtbot, library_dir: Path
 ) -> None:
@@ -86,15 +99,7 @@ def test_an_import_that_replaces_the_open_prompt_keeps_list_history_editor_and_r
     run = window.run_panel
     run.soft_prompt.setCurrentIndex(run.soft_prompt.findData(soft.id))  # the user's choice
 
-    job = window.import_file(bundle)
-    qtbot.waitUntil(lambda: job.finished, timeout=10_000)
-    dialog = window.import_dialog
-    qtbot.waitUntil(dialog.isVisible)
-    replace = dialog.all_clashes.findData("replace")
-    dialog.all_clashes.setCurrentIndex(replace)
-    dialog.all_clashes.activated.emit(replace)
-    qtbot.mouseClick(dialog.findChild(QPushButton, "importApply"), Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: window.import_dialog is None, timeout=10_000)
+    _import_replacing(qtbot, window, bundle)
     assert "1 added, 1 replaced" in window.statusBar().currentMessage()
 
     assert window.working is not None and window.working.id == open_id
@@ -123,15 +128,7 @@ def test_a_replace_over_unsaved_edits_shows_the_import_and_keeps_the_edits_in_hi
     window.apply_update({"user_template": "Mine, edited {{ b }}"})  # not saved (Ctrl+S)
     assert window.has_draft()
 
-    job = window.import_file(bundle)  # the edits are autosaved as a draft first
-    qtbot.waitUntil(lambda: job.finished, timeout=10_000)
-    dialog = window.import_dialog
-    qtbot.waitUntil(dialog.isVisible)
-    replace = dialog.all_clashes.findData("replace")
-    dialog.all_clashes.setCurrentIndex(replace)
-    dialog.all_clashes.activated.emit(replace)
-    qtbot.mouseClick(dialog.findChild(QPushButton, "importApply"), Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: window.import_dialog is None, timeout=10_000)
+    _import_replacing(qtbot, window, bundle)  # the edits are autosaved as a draft first
 
     assert window.editor.template.toPlainText() == "Imported {{ b }}"  # not the old draft
     assert not window.has_draft() and Library(library_dir).draft(beta.id) is None
