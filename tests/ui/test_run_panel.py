@@ -4,6 +4,7 @@ session's catalogue."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from workbench.core.library import Library
@@ -36,8 +37,13 @@ def test_the_run_panel_follows_the_selection_and_the_session(qtbot, library_dir:
         selection.select(None)
         assert panel.history_model.rowCount() == 0
         assert panel.output.toPlainText() == ""
-        for output in ("Hi Ada, an older run.", "Hi Ada!"):
-            library.save_run(RunRecord(prompt_id=prompt.id, model="m", backend="b", output=output))
+        older = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)  # runs are stamped to the second
+        for output, created in (
+            ("Hi Ada, an older run.", older),
+            ("Hi Ada!", older + timedelta(seconds=1)),
+        ):
+            record = RunRecord(prompt_id=prompt.id, model="m", backend="b", output=output)
+            library.save_run(record.model_copy(update={"created": created}))
         selection.select(prompt)  # back on it: its last output is shown, not an empty pane
         assert panel.output.toPlainText() == "Hi Ada!"
         session.status_changed.emit("Ready: a test model")
