@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QCoreApplication, QSettings
+from PySide6.QtWidgets import QApplication
+
+from workbench.ui.theme import apply_theme
 
 
 @pytest.fixture(autouse=True)
@@ -24,3 +28,15 @@ def _collect_on_the_gui_thread():
     import gc
 
     gc.collect()
+
+
+@pytest.fixture
+def themed(qapp: QApplication) -> Iterator[QApplication]:
+    """The app's look (Fusion, palette, stylesheet) for one test, then the plain one:
+    sizes measured without it are not the ones a user gets."""
+    style, palette, sheet = qapp.style().name(), qapp.palette(), qapp.styleSheet()
+    apply_theme(qapp, "light")
+    yield qapp
+    qapp.setStyleSheet(sheet)
+    qapp.setPalette(palette)
+    qapp.setStyle(style)

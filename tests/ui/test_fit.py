@@ -5,14 +5,12 @@ to fail them, so a clean tour means something."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QStandardItemModel
 from PySide6.QtWidgets import (
-    QApplication,
     QCheckBox,
     QComboBox,
     QLabel,
@@ -26,20 +24,8 @@ from PySide6.QtWidgets import (
 from tests.ui import fit
 from workbench.core.library import Library
 from workbench.ui.app import MainWindow
-from workbench.ui.theme import apply_theme
 
 SIZES = [(1366, 768), (1920, 1080)]
-
-
-@pytest.fixture
-def themed(qapp: QApplication) -> Iterator[QApplication]:
-    """The app's look (Fusion, palette, stylesheet) for one test, then the plain one."""
-    style, palette, sheet = qapp.style().name(), qapp.palette(), qapp.styleSheet()
-    apply_theme(qapp, "light")
-    yield qapp
-    qapp.setStyleSheet(sheet)
-    qapp.setPalette(palette)
-    qapp.setStyle(style)
 
 
 def _box(qtbot, *widgets: QWidget, width: int = 400) -> QWidget:

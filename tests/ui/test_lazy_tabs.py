@@ -12,7 +12,7 @@ from PySide6.QtCore import Qt
 
 from workbench.core.library import Library, seed_library
 from workbench.core.resources import resource_path
-from workbench.ui.app import MainWindow
+from workbench.ui.app import TABS_MIN_WIDTH, MainWindow
 
 TITLES = [
     "Prompt",
@@ -85,6 +85,22 @@ def test_a_panel_asked_for_before_its_tab_is_shown_takes_its_place_out_of_view(
     window.tabs.setCurrentWidget(window.graduate)
     assert window.tabs.currentIndex() == 5 and window.graduate.isVisible()
     assert _titles(window) == TITLES
+
+
+def test_a_tab_built_later_never_widens_the_window(qtbot, themed, library_dir: Path) -> None:
+    """The tabs hold the widest panel's minimum (in the app's look) from the start, so
+    the window a user placed keeps its size when a tab is first opened (it used to
+    widen itself)."""
+    window = _window(qtbot, library_dir)
+    window.resize(window.minimumSizeHint().width(), 700)  # as narrow as it goes
+    qtbot.waitUntil(lambda: window.width() == window.minimumSizeHint().width())
+    width = window.width()
+    for index in range(1, window.tabs.count()):
+        window.tabs.setCurrentIndex(index)
+        panel = window.tabs.currentWidget()
+        assert panel.minimumSizeHint().width() <= TABS_MIN_WIDTH, window.tabs.tabText(index)
+        qtbot.wait(10)
+        assert window.width() == width, window.tabs.tabText(index)
 
 
 def test_without_a_prompt_a_panel_built_later_is_disabled(qtbot, library_dir: Path) -> None:

@@ -63,6 +63,7 @@ log = logging.getLogger(__name__)
 APP_NAME = "Prompt Workbench"
 DESKTOP_ID = "io.github.promptworkbench.PromptWorkbench"
 LAST_PROMPT_KEY = "main/lastPrompt"
+TABS_MIN_WIDTH = 600  # at least every tab's panel's minimum width (the Graduate tab's)
 AUTOSAVE_MS = 700  # a crash loses at most this much typing (plus the write itself)
 
 
@@ -143,6 +144,9 @@ class MainWindow(QMainWindow):
             placeholder.setObjectName(f"{name}Unbuilt")
             self.tabs.addTab(placeholder, title)
             self._pending[name] = (placeholder, build)
+        # The widest panel's minimum, held from the start: a tab built later never makes
+        # the window widen itself (tests/ui/test_lazy_tabs.py checks every panel fits).
+        self.tabs.setMinimumWidth(TABS_MIN_WIDTH)
         self.tabs.currentChanged.connect(self._tab_shown)
         self.setCentralWidget(self.tabs)
         self.library_dock = self._dock(

@@ -6,7 +6,6 @@ on the held-out rows; a layer the model lacks is refused with a clear message.""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -253,19 +252,6 @@ def test_out_of_memory_loading_the_model_is_told_in_lora_s_terms(
     assert Library(library_dir).lora_adapters_for(prompt.id) == []
     assert panel.start_button.isEnabled()
     wait_idle(qtbot, opened, panel)
-
-
-@pytest.fixture
-def themed(qapp) -> Iterator[None]:
-    """The app's look (as tests/ui/test_fit.py checks it), then the plain one."""
-    from workbench.ui.theme import apply_theme
-
-    style, palette, sheet = qapp.style().name(), qapp.palette(), qapp.styleSheet()
-    apply_theme(qapp, "light")
-    yield
-    qapp.setStyleSheet(sheet)
-    qapp.setPalette(palette)
-    qapp.setStyle(style)
 
 
 @pytest.mark.parametrize("size", [(1366, 768), (1920, 1080)], ids=lambda s: f"{s[0]}x{s[1]}")
