@@ -7,6 +7,7 @@ versions before validating, and validation errors name the offending field.
 from __future__ import annotations
 
 import math
+import os
 import re
 import secrets
 from collections.abc import Callable
@@ -15,6 +16,11 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal, TypeVar
 
 import pydantic.main
+
+# These documents use no pydantic plugins, and looking for some reads the metadata of every
+# installed package when the first schema is built (at start-up, for the library list).
+# Someone who wants a plugin (to trace validation, say) sets the variable themselves.
+os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 from pydantic import (
     BaseModel,
     ConfigDict,
