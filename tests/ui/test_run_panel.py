@@ -42,8 +42,11 @@ def test_the_run_panel_follows_the_selection_and_the_session(qtbot, library_dir:
             ("Hi Ada, an older run.", older),
             ("Hi Ada!", older + timedelta(seconds=1)),
         ):
-            record = RunRecord(prompt_id=prompt.id, model="m", backend="b", output=output)
-            library.save_run(record.model_copy(update={"created": created}))
+            library.save_run(
+                RunRecord(
+                    prompt_id=prompt.id, model="m", backend="b", output=output, created=created
+                )
+            )
         selection.select(prompt)  # back on it: its last output is shown, not an empty pane
         assert panel.output.toPlainText() == "Hi Ada!"
         session.status_changed.emit("Ready: a test model")

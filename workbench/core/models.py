@@ -16,11 +16,6 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal, TypeVar
 
 import pydantic.main
-
-# These documents use no pydantic plugins, and looking for some reads the metadata of every
-# installed package when the first schema is built (at start-up, for the library list).
-# Someone who wants a plugin (to trace validation, say) sets the variable themselves.
-os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -29,6 +24,11 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
+
+# These documents use no pydantic plugins, and looking for some reads the metadata of every
+# installed package when the first schema is built (at start-up, for the library list).
+# Someone who wants a plugin (to trace validation, say) sets the variable themselves.
+os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
 SCHEMA_VERSION = 2
 """The schema version written by this release. Version 1 was the pre-release draft
