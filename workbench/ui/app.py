@@ -5,6 +5,12 @@ through a `PromptSelection`) and the `ModelSession`. Every panel emits field upd
 the window validates them into a new working copy, refreshes the preview and autosaves
 it as a draft (debounced, atomic). Ctrl+S turns the draft into a new version in the
 library's history. Unhandled exceptions and failed jobs are shown by `errors`.
+
+The app starts in two steps (`start_window`): the window's frame (menus, tabs, docks)
+is shown first, then the library is opened and the panels are built into it on the
+next turn of the event loop (`open_library`). So this module imports neither pydantic
+nor jinja2 nor the panels at its top: the frame needs none of them, and they are
+imported where the library is opened (tests/ui/test_start.py keeps it so).
 """
 
 from __future__ import annotations
@@ -16,14 +22,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from pydantic import ValidationError
-from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, QUrl
+from PySide6.QtCore import QByteArray, QSettings, QSize, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QIcon, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
     QDialog,
     QDialogButtonBox,
     QDockWidget,
+    QLabel,
     QMainWindow,
     QMessageBox,
     QTableWidget,
@@ -34,28 +40,27 @@ from PySide6.QtWidgets import (
 )
 
 from workbench import __version__
-from workbench.core.backends.base import Backend
 from workbench.core.flows.report import count, join_counts
-from workbench.core.library import Library, LibraryError, default_library_dir, seed_library
-from workbench.core.models import GenerationParams, Prompt
 from workbench.core.resources import ResourceNotFoundError, resource_path, resources_dir
-from workbench.ui.editor import PromptEditor
 from workbench.ui.errors import ErrorReporter
-from workbench.ui.exchange_flow import ExchangeFlow
 from workbench.ui.jobs import Job, JobRunner
-from workbench.ui.library_panel import LibraryPanel
-from workbench.ui.run import RunPanel
-from workbench.ui.session import ModelSession, PromptSelection
 from workbench.ui.theme import apply_theme, follow_system, pause_first_window_wait
 
-if TYPE_CHECKING:
-    from workbench.core.models import EvalRun
+if TYPE_CHECKING:  # imported where the library is opened (see the module's docstring)
+    from workbench.core.backends.base import Backend
+    from workbench.core.library import Library
+    from workbench.core.models import EvalRun, GenerationParams, Prompt
     from workbench.ui.cot import CoTPanel
+    from workbench.ui.editor import PromptEditor
     from workbench.ui.evaluate import EvaluatePanel
+    from workbench.ui.exchange_flow import ExchangeFlow
     from workbench.ui.fewshot import FewShotPanel
     from workbench.ui.graduate import GraduatePanel
+    from workbench.ui.library_panel import LibraryPanel
     from workbench.ui.methods import MethodsPanel
     from workbench.ui.optimise import OptimiseDialog
+    from workbench.ui.run import RunPanel
+    from workbench.ui.session import ModelSession, PromptSelection
     from workbench.ui.testsets import TestSetPanel
 
 log = logging.getLogger(__name__)
@@ -64,6 +69,11 @@ APP_NAME = "Prompt Workbench"
 DESKTOP_ID = "io.github.promptworkbench.PromptWorkbench"
 LAST_PROMPT_KEY = "main/lastPrompt"
 TABS_MIN_WIDTH = 600  # at least every tab's panel's minimum width (the Graduate tab's)
+# the docks' widths and least widths before their panels are built, in the font's
+# average characters: about what the Library and Run panels ask for (checked by
+# tests/ui/test_start.py)
+LIBRARY_DOCK_CHARS = (47, 47)
+RUN_DOCK_CHARS = (63, 43)
 AUTOSAVE_MS = 700  # a crash loses at most this much typing (plus the write itself)
 
 
@@ -82,6 +92,28 @@ def user_guide_page() -> Path | None:
     return None
 
 
+class _Opening(QLabel):
+    """What a dock shows until the library is open: a word, with about the width and
+    the least width its panel will have (in average characters of the font), so the
+    window neither jumps nor widens itself as the panels come in."""
+
+    def __init__(self, text: str, chars: tuple[int, int]) -> None:
+        super().__init__(text)
+        self.setObjectName("dockOpening")
+        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.setWordWrap(True)
+        self.chars = chars
+
+    def _width(self, chars: int) -> int:
+        return self.fontMetrics().averageCharWidth() * chars
+
+    def sizeHint(self) -> QSize:
+        return QSize(self._width(self.chars[0]), super().sizeHint().height())
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(self._width(self.chars[1]), super().minimumSizeHint().height())
+
+
 def _action(
     text: str, parent: QMainWindow, shortcut: QKeySequence.StandardKey | QKeySequence
 ) -> QAction:
@@ -92,47 +124,47 @@ def _action(
 
 
 class MainWindow(QMainWindow):
-    def __init__(self, library: Library, load_model: bool = True) -> None:
+    """The main window. `MainWindow(library)` builds it whole; `MainWindow()` builds
+    only its frame (menus, tabs, docks: what the first paint needs) and
+    `open_library` the rest, which `start_window` does once the frame is on screen."""
+
+    # the library is open and the panels are built into the frame
+    opened = Signal()
+
+    # set by `open_library`
+    library: Library
+    session: ModelSession
+    selection: PromptSelection
+    exchange: ExchangeFlow
+    library_panel: LibraryPanel
+    run_panel: RunPanel
+    editor: PromptEditor
+
+    def __init__(self, library: Library | None = None, load_model: bool = True) -> None:
         super().__init__()
         resume_theme = pause_first_window_wait()  # none of the building is its business
-        self.library = library
         self.working: Prompt | None = None
         self.saved: Prompt | None = None
         self.optimise_dialog: OptimiseDialog | None = None
         self.help_box: QMessageBox | None = None
         self.shortcuts_dialog: QDialog | None = None
+        self.open_error_box: QMessageBox | None = None
+        self.open_failed = False  # the library could not be opened: the window closes
         self.setObjectName("MainWindow")
+        self.setWindowTitle(APP_NAME)
         self.jobs = JobRunner(self)
         self.errors = ErrorReporter(self)
         self.jobs.job_failed.connect(self.errors.job_failed)
-        self.session = ModelSession(self.jobs, parent=self)
-        self.selection = PromptSelection(self)
-        self.exchange = ExchangeFlow(
-            self,
-            library,
-            self.jobs,
-            self.errors,
-            lambda: self.working.id if self.working is not None else None,
-            self.autosave,
-        )
-        self.exchange.message.connect(self.statusBar().showMessage)
-        self.exchange.imported.connect(self._imported)
-
-        self.library_panel = LibraryPanel(library)
-        self.editor = PromptEditor(self.jobs)
-        self.run_panel = RunPanel(
-            library, self.jobs, self.session, self.selection, self._params_edited
-        )
 
         self.tabs = QTabWidget()
         self.tabs.setObjectName("editorTabs")
-        self.tabs.addTab(self.editor, "Prompt")
-        # The other tabs are built when first shown or first asked for (`window.evaluate`
-        # and the like): until then an empty page holds their place, so start-up neither
-        # imports nor builds them (see `_panel`).
+        # Every tab is built when first shown or first asked for (`window.evaluate` and
+        # the like), the Prompt tab when the library opens: until then an empty page
+        # holds its place, so start-up neither imports nor builds them (see `_panel`).
         self._pending: dict[str, tuple[QWidget, Callable[[], QWidget]]] = {}
         self._panels: dict[str, QWidget] = {}
         for name, title, build in (
+            ("prompt", "Prompt", self._build_editor),
             ("few_shot", "Few-shot", self._build_few_shot),
             ("cot", "Chain of thought", self._build_cot),
             ("test_sets", "Test sets", self._build_test_sets),
@@ -147,27 +179,76 @@ class MainWindow(QMainWindow):
         # The widest panel's minimum, held from the start: a tab built later never makes
         # the window widen itself (tests/ui/test_lazy_tabs.py checks every panel fits).
         self.tabs.setMinimumWidth(TABS_MIN_WIDTH)
-        self.tabs.currentChanged.connect(self._tab_shown)
         self.setCentralWidget(self.tabs)
         self.library_dock = self._dock(
-            "Library", "libraryDock", self.library_panel, Qt.DockWidgetArea.LeftDockWidgetArea
+            "Library",
+            "libraryDock",
+            _Opening("Opening the library…", LIBRARY_DOCK_CHARS),
+            Qt.DockWidgetArea.LeftDockWidgetArea,
         )
         self.run_dock = self._dock(
-            "Run", "runDock", self.run_panel, Qt.DockWidgetArea.RightDockWidgetArea
+            "Run", "runDock", _Opening("", RUN_DOCK_CHARS), Qt.DockWidgetArea.RightDockWidgetArea
         )
-
         self.autosave_timer = QTimer(self, singleShot=True, interval=AUTOSAVE_MS)
         self.autosave_timer.timeout.connect(self.autosave)
+        self._build_actions()
+        if library is not None:
+            self.open_library(library, load_model)
+        resume_theme()
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the library is open (and the panels that need it can be built)."""
+        return hasattr(self, "library")
+
+    def open_library(self, library: Library, load_model: bool = True) -> None:
+        """Build the panels over `library` into the frame: the Library and Run docks,
+        the Prompt tab; select the prompt used last; load the model (on the worker)."""
+        from workbench.ui.exchange_flow import ExchangeFlow
+        from workbench.ui.library_panel import LibraryPanel
+        from workbench.ui.run import RunPanel
+        from workbench.ui.session import ModelSession, PromptSelection
+
+        resume_theme = pause_first_window_wait()
+        self.library = library
+        self.session = ModelSession(self.jobs, parent=self)
+        self.selection = PromptSelection(self)
+        self.exchange = ExchangeFlow(
+            self,
+            library,
+            self.jobs,
+            self.errors,
+            lambda: self.working.id if self.working is not None else None,
+            self.autosave,
+        )
+        self.exchange.message.connect(self.statusBar().showMessage)
+        self.exchange.imported.connect(self._imported)
+
+        self.library_panel = LibraryPanel(library)
+        self.run_panel = RunPanel(
+            library, self.jobs, self.session, self.selection, self._params_edited
+        )
+        self.editor = cast("PromptEditor", self._panel("prompt"))
+        self.tabs.currentChanged.connect(self._tab_shown)
+        self._tab_shown(self.tabs.currentIndex())  # one the user opened meanwhile
+        # the panels take the places their docks had (the user's, restored), not sizes
+        # of their own: nothing moves as the window fills
+        docks = [self.library_dock, self.run_dock]
+        widths = [dock.width() for dock in docks]
+        for dock, panel in zip(docks, (self.library_panel, self.run_panel), strict=True):
+            opening = dock.widget()
+            dock.setWidget(panel)
+            opening.deleteLater()
+        self.resizeDocks(docks, widths, Qt.Orientation.Horizontal)
 
         self.library_panel.prompt_selected.connect(self.select_prompt)
         self.library_panel.version_restored.connect(self._reload_current)
         self.library_panel.message.connect(self.statusBar().showMessage)
         self.library_panel.seed_button.clicked.connect(self.load_sample_library)
-        self.editor.edited.connect(self.apply_update)
         self.session.backend_changed.connect(self._model_ready)
-        self.editor.graduate_requested.connect(lambda: self.tabs.setCurrentWidget(self.graduate))
+        for action in self._needs_library:
+            action.setEnabled(True)
 
-        self._build_actions()
         self._report_problems()
         last = QSettings().value(LAST_PROMPT_KEY)
         if isinstance(last, str) and last in self.library.prompts:
@@ -177,6 +258,28 @@ class MainWindow(QMainWindow):
             # after the window exists: the model loads on the worker thread
             QTimer.singleShot(0, self.session.load_selected)
         resume_theme()
+        self.opened.emit()
+
+    def open_folder(self, folder: Path | None = None, load_model: bool = True) -> bool:
+        """Open the library in `folder` (the user's default one when None) into the
+        frame. A library that cannot be opened is said in a box; the window closes with
+        it and `open_failed` is set (the app then ends with status 2)."""
+        from workbench.core.library import Library, LibraryError, default_library_dir
+
+        try:
+            library = Library(folder or default_library_dir())
+        except LibraryError as exc:
+            log.error("cannot open the library: %s", exc)
+            self.open_failed = True
+            self.statusBar().showMessage("The library could not be opened")
+            box = QMessageBox(QMessageBox.Icon.Critical, APP_NAME, str(exc), parent=self)
+            box.finished.connect(lambda _result: self.close())
+            self.open_error_box = box
+            box.open()
+            return False
+        self.open_library(library, load_model)
+        log.info("%s %s opened %s", APP_NAME, __version__, library.root)
+        return True
 
     # -- the tabs built on first use -------------------------------------------------
 
@@ -237,6 +340,14 @@ class MainWindow(QMainWindow):
     def _build_all_tabs(self) -> None:
         for name in list(self._pending):
             self._panel(name)
+
+    def _build_editor(self) -> QWidget:
+        from workbench.ui.editor import PromptEditor
+
+        editor = PromptEditor(self.jobs)
+        editor.edited.connect(self.apply_update)
+        editor.graduate_requested.connect(lambda: self.tabs.setCurrentWidget(self.graduate))
+        return editor
 
     def _build_few_shot(self) -> QWidget:
         from workbench.ui.fewshot import FewShotPanel
@@ -337,9 +448,9 @@ class MainWindow(QMainWindow):
 
         run_menu = self.menuBar().addMenu("&Run")
         self.run_action = _action("Run", self, QKeySequence("Ctrl+Return"))
-        self.run_action.triggered.connect(self.run_panel.run)
+        self.run_action.triggered.connect(lambda: self.run_panel.run())
         self.stop_action = _action("Stop", self, QKeySequence(Qt.Key.Key_Escape))
-        self.stop_action.triggered.connect(self.run_panel.stop)
+        self.stop_action.triggered.connect(lambda: self.run_panel.stop())
         find = _action("Find prompt", self, QKeySequence.StandardKey.Find)
         find.triggered.connect(self._focus_search)
         for action in (self.run_action, self.stop_action):
@@ -366,6 +477,20 @@ class MainWindow(QMainWindow):
             help_menu.addAction(action)
         help_menu.addSeparator()
         help_menu.addAction(about)
+        # what works on the library or its panels waits for `open_library`
+        self._needs_library = [
+            new,
+            self.save_action,
+            seed,
+            self.import_action,
+            self.export_action,
+            self.run_action,
+            self.stop_action,
+            find,
+            self.shortcuts_action,
+        ]
+        for action in self._needs_library:
+            action.setEnabled(False)
 
     # -- help ----------------------------------------------------------------------------
 
@@ -463,6 +588,8 @@ class MainWindow(QMainWindow):
     # -- the working copy ------------------------------------------------------
 
     def select_prompt(self, prompt_id: str | None) -> None:
+        from workbench.core.library import LibraryError
+
         if self.working is not None and prompt_id == self.working.id:
             return
         self.autosave()  # never lose the previous prompt's last edits
@@ -502,6 +629,10 @@ class MainWindow(QMainWindow):
 
     def apply_update(self, update: dict[str, Any]) -> None:
         """Validate a panel's field updates into a new working copy; autosave soon."""
+        from pydantic import ValidationError
+
+        from workbench.core.models import Prompt
+
         if self.working is None:
             return
         data = self.working.model_dump()
@@ -533,6 +664,8 @@ class MainWindow(QMainWindow):
         )
 
     def autosave(self) -> None:
+        from workbench.core.library import LibraryError
+
         self.autosave_timer.stop()
         if self.working is None or self.saved is None:
             return
@@ -546,6 +679,8 @@ class MainWindow(QMainWindow):
 
     def save_version(self) -> None:
         """Ctrl+S: the working copy becomes a new version in the history."""
+        from workbench.core.library import LibraryError
+
         if self.working is None:
             return
         self.autosave_timer.stop()
@@ -635,6 +770,8 @@ class MainWindow(QMainWindow):
     # -- library ---------------------------------------------------------------------
 
     def load_sample_library(self) -> None:
+        from workbench.core.library import LibraryError, seed_library
+
         before = len(self.library.prompts), len(self.library.test_sets)
         try:
             added = seed_library(self.library, resource_path("sample_library"))
@@ -690,8 +827,9 @@ class MainWindow(QMainWindow):
         settings.setValue("main/geometry", self.saveGeometry())
         settings.setValue("main/state", self.saveState())
         self.jobs.shutdown()
-        self.session.close()  # panels stop using the model; it closes if the worker ended
-        self.library.close()
+        if self.is_open:
+            self.session.close()  # panels stop using the model; it closes if the worker ended
+            self.library.close()
         super().closeEvent(event)
 
     def restore_layout(self) -> None:
@@ -740,18 +878,28 @@ def run_app(library_dir: Path | None = None, smoke_test: bool = False, debug: bo
     if debug or log_file() is None:
         setup_logging(debug=debug)
     app = create_application()
+    window = start_window(library_dir)
     try:
-        library = Library(library_dir or default_library_dir())
-    except LibraryError as exc:
-        log.error("cannot open the library: %s", exc)
-        QMessageBox.critical(None, APP_NAME, str(exc))
-        return 2
-    window = MainWindow(library)
+        status = int(app.exec())
+    finally:
+        window.errors.uninstall()
+    return 2 if window.open_failed else status
+
+
+def start_window(library_dir: Path | None = None, load_model: bool = True) -> MainWindow:
+    """The app's start: the window's frame shown and painted now, where the user left
+    it; the library opened into it once the event loop runs (`MainWindow.opened` says
+    when). The app's QApplication must exist."""
+    window = MainWindow()
     window.errors.install()
     window.restore_layout()
     window.show()
-    log.info("%s %s started on %s", APP_NAME, __version__, library.root)
-    try:
-        return int(app.exec())
-    finally:
-        window.errors.uninstall()
+    window.repaint()  # on screen before the library and the panels are loaded
+    log.info("%s %s started", APP_NAME, __version__)
+
+    def open_library() -> None:
+        if window.isVisible():  # not closed meanwhile
+            window.open_folder(library_dir, load_model)
+
+    QTimer.singleShot(0, open_library)
+    return window
