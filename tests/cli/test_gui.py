@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from workbench.cli import main
+from workbench.cli import build_parser, main, parse_app_start
 
 
 @pytest.fixture
@@ -35,3 +35,41 @@ def test_a_smoke_test_writes_no_log_file(fake_app: list[dict[str, object]], log_
     assert main(["gui", "--smoke-test"]) == 0
     assert fake_app == [{"library_dir": None, "smoke_test": True}]
     assert list(log_dir.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],
+        ["gui"],
+        ["gui", "--smoke-test"],
+        ["--library", "somewhere"],
+        ["--library", "somewhere", "--debug", "gui"],
+        ["--debug", "gui", "--smoke-test"],
+    ],
+)
+def test_the_app_s_command_lines_parse_as_the_full_parser_reads_them(argv: list[str]) -> None:
+    """The quick parse that starts the window without building every command reads the
+    app's command lines exactly as the full parser does."""
+    quick = parse_app_start(argv)
+    assert quick is not None
+    assert vars(quick) == vars(build_parser().parse_args(argv))
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["eval", "--help"],
+        ["--version"],
+        ["-h"],
+        ["gui", "-h"],
+        ["--smoke-test"],
+        ["--library"],
+        ["--lib", "somewhere"],
+        ["gui", "extra"],
+        ["gui", "--library", "somewhere"],
+        ["--", "gui"],
+    ],
+)
+def test_every_other_command_line_is_left_to_the_full_parser(argv: list[str]) -> None:
+    assert parse_app_start(argv) is None

@@ -7,6 +7,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from workbench import __version__
 from workbench.cli import (
@@ -63,10 +64,41 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _NoExit(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise argparse.ArgumentError(None, message)
+
+
+def parse_app_start(argv: Sequence[str] | None = None) -> argparse.Namespace | None:
+    """`workbench [--library DIR] [--debug] [gui [--smoke-test]]` parsed as `build_parser`
+    would, without building the other commands (their options list choices and defaults
+    read from the schema, which would load pydantic and jinja2 before the window shows);
+    None for any other command line, help and errors included, which the full parser
+    then reads."""
+    parser = _NoExit(add_help=False, allow_abbrev=False)
+    parser.add_argument("--library")
+    parser.add_argument("--debug", action="store_true")
+    parser.add_argument("rest", nargs=argparse.REMAINDER)  # the command and its options
+    try:
+        args = parser.parse_args(argv)
+    except argparse.ArgumentError:
+        return None
+    rest = args.__dict__.pop("rest")
+    if rest == []:
+        args.command = None
+    elif rest in (["gui"], ["gui", "--smoke-test"]):
+        args.command = "gui"
+        args.smoke_test = len(rest) == 2
+        args.func = gui.cmd_gui
+    else:
+        return None
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from workbench.core.logs import setup_logging
 
-    args = build_parser().parse_args(argv)
+    args = parse_app_start(argv) or build_parser().parse_args(argv)
     setup_logging(debug=args.debug)
     command: Command = getattr(args, "func", gui.cmd_gui)  # no command: the app
     logger.debug("workbench %s", " ".join(sys.argv[1:] if argv is None else argv))
