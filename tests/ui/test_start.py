@@ -131,8 +131,9 @@ def test_a_library_that_cannot_be_opened_is_said_and_the_window_closes(
 
 def test_the_command_line_shows_the_window_before_loading_the_schema(library_dir: Path) -> None:
     """`workbench --library DIR gui` as a user runs it: when the frame is on screen none
-    of pydantic, jinja2, numpy, torch and the panels' modules are loaded; the library
-    is listed once it opens."""
+    of pydantic, jinja2, numpy, torch and the panels' modules are loaded, and it is
+    painted laid out with the app's stylesheet (set as the window is shown), as it is
+    once the library has opened; the library is listed once it opens."""
     library = _seeded(library_dir)
     prompts = len(library.prompts)
     library.close()
@@ -142,13 +143,19 @@ def test_the_command_line_shows_the_window_before_loading_the_schema(library_dir
         import workbench.ui.app as app_module
         from workbench.cli import main
         start = app_module.start_window
+        def laid_out(window):  # as painted: the docks' title bars, the tabs
+            bar = window.tabs.tabBar()
+            tabs = [bar.tabRect(i).getRect() for i in range(bar.count())]
+            return window.library_dock.widget().y(), window.run_dock.widget().y(), tabs
         def start_window(library_dir=None, load_model=True):
             window = start(library_dir, load_model=False)
             print("shown", window.isVisible(), window.is_open,
                   ",".join(m for m in {HEAVY!r} if m in sys.modules) or "-", flush=True)
+            frame = laid_out(window)
             def opened():
                 listed = window.library_panel.list.model().rowCount()
                 print("opened", listed, window.working is not None, flush=True)
+                print("same layout", frame == laid_out(window), flush=True)
                 os._exit(0)
             window.opened.connect(opened)
             return window
@@ -163,4 +170,8 @@ def test_the_command_line_shows_the_window_before_loading_the_schema(library_dir
         timeout=120,
     )
     lines = result.stdout.splitlines()
-    assert lines == ["shown True False -", f"opened {prompts} True"], result.stderr[-2000:]
+    assert lines == [
+        "shown True False -",
+        f"opened {prompts} True",
+        "same layout True",
+    ], result.stderr[-2000:]

@@ -894,6 +894,9 @@ def start_window(library_dir: Path | None = None, load_model: bool = True) -> Ma
     window.errors.install()
     window.restore_layout()
     window.show()
+    # the stylesheet, set as the window is shown, changes sizes (the docks' title bars,
+    # the tabs): lay the frame out with it before painting it
+    QApplication.sendPostedEvents()
     window.repaint()  # on screen before the library and the panels are loaded
     log.info("%s %s started", APP_NAME, __version__)
 
