@@ -81,6 +81,31 @@ def test_a_soft_prompt_may_be_named(library: Library) -> None:
         )
 
 
+def test_a_lora_adapter_may_be_named_and_a_variant_takes_one_tuned_method(
+    library: Library,
+) -> None:
+    from tests.core.exchange_helpers import add_lora_adapter, add_soft_prompt
+
+    prompt = library.new_prompt("p", user_template="{{ text }}")
+    adapter = add_lora_adapter(library, "yes-no-lora", prompt.id)
+    add_soft_prompt(library, "tuned", prompt.id, tokens=2, hidden=8)
+    cases = labelled(library, prompt)
+    plan = plan_evaluation(
+        library, prompt, cases, [VariantSpec(name="lora", adapter_id="yes-no-lora")], split=None
+    )
+    assert plan.specs[0].adapter_id == adapter.id and plan.adapters == {adapter.id: adapter}
+    assert plan.library is library
+    with pytest.raises(EvaluationError, match="Variant 'gone': no single LoRA adapter 'nope'"):
+        plan_evaluation(
+            library, prompt, cases, [VariantSpec(name="gone", adapter_id="nope")], split=None
+        )
+    both = VariantSpec(name="both", soft_prompt_id="tuned", adapter_id="yes-no-lora")
+    with pytest.raises(EvaluationError, match="'both' names a soft prompt and a LoRA adapter"):
+        plan_evaluation(library, prompt, cases, [both], split=None)
+    with pytest.raises(EvaluationError, match="uses a LoRA adapter: needs the library"):
+        plan_evaluation(None, prompt, cases, [VariantSpec(name="lora", adapter_id="x")], split=None)
+
+
 def test_a_comparison_led_by_another_prompt_is_filed_under_the_evaluated_one(
     library: Library, tmp_path: Path, loads: list[FakeBackend]
 ) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from workbench.core.backends.base import BackendSettings
+from workbench.core.flows.lookup import find_lora_adapter
 from workbench.core.library import Library
 from workbench.core.lora import LoraAdapterSaved, LoraFinished, checkpoint_folder, graduate_lora
 from workbench.core.lora_io import (
@@ -20,7 +21,6 @@ from workbench.core.lora_io import (
     apply_adapter,
     check_compatible,
     export_lora_adapter,
-    find_lora_adapter,
     import_lora_adapter,
 )
 from workbench.core.models import (

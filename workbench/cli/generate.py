@@ -151,7 +151,8 @@ def apply_lora_adapter(ref: str, library: Library, backend: Backend) -> str:
     transformers, a GGUF adapter on llama.cpp), after checking it was made for this
     model; returns its id. The backend is closed after the run, so the adapter is never
     taken out again."""
-    from workbench.core.lora_io import apply_adapter, find_lora_adapter
+    from workbench.core.flows.lookup import find_lora_adapter
+    from workbench.core.lora_io import apply_adapter
 
     adapter = find_lora_adapter(library, ref)
     apply_adapter(library, adapter, backend)

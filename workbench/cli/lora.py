@@ -34,7 +34,8 @@ def cmd_lora_list(args: argparse.Namespace) -> int:
 
 def cmd_lora_export(args: argparse.Namespace) -> int:
     from workbench.core.backends.registry import ModelCatalog
-    from workbench.core.lora_io import export_lora_adapter, find_lora_adapter
+    from workbench.core.flows.lookup import find_lora_adapter
+    from workbench.core.lora_io import export_lora_adapter
 
     if (args.out is None) == (args.gguf is None):
         raise CliError("give either --out DIR (a PEFT folder) or --gguf FILE (for llama.cpp)")

@@ -26,7 +26,7 @@ import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from workbench.core.backends.base import Backend, BackendError
 from workbench.core.flows.report import format_metric, plural
@@ -167,6 +167,16 @@ BackendFor = Callable[[VariantSpec], Backend]
 SoftPromptFor = Callable[[str], Any]  # soft prompt id -> numpy [N, d]
 
 
+class AppliedAdapter(Protocol):
+    """A LoRA adapter put into a loaded model (`lora_io.AppliedAdapter`)."""
+
+    def remove(self) -> None: ...
+
+
+# (adapter id, the variant's backend) -> the adapter applied to that backend's model
+AdapterFor = Callable[[str, Backend], AppliedAdapter]
+
+
 def new_eval_run(
     prompt_id: str | None,
     test_set: TestSet,
@@ -204,9 +214,13 @@ def evaluate(
     split: Split | None = None,
     soft_prompt_for: SoftPromptFor | None = None,
     prompt_id: str | None = None,
+    adapter_for: AdapterFor | None = None,
 ) -> Iterator[EvalEvent]:
     """Run every variant over the chosen rows of a test set. The run is filed under
-    `prompt_id` (the evaluated prompt; default: the first variant's)."""
+    `prompt_id` (the evaluated prompt; default: the first variant's). A variant with an
+    `adapter_id` runs with that LoRA adapter put into its backend's model
+    (`adapter_for`) and taken out again after its last case, so the other variants on
+    the same loaded model run without it."""
     cancel = cancel or threading.Event()
     chosen_mode = choose_mode(test_set, mode)
     unknown = [m for m in metrics if m not in TEXT_METRICS and m != "label"]
@@ -239,16 +253,27 @@ def evaluate(
             if soft_prompt_for is None:
                 raise EvaluationError(f"variant {spec.name!r} needs its soft prompt loaded")
             soft = soft_prompt_for(spec.soft_prompt_id)
-        if chosen_mode == "likelihood":
-            cases = _likelihood_cases(backend, prompt, test_set, rows, metric_list, cancel, soft)
-        else:
-            cases = _generated_cases(backend, prompt, test_set, rows, metric_list, cancel, soft)
-        for result in cases:
-            run.results[index].append(result)
-            done += 1
-            yield CaseDone(index, result)
-            elapsed = time.perf_counter() - started
-            yield Progress(done, total, elapsed / done * (total - done))
+        applied = None
+        if spec.adapter_id is not None:
+            if adapter_for is None:
+                raise EvaluationError(f"variant {spec.name!r} needs its LoRA adapter loaded")
+            applied = adapter_for(spec.adapter_id, backend)
+        try:
+            if chosen_mode == "likelihood":
+                cases = _likelihood_cases(
+                    backend, prompt, test_set, rows, metric_list, cancel, soft
+                )
+            else:
+                cases = _generated_cases(backend, prompt, test_set, rows, metric_list, cancel, soft)
+            for result in cases:
+                run.results[index].append(result)
+                done += 1
+                yield CaseDone(index, result)
+                elapsed = time.perf_counter() - started
+                yield Progress(done, total, elapsed / done * (total - done))
+        finally:  # also when the run is stopped or fails: the model is left as it was
+            if applied is not None:
+                applied.remove()
         if cancel.is_set():
             break
     run.complete = done == total

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from workbench.core.backends.base import Backend, BackendError, BackendSettings
-from workbench.core.evaluation import EvalEvent, EvalFinished, evaluate
+from workbench.core.evaluation import AppliedAdapter, EvalEvent, EvalFinished, evaluate
 from workbench.core.library import Library
 from workbench.core.models import (
     EvalRun,
@@ -386,7 +386,7 @@ def compare_on_held_out(
         tokens = VirtualTokens(tensor, tuned.placement)
         trained = VariantSpec(name="soft prompt", few_shot_count=0, soft_prompt_id=tuned.id)
     else:
-        trained = VariantSpec(name=LORA_VARIANT, few_shot_count=0)
+        trained = VariantSpec(name=LORA_VARIANT, few_shot_count=0, adapter_id=tuned.id)
     variants = [
         (VariantSpec(name="zero-shot", few_shot_count=0), prompt),
         (VariantSpec(name="few-shot"), prompt),
@@ -396,15 +396,13 @@ def compare_on_held_out(
         variants.pop(1)
     yield ComparisonStarted([v.name for v, _ in variants], len(rows))
     backend = load_backend(spec, "transformers", settings)
-    applied: list[Any] = []
 
-    def backend_for(variant: VariantSpec) -> Backend:
-        # the variants run one after another: the adapter goes in for the last one
-        if variant.name == LORA_VARIANT and isinstance(tuned, LoraAdapter) and not applied:
-            from workbench.core.lora_io import apply_adapter
+    def adapter_for(_adapter_id: str, loaded: Backend) -> AppliedAdapter:
+        # put into the model for the adapter's own row only
+        from workbench.core.lora_io import apply_adapter
 
-            applied.append(apply_adapter(library, tuned, backend))
-        return backend
+        assert isinstance(tuned, LoraAdapter)
+        return apply_adapter(library, tuned, loaded)
 
     try:
         run = None
@@ -412,10 +410,11 @@ def compare_on_held_out(
             variants,
             test_set,
             rows,
-            backend_for,
+            lambda _variant: backend,
             cancel=cancel,
             split="test",
             soft_prompt_for=None if tokens is None else lambda _id: tokens,
+            adapter_for=adapter_for,
         ):
             if isinstance(event, EvalFinished):
                 run = event.run

@@ -335,19 +335,6 @@ def empty_model(folder: Path) -> Any:
 # the library
 
 
-def find_lora_adapter(library: Library, ref: str) -> LoraAdapter:
-    """The adapter with this id, else the only one with this name."""
-    from workbench.core.flows.lookup import NotFoundError
-
-    pool = list(library.lora_adapters.values())
-    matches = [a for a in pool if a.id == ref] or [a for a in pool if a.name == ref]
-    if len(matches) == 1:
-        return matches[0]
-    known = ", ".join(f"{a.id} ({a.name})" for a in pool) or "none"
-    many = "more than one" if matches else "no single"
-    raise NotFoundError(f"{many} LoRA adapter {ref!r} in the library (known: {known})")
-
-
 def import_lora_adapter(
     library: Library,
     folder: Path,
@@ -468,7 +455,6 @@ __all__ = [
     "check_compatible",
     "check_config",
     "export_lora_adapter",
-    "find_lora_adapter",
     "import_lora_adapter",
     "read_adapter_folder",
     "write_adapter_folder",

@@ -461,6 +461,7 @@ class VariantSpec(_Model):
     few_shot_count: int | None = Field(default=None, ge=0, description="0 = zero-shot")
     cot_mode: CoTMode | None = None
     soft_prompt_id: Id | None = Field(default=None, description="run with this soft prompt")
+    adapter_id: Id | None = Field(default=None, description="run with this LoRA adapter")
 
 
 class CaseRating(_Model):

@@ -1,5 +1,5 @@
-"""The evaluation flow: variants → prompts, versions and soft prompts; rows by split and
-limit; then the run itself on a `BackendPool`. The Evaluate panel and `workbench eval`
+"""The evaluation flow: variants → prompts, versions, soft prompts and LoRA adapters; rows
+by split and limit; then the run itself on a `BackendPool`. The Evaluate panel and `workbench eval`
 both plan with `plan_evaluation` and run with `run_evaluation`.
 """
 
@@ -10,20 +10,23 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from workbench.core.backends.base import Backend
 from workbench.core.backends.pool import BackendPool
 from workbench.core.evaluation import (
     DEFAULT_METRICS,
+    AppliedAdapter,
     EvalEvent,
     EvaluationError,
     choose_mode,
     evaluate,
     new_eval_run,
 )
-from workbench.core.flows.lookup import find_soft_prompt
+from workbench.core.flows.lookup import find_lora_adapter, find_soft_prompt
 from workbench.core.library import Library
 from workbench.core.models import (
     EvalMode,
     EvalRun,
+    LoraAdapter,
     Prompt,
     ScoringMode,
     SoftPromptPlacement,
@@ -71,6 +74,8 @@ class EvalPlan:
     chosen_mode: ScoringMode
     soft_paths: dict[str, Path] = field(default_factory=dict)  # soft prompt id -> tensor
     soft_placements: dict[str, SoftPromptPlacement] = field(default_factory=dict)
+    adapters: dict[str, LoraAdapter] = field(default_factory=dict)  # by id
+    library: Library | None = None  # where the adapters' files are
 
     @property
     def specs(self) -> list[VariantSpec]:
@@ -117,9 +122,10 @@ def plan_evaluation(
     metrics: Sequence[str] = DEFAULT_METRICS,
     mode: EvalMode = "auto",
 ) -> EvalPlan:
-    """Resolve variants, rows and soft prompts; every mistake raises here, with a message
-    for the user, before any model loads. A variant's `soft_prompt_id` may be a soft
-    prompt's id or name (the command line's `soft=NAME`); the plan holds ids."""
+    """Resolve variants, rows, soft prompts and LoRA adapters; every mistake raises here,
+    with a message for the user, before any model loads. A variant's `soft_prompt_id`
+    (`adapter_id`) may be a soft prompt's (LoRA adapter's) id or name (the command
+    line's `soft=NAME`, `adapter=NAME`); the plan holds ids."""
     rows = select_rows(test_set, split, limit)
     if not rows:
         where = f"the {split} split of " if split else ""
@@ -132,7 +138,13 @@ def plan_evaluation(
     variants: list[tuple[VariantSpec, Prompt]] = []
     soft_paths: dict[str, Path] = {}
     soft_placements: dict[str, SoftPromptPlacement] = {}
+    adapters: dict[str, LoraAdapter] = {}
     for spec in specs:
+        if spec.soft_prompt_id is not None and spec.adapter_id is not None:
+            raise EvaluationError(
+                f"Variant {spec.name!r} names a soft prompt and a LoRA adapter: a variant "
+                "runs with one of them."
+            )
         if spec.soft_prompt_id is not None:
             if library is None:
                 raise EvaluationError(
@@ -145,6 +157,17 @@ def plan_evaluation(
             spec = spec.model_copy(update={"soft_prompt_id": soft.id})
             soft_paths[soft.id] = library.soft_prompt_tensor_path(soft)
             soft_placements[soft.id] = soft.placement
+        if spec.adapter_id is not None:
+            if library is None:
+                raise EvaluationError(
+                    f"variant {spec.name!r} uses a LoRA adapter: needs the library"
+                )
+            try:
+                adapter = find_lora_adapter(library, spec.adapter_id)
+            except LookupError as exc:
+                raise EvaluationError(f"Variant {spec.name!r}: {exc}") from None
+            spec = spec.model_copy(update={"adapter_id": adapter.id})
+            adapters[adapter.id] = adapter
         variants.append((spec, variant_prompt(library, prompt, spec)))
     return EvalPlan(
         prompt,
@@ -157,6 +180,8 @@ def plan_evaluation(
         chosen,
         soft_paths,
         soft_placements,
+        adapters,
+        library,
     )
 
 
@@ -164,7 +189,19 @@ def run_evaluation(
     plan: EvalPlan, pool: BackendPool, cancel: threading.Event | None = None
 ) -> Iterator[EvalEvent]:
     """Evaluate the plan (a generator of `evaluate`'s events); the caller owns the pool
-    and closes it."""
+    and closes it. A LoRA adapter is put into its variant's model for that variant's
+    cases only (PEFT's layers on transformers, a GGUF adapter on llama.cpp), after
+    checking it was made for that model."""
+
+    def adapter_for(adapter_id: str, backend: Backend) -> AppliedAdapter:
+        from workbench.core.lora_io import LoraAdapterError, apply_adapter
+
+        assert plan.library is not None  # a plan with adapters has its library
+        try:
+            return apply_adapter(plan.library, plan.adapters[adapter_id], backend)
+        except LoraAdapterError as exc:
+            raise EvaluationError(str(exc)) from None
+
     yield from evaluate(
         plan.variants,
         plan.test_set,
@@ -178,4 +215,5 @@ def run_evaluation(
             load_soft_prompt_tensor(plan.soft_paths[soft_id]), plan.soft_placements[soft_id]
         ),
         prompt_id=plan.prompt.id,
+        adapter_for=adapter_for,
     )

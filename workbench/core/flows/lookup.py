@@ -13,7 +13,14 @@ from typing import Any, TypeVar
 
 from workbench.core.examples_io import parse_examples_csv, parse_examples_jsonl
 from workbench.core.library import Library, read_document
-from workbench.core.models import FewShotExample, Prompt, SoftPrompt, TestRow, TestSet
+from workbench.core.models import (
+    FewShotExample,
+    LoraAdapter,
+    Prompt,
+    SoftPrompt,
+    TestRow,
+    TestSet,
+)
 from workbench.core.placement import VirtualTokens
 from workbench.core.testsets_io import parse_test_set_csv, parse_test_set_jsonl
 
@@ -29,7 +36,7 @@ class FileReadError(ValueError):
     """A file could not be read as text (missing, unreadable, not UTF-8)."""
 
 
-_Item = TypeVar("_Item", SoftPrompt, TestSet)
+_Item = TypeVar("_Item", SoftPrompt, LoraAdapter, TestSet)
 
 
 def _find_one(items: Iterable[_Item], ref: str, what: str) -> _Item:
@@ -46,6 +53,11 @@ def _find_one(items: Iterable[_Item], ref: str, what: str) -> _Item:
 def find_soft_prompt(library: Library, ref: str) -> SoftPrompt:
     """The soft prompt with this id, else the only one with this name."""
     return _find_one(library.soft_prompts.values(), ref, "soft prompt")
+
+
+def find_lora_adapter(library: Library, ref: str) -> LoraAdapter:
+    """The LoRA adapter with this id, else the only one with this name."""
+    return _find_one(library.lora_adapters.values(), ref, "LoRA adapter")
 
 
 def find_test_set(library: Library, ref: str) -> TestSet:

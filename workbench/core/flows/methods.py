@@ -35,8 +35,10 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from workbench.core.backends.base import BackendError
+from workbench.core.backends.base import Backend, BackendError
 from workbench.core.evaluation import (
+    AdapterFor,
+    AppliedAdapter,
     CaseDone,
     EvalFinished,
     EvaluationError,
@@ -288,7 +290,7 @@ def plan_methods(
             if adapter is None:
                 planned.append(Method(key, NOT_TRAINED, "no LoRA adapter for this prompt"))
                 continue
-            spec = VariantSpec(name=label, few_shot_count=0, cot_mode=off)
+            spec = VariantSpec(name=label, few_shot_count=0, cot_mode=off, adapter_id=adapter.id)
             planned.append(Method(key, NOT_COMPARED, adapter.name, spec, prompt, adapter=adapter))
     return MethodsPlan(prompt, test_set, rows, planned, mode)
 
@@ -588,6 +590,16 @@ def _soft_for(library: Library, plan: MethodsPlan) -> Callable[[str], Any]:
     return load
 
 
+def _adapter_for(library: Library, plan: MethodsPlan) -> AdapterFor:
+    def apply(adapter_id: str, backend: Backend) -> AppliedAdapter:
+        from workbench.core.lora_io import apply_adapter
+
+        adapter = next(m.adapter for m in plan.methods if m.adapter and m.adapter.id == adapter_id)
+        return apply_adapter(library, adapter, backend)
+
+    return apply
+
+
 def run_methods(
     library: Library | None,
     plan: MethodsPlan,
@@ -617,13 +629,7 @@ def run_methods(
             break
         assert method.prompt is not None
         mode = "generate" if method.key == "cot" else plan.mode
-        applied = None
         try:
-            if method.key == "lora":
-                from workbench.core.lora_io import apply_adapter
-
-                assert library is not None and method.adapter is not None
-                applied = apply_adapter(library, method.adapter, pool.get(spec))
             events = evaluate(
                 [(spec, method.prompt)],
                 plan.test_set,
@@ -635,6 +641,7 @@ def run_methods(
                 split="test",
                 soft_prompt_for=_soft_for(library, plan) if library is not None else None,
                 prompt_id=plan.prompt.id,
+                adapter_for=_adapter_for(library, plan) if library is not None else None,
             )
             for event in events:
                 if isinstance(event, CaseDone):
@@ -652,9 +659,6 @@ def run_methods(
                     pass
         except (EvaluationError, BackendError, OSError) as exc:
             errors[method.key] = str(exc)
-        finally:
-            if applied is not None:
-                applied.remove()
     run = merged_run(plan, runnable, specs, results, done == total)
     table = build_table(library, plan, run, errors)
     run.method_table = table.to_dict()
