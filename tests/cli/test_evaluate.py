@@ -16,6 +16,7 @@ def test_a_variant_spec_names_its_overrides() -> None:
     assert spec.cot_mode is not None and spec.cot_mode.value == "zero_shot"
     # a soft prompt's name is no id: the evaluation plan resolves it
     assert spec.soft_prompt_id == "tiny soft"
+    assert parse_variant("l:adapter=yes no lora,few_shot=0").adapter_id == "yes no lora"
     assert parse_variant("plain").name == "plain"
     with pytest.raises(CliError, match="expected key=value"):
         parse_variant("x:colour=red")

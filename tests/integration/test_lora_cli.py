@@ -114,6 +114,34 @@ def test_tune_lora_saves_an_adapter_that_generate_runs_with(
     assert run.adapter_id == adapter.id  # the run record says what it ran with
 
 
+def test_eval_compares_a_variant_with_a_lora_adapter_by_name(
+    yes_no: Library, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert tune(yes_no, tiny_model_dir, "--lr", "0.05", "--name", "yn lora", "--no-compare") == 0
+    capsys.readouterr()
+    argv = ["--library", str(yes_no.root), "eval", "YN", "--model", str(tiny_model_dir)]
+    argv += ["--backend", "transformers", "--split", "all", "--limit", "4", "--threads", "2"]
+    variants = ["--variant", "plain:few_shot=0", "--variant", "tuned:few_shot=0,adapter=yn lora"]
+    assert main([*argv, *variants, "--json"]) == 0
+    lines = json_lines(capsys.readouterr().out)
+    cases = [line for line in lines if line["event"] == "case"]
+    [summary] = [line for line in lines if line["event"] == "summary"]
+    assert [s["name"] for s in summary["summaries"]] == ["plain", "tuned"]
+    assert summary["complete"] and len(cases) == 8
+    scores = {
+        name: [c["label_scores"] for c in cases if c["variant"] == name]
+        for name in ("plain", "tuned")
+    }
+    assert scores["plain"] != scores["tuned"]  # the adapter ran for its variant
+    library = Library(yes_no.root)
+    [adapter] = library.lora_adapters.values()
+    [run] = library.eval_runs_for(library.find_prompt("YN").id)
+    assert [v.adapter_id for v in run.variants] == [None, adapter.id]
+    # a name the library does not know is said before any model loads
+    assert main([*argv, "--variant", "gone:adapter=nope"]) != 0
+    assert "no single LoRA adapter 'nope'" in capsys.readouterr().err
+
+
 def test_tune_lora_json_lines_and_bad_options(
     yes_no: Library, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -36,12 +36,14 @@ _VARIANT_KEYS = {
     "few_shot": "few_shot_count",
     "cot": "cot_mode",
     "soft": "soft_prompt_id",
+    "adapter": "adapter_id",
 }
 
 
 def parse_variant(text: str) -> VariantSpec:
-    """NAME[:key=value,...] with keys prompt, version, model, backend, few_shot, cot and
-    soft (a soft prompt's name or id: the evaluation plan resolves it)."""
+    """NAME[:key=value,...] with keys prompt, version, model, backend, few_shot, cot, soft
+    and adapter (a soft prompt's or LoRA adapter's name or id: the evaluation plan
+    resolves it)."""
     from workbench.core.models import VariantSpec, validate_as
 
     name, _, rest = text.partition(":")
@@ -53,9 +55,10 @@ def parse_variant(text: str) -> VariantSpec:
                 f"--variant {text!r}: expected key=value with keys {', '.join(_VARIANT_KEYS)}"
             )
         fields[_VARIANT_KEYS[key]] = value.replace("-", "_") if key == "cot" else value
-    soft = fields.pop("soft_prompt_id", None)  # a name is no id: set after validation
+    # a name is no id: set after validation
+    names = {key: fields.pop(key) for key in ("soft_prompt_id", "adapter_id") if key in fields}
     spec = validate_as(VariantSpec, fields, f"--variant {text!r}")
-    return spec.model_copy(update={"soft_prompt_id": soft}) if soft is not None else spec
+    return spec.model_copy(update=names) if names else spec
 
 
 def parse_minimums(
@@ -220,8 +223,8 @@ def register(sub: Subparsers) -> None:
         action="append",
         default=[],
         metavar="SPEC",
-        help="NAME[:prompt=P,version=N,model=M,backend=B,few_shot=K,cot=MODE,soft=S]; "
-        "repeat to compare",
+        help="NAME[:prompt=P,version=N,model=M,backend=B,few_shot=K,cot=MODE,soft=S,"
+        "adapter=A]; repeat to compare",
     )
     ev.add_argument("--model", metavar="M")
     ev.add_argument("--backend", choices=choices(BackendName))
