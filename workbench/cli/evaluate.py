@@ -56,7 +56,9 @@ def parse_variant(text: str) -> VariantSpec:
             )
         fields[_VARIANT_KEYS[key]] = value.replace("-", "_") if key == "cot" else value
     # a name is no id: set after validation
-    names = {key: fields.pop(key) for key in ("soft_prompt_id", "adapter_id") if key in fields}
+    names: dict[str, object] = {
+        key: fields.pop(key) for key in ("soft_prompt_id", "adapter_id") if key in fields
+    }
     spec = validate_as(VariantSpec, fields, f"--variant {text!r}")
     return spec.model_copy(update=names) if names else spec
 

@@ -190,7 +190,7 @@ def test_variants_can_be_another_prompt_or_a_soft_prompt(
     panel.set_prompt(panel.library.get_prompt(prompt.id))
     model = panel.variants_model
     assert model.choices(VariantsModel.PROMPT) == ["this prompt", "Terse sentiment"]
-    assert model.choices(VariantsModel.SOFT) == ["none", "tuned"]
+    assert model.choices(VariantsModel.TUNED) == ["none", "tuned (soft prompt)"]
 
     model.add_variant(VariantSpec(name="other prompt"))
     model.add_variant(VariantSpec(name="soft"))
@@ -201,7 +201,7 @@ def test_variants_can_be_another_prompt_or_a_soft_prompt(
     assert "set the prompt to 'this prompt' first" in message(panel)
     assert not model.setData(model.index(1, VariantsModel.PROMPT), "Nope")
     assert "No prompt named 'Nope'" in message(panel)
-    assert model.setData(model.index(2, VariantsModel.SOFT), "tuned")
+    assert model.setData(model.index(2, VariantsModel.TUNED), "tuned (soft prompt)")
     assert model.variants()[2].soft_prompt_id == soft.id
 
     with qtbot.waitSignal(panel.evaluation_finished, timeout=10_000) as finished:
@@ -214,6 +214,51 @@ def test_variants_can_be_another_prompt_or_a_soft_prompt(
     contexts = [run.results[v][0].context_tokens for v in range(3)]
     assert contexts[2] == contexts[0] + 3
     assert contexts[1] < contexts[0]  # the other prompt's shorter system message
+
+
+def test_the_tuned_column_offers_soft_prompts_and_lora_adapters_trained_meanwhile(
+    qtbot, open_panel, library_dir: Path, fake_models
+) -> None:
+    """A variant runs with one soft prompt or one LoRA adapter of the prompt; one
+    trained or imported while the tab was hidden is offered when it is shown again."""
+    from tests.core.exchange_helpers import add_lora_adapter, add_soft_prompt
+
+    library = Library(library_dir)
+    prompt = sentiment_prompt(library)
+    sentiment_set(library, prompt)
+    soft = add_soft_prompt(library, "tuned", prompt.id, tokens=3, hidden=8)
+    panel = open_panel()
+    panel.set_prompt(panel.library.get_prompt(prompt.id))
+    model = panel.variants_model
+    assert model.choices(VariantsModel.TUNED) == ["none", "tuned (soft prompt)"]
+    panel.hide()
+    adapter = add_lora_adapter(panel.library, "yes-no", prompt.id)  # the Graduate tab's
+    panel.show()
+    assert model.choices(VariantsModel.TUNED) == ["none", "tuned (soft prompt)", "yes-no (LoRA)"]
+    assert model.headerData(VariantsModel.TUNED, Qt.Orientation.Horizontal) == "tuned"
+
+    model.add_variant(VariantSpec(name="lora"))
+    cell = model.index(1, VariantsModel.TUNED)
+    assert model.setData(cell, "tuned (soft prompt)")
+    assert model.variants()[1].soft_prompt_id == soft.id
+    assert model.setData(cell, "yes-no (LoRA)")  # one or the other, never both
+    spec = model.variants()[1]
+    assert spec.adapter_id == adapter.id and spec.soft_prompt_id is None
+    assert model.data(cell) == "yes-no (LoRA)"
+    assert not model.setData(cell, "nope")
+    assert "no soft prompt or LoRA adapter named 'nope'" in message(panel)
+    assert model.variants()[1].adapter_id == adapter.id  # a rejected edit changes nothing
+    assert model.setData(cell, "none")
+    assert model.variants()[1].adapter_id is None
+
+    # run with it on a model it cannot go into: said, nothing saved, the run can be retried
+    model.set_variants([VariantSpec(name="lora", adapter_id=adapter.id)])
+    click(qtbot, panel, "evalRun")
+    qtbot.waitUntil(lambda: not panel.running, timeout=10_000)
+    assert "The evaluation failed" in message(panel)
+    assert "LoRA adapters run on the transformers and llama.cpp backends" in message(panel)
+    assert Library(library_dir).eval_runs_for(prompt.id) == []
+    assert button(panel, "evalRun").isEnabled()
 
 
 def test_the_panel_stands_alone_and_follows_the_selection(qtbot, library: Library) -> None:

@@ -206,6 +206,7 @@ class EvaluatePanel(QWidget):
         versions: list[int] = []
         others: list[tuple[str, str]] = []
         soft: list[tuple[str, str]] = []
+        adapters: list[tuple[str, str]] = []
         if self._prompt is not None:
             try:
                 versions = [p.version for p in self.library.history(self._prompt.id)]
@@ -213,8 +214,9 @@ class EvaluatePanel(QWidget):
                 versions = []  # a prompt not (yet) in the library has no stored versions
             others = [(p.id, p.name) for p in self.library.search() if p.id != self._prompt.id]
             soft = [(sp.id, sp.name) for sp in self.library.soft_prompts_for(self._prompt.id)]
+            adapters = [(a.id, a.name) for a in self.library.lora_adapters_for(self._prompt.id)]
         models = [spec.id for spec in self.session.catalog.all()]
-        self.variants_model.set_choices(versions, models, others, soft)
+        self.variants_model.set_choices(versions, models, others, soft, adapters)
         self._update_buttons()
 
     def refresh_test_sets(self) -> None:
@@ -261,9 +263,10 @@ class EvaluatePanel(QWidget):
             self.controls.show_estimate(self.current_estimate())
 
     def showEvent(self, event: QShowEvent) -> None:
-        # test sets are edited in another panel: pick up changes when this one is shown
+        # test sets, versions, soft prompts and LoRA adapters change in other panels:
+        # pick them up when this one is shown
         if self._prompt is not None and self._live is None:
-            self.refresh_test_sets()
+            self.refresh()
         super().showEvent(event)
 
     # -- variants --------------------------------------------------------------------

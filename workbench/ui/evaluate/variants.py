@@ -35,7 +35,8 @@ DEFAULT_MODEL = "default"
 AS_PROMPT = "as prompt"
 ZERO_SHOT = "0 = zero-shot"
 THIS_PROMPT = "this prompt"
-NO_SOFT_PROMPT = "none"
+NO_TUNED = "none"
+SOFT_SUFFIX, LORA_SUFFIX = " (soft prompt)", " (LoRA)"
 
 
 def version_text(version: int | None) -> str:
@@ -106,8 +107,8 @@ class VariantsModel(QAbstractTableModel):
     edit is validated by pydantic, and a rejected one emits `edit_rejected` with why.
     """
 
-    NAME, PROMPT, VERSION, MODEL, FEW_SHOT, COT, SOFT = range(7)
-    HEADERS = ("name", "prompt", "version", "model", "few-shot", "CoT", "soft prompt")
+    NAME, PROMPT, VERSION, MODEL, FEW_SHOT, COT, TUNED = range(7)
+    HEADERS = ("name", "prompt", "version", "model", "few-shot", "CoT", "tuned")
     ChoicesRole = Qt.ItemDataRole.UserRole + 1
     """list[str]: the values a cell offers (None for the free-text name)."""
     SpecRole = Qt.ItemDataRole.UserRole + 2
@@ -121,7 +122,7 @@ class VariantsModel(QAbstractTableModel):
         "model",
         "few_shot_count",
         "cot_mode",
-        "soft_prompt_id",
+        "soft_prompt_id",  # or adapter_id: the tuned column sets one of them
     )
 
     def __init__(self, parent: QObject | None = None) -> None:
@@ -130,7 +131,9 @@ class VariantsModel(QAbstractTableModel):
         self._versions: list[int] = []
         self._models: list[str] = []
         self._prompts: dict[str, str] = {}  # other prompts: id -> name
-        self._soft: dict[str, str] = {}  # the prompt's soft prompts: id -> name
+        # the prompt's soft prompts and LoRA adapters: id -> the text the column shows
+        self._tuned: dict[str, str] = {}
+        self._adapters: set[str] = set()  # which of them are LoRA adapters
         self._default_model = ""  # what "default" means now, for the tooltip
 
     # -- content -------------------------------------------------------------
@@ -149,13 +152,16 @@ class VariantsModel(QAbstractTableModel):
         models: Sequence[str],
         prompts: Sequence[tuple[str, str]] = (),
         soft_prompts: Sequence[tuple[str, str]] = (),
+        adapters: Sequence[tuple[str, str]] = (),
     ) -> None:
         """The prompt's stored versions, the catalogue's model ids, the library's other
-        prompts and the prompt's soft prompts (each as (id, name))."""
+        prompts, the prompt's soft prompts and LoRA adapters (each as (id, name))."""
         self._versions = list(versions)
         self._models = list(models)
         self._prompts = dict(prompts)
-        self._soft = dict(soft_prompts)
+        self._tuned = {id_: name + SOFT_SUFFIX for id_, name in soft_prompts}
+        self._tuned.update((id_, name + LORA_SUFFIX) for id_, name in adapters)
+        self._adapters = {id_ for id_, _name in adapters}
 
     def set_default_model(self, description: str) -> None:
         """What the "default" model is now (the session's selected model and backend)."""
@@ -196,10 +202,9 @@ class VariantsModel(QAbstractTableModel):
             if spec.prompt_id is None:
                 return THIS_PROMPT
             return self._prompts.get(spec.prompt_id, spec.prompt_id)
-        if column == self.SOFT:
-            if spec.soft_prompt_id is None:
-                return NO_SOFT_PROMPT
-            return self._soft.get(spec.soft_prompt_id, spec.soft_prompt_id)
+        if column == self.TUNED:
+            tuned = spec.adapter_id or spec.soft_prompt_id
+            return NO_TUNED if tuned is None else self._tuned.get(tuned, tuned)
         if column == self.VERSION:
             return version_text(spec.prompt_version)
         if column == self.MODEL:
@@ -212,8 +217,8 @@ class VariantsModel(QAbstractTableModel):
     def choices(self, column: int) -> list[str] | None:
         if column == self.PROMPT:
             return [THIS_PROMPT, *self._prompts.values()]
-        if column == self.SOFT:
-            return [NO_SOFT_PROMPT, *self._soft.values()]
+        if column == self.TUNED:
+            return [NO_TUNED, *self._tuned.values()]
         if column == self.VERSION:
             return [CURRENT, *(version_text(v) for v in self._versions)]
         if column == self.MODEL:
@@ -250,7 +255,9 @@ class VariantsModel(QAbstractTableModel):
             "default = the model picked in the Run panel" + self._default_model,
             "How many few-shot examples: as the prompt says, 0 (zero-shot), or K",
             "Chain-of-thought mode: as the prompt says, or a mode to force",
-            "Run with one of this prompt's soft prompts (local models only)",
+            "Run with one of this prompt's soft prompts or LoRA adapters (local models "
+            "only; a LoRA adapter runs on transformers, or on llama.cpp with a GGUF model, "
+            "and is taken out of the model after its variant)",
         )[column]
 
     def headerData(
@@ -287,10 +294,12 @@ class VariantsModel(QAbstractTableModel):
             if raw is False:
                 self.edit_rejected.emit(f"No prompt named {text!r} in the library.")
                 return False
-        elif column == self.SOFT:
-            raw = _by_name(self._soft, text, NO_SOFT_PROMPT)
+        elif column == self.TUNED:
+            raw = _by_name(self._tuned, text, NO_TUNED)
             if raw is False:
-                self.edit_rejected.emit(f"This prompt has no soft prompt named {text!r}.")
+                self.edit_rejected.emit(
+                    f"This prompt has no soft prompt or LoRA adapter named {text!r}."
+                )
                 return False
         elif column == self.VERSION:
             raw = _parse_version(text)
@@ -310,7 +319,11 @@ class VariantsModel(QAbstractTableModel):
             raw = _parse_cot(text)
         spec = self._specs[index.row()]
         data = spec.model_dump()
-        data[self._FIELDS[column]] = raw
+        if column == self.TUNED:  # a soft prompt or a LoRA adapter, never both
+            lora = raw in self._adapters
+            data["soft_prompt_id"], data["adapter_id"] = (None, raw) if lora else (raw, None)
+        else:
+            data[self._FIELDS[column]] = raw
         if column == self.MODEL:
             data["backend"] = None  # a backend override belonged to the previous model
         if column == self.PROMPT:
