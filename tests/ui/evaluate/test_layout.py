@@ -157,3 +157,38 @@ def test_a_smaller_window_keeps_the_grid_the_largest_part_of_the_results(
     strip, rows, detail = splitter.sizes()
     assert rows >= (strip + rows + detail) // 2, (strip, rows, detail)
     assert strip > 0 and detail > 0  # the analysis and the case stay in view
+
+
+def test_every_variants_column_and_row_is_in_view_at_1366(qtbot, themed, library_dir: Path) -> None:
+    """Long soft prompt and adapter names elide in the tuned column (whole on hover)
+    instead of pushing the column out of the table's view."""
+    from tests.core.exchange_helpers import add_lora_adapter, add_soft_prompt
+    from workbench.core.models import VariantSpec
+    from workbench.ui.evaluate import VariantsModel
+
+    library = Library(library_dir)
+    prompt = sentiment_prompt(library)
+    sentiment_set(library, prompt)
+    long = "Review sentiment, trained on 240 labelled reviews"
+    soft = add_soft_prompt(library, f"{long} (soft)", prompt.id, tokens=3, hidden=8)
+    adapter = add_lora_adapter(library, f"{long} (LoRA)", prompt.id)
+    window = _window(qtbot, library_dir, prompt.id, (1366, 768))
+    model = window.evaluate.variants_model
+    model.set_variants(
+        [
+            VariantSpec(name="zero-shot", few_shot_count=0),
+            VariantSpec(name="soft prompt", few_shot_count=0, soft_prompt_id=soft.id),
+            VariantSpec(name="LoRA", few_shot_count=0, adapter_id=adapter.id),
+        ]
+    )
+    view = window.evaluate.findChild(QTableView, "evalVariants")
+    qtbot.wait(50)  # the columns sized to the new contents
+    assert view.horizontalHeader().length() <= view.viewport().width()
+    assert view.horizontalScrollBar().maximum() == 0
+    for column in range(model.columnCount()):
+        x = view.columnViewportPosition(column)
+        assert x >= 0 and x + view.columnWidth(column) <= view.viewport().width(), column
+    last = model.rowCount() - 1
+    assert view.rowViewportPosition(last) + view.rowHeight(last) <= view.viewport().height()
+    cell = model.index(2, VariantsModel.TUNED)
+    assert f"{long} (LoRA)" in model.data(cell, Qt.ItemDataRole.ToolTipRole)

@@ -50,7 +50,9 @@ class VariantsEditor(QGroupBox):
         self.view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         header = self.view.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        for column in (VariantsModel.NAME, VariantsModel.MODEL):
+        # the columns of names share what the short choices leave (eliding a long name,
+        # whole on hover), so every column stays in view at 1366 px
+        for column in (VariantsModel.NAME, VariantsModel.MODEL, VariantsModel.TUNED):
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.Stretch)
         # in a narrow tab the stretching columns keep room for their titles (the table
         # scrolls sideways rather than squeezing them to a sliver)
@@ -70,14 +72,15 @@ class VariantsEditor(QGroupBox):
             "Three variants: zero-shot (no examples, no CoT), few-shot (as the prompt), "
             "and zero-shot chain of thought"
         )
-        buttons = QVBoxLayout()
+        # the buttons in a row above the table: the table has the box's whole width
+        buttons = QHBoxLayout()
         for button in (self.add_button, self.remove_button, self.preset_button):
             buttons.addWidget(button)
         buttons.addStretch(1)
-        layout = QHBoxLayout(self)
+        layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 4, 6, 4)
-        layout.addWidget(self.view, 1)
         layout.addLayout(buttons)
+        layout.addWidget(self.view, 1)
         self.add_button.clicked.connect(self.add_variant)
         self.remove_button.clicked.connect(self.remove_selected)
         self.preset_button.clicked.connect(self.preset_zero_few_cot)

@@ -240,6 +240,8 @@ class VariantsModel(QAbstractTableModel):
             # the backend suffix is display-only: editing picks a model id
             return model_text(spec.model) if column == self.MODEL else self._text(spec, column)
         if role == Qt.ItemDataRole.ToolTipRole:
+            if column in (self.NAME, self.MODEL, self.TUNED):  # long names elide: whole here
+                return f"{self._text(spec, column)}\n{self._tooltip(column)}"
             return self._tooltip(column)
         if role == self.ChoicesRole:
             return self.choices(column)
