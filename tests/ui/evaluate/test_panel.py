@@ -234,17 +234,21 @@ def test_the_tuned_column_offers_soft_prompts_and_lora_adapters_trained_meanwhil
     panel.hide()
     adapter = add_lora_adapter(panel.library, "yes-no", prompt.id)  # the Graduate tab's
     panel.show()
-    assert model.choices(VariantsModel.TUNED) == ["none", "tuned (soft prompt)", "yes-no (LoRA)"]
+    assert model.choices(VariantsModel.TUNED) == [
+        "none",
+        "tuned (soft prompt)",
+        "yes-no (LoRA adapter)",
+    ]
     assert model.headerData(VariantsModel.TUNED, Qt.Orientation.Horizontal) == "tuned"
 
     model.add_variant(VariantSpec(name="lora"))
     cell = model.index(1, VariantsModel.TUNED)
     assert model.setData(cell, "tuned (soft prompt)")
     assert model.variants()[1].soft_prompt_id == soft.id
-    assert model.setData(cell, "yes-no (LoRA)")  # one or the other, never both
+    assert model.setData(cell, "yes-no (LoRA adapter)")  # one or the other, never both
     spec = model.variants()[1]
     assert spec.adapter_id == adapter.id and spec.soft_prompt_id is None
-    assert model.data(cell) == "yes-no (LoRA)"
+    assert model.data(cell) == "yes-no (LoRA adapter)"
     assert not model.setData(cell, "nope")
     assert "no soft prompt or LoRA adapter named 'nope'" in message(panel)
     assert model.variants()[1].adapter_id == adapter.id  # a rejected edit changes nothing

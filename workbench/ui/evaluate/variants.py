@@ -36,7 +36,7 @@ AS_PROMPT = "as prompt"
 ZERO_SHOT = "0 = zero-shot"
 THIS_PROMPT = "this prompt"
 NO_TUNED = "none"
-SOFT_SUFFIX, LORA_SUFFIX = " (soft prompt)", " (LoRA)"
+SOFT_SUFFIX, LORA_SUFFIX = " (soft prompt)", " (LoRA adapter)"  # as in the Run panel
 
 
 def version_text(version: int | None) -> str:
