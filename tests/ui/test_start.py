@@ -90,6 +90,24 @@ def test_a_narrow_window_the_user_left_is_not_widened_as_the_panels_come_in(
         window.errors.uninstall()
 
 
+def test_a_window_built_whole_gives_its_docks_the_panels_widths(
+    qtbot, themed, library_dir: Path
+) -> None:
+    """`MainWindow(library)` (the tests', the screenshots' and the smoke test's way)
+    opens the library before the window is shown: the docks take the panels' sizes,
+    not the placeholders' widths of a frame that was never on screen."""
+    window = MainWindow(_seeded(library_dir), load_model=False)
+    qtbot.addWidget(window)
+    window.resize(1366, 768)
+    window.show()
+    qtbot.waitExposed(window)
+    for dock, panel in (
+        (window.library_dock, window.library_panel),
+        (window.run_dock, window.run_panel),
+    ):
+        assert abs(dock.width() - panel.sizeHint().width()) <= 2, (dock.objectName(), dock.width())
+
+
 def test_a_tab_opened_while_the_library_opens_is_built_once_it_has(
     qtbot, library_dir: Path
 ) -> None:

@@ -231,15 +231,17 @@ class MainWindow(QMainWindow):
         self.editor = cast("PromptEditor", self._panel("prompt"))
         self.tabs.currentChanged.connect(self._tab_shown)
         self._tab_shown(self.tabs.currentIndex())  # one the user opened meanwhile
-        # the panels take the places their docks had (the user's, restored), not sizes
-        # of their own: nothing moves as the window fills
+        # in a frame on screen the panels take the places their docks had (the user's,
+        # restored), not sizes of their own: nothing moves as the window fills (a window
+        # not shown yet has no places: its docks take the panels' sizes when shown)
         docks = [self.library_dock, self.run_dock]
         widths = [dock.width() for dock in docks]
         for dock, panel in zip(docks, (self.library_panel, self.run_panel), strict=True):
             opening = dock.widget()
             dock.setWidget(panel)
             opening.deleteLater()
-        self.resizeDocks(docks, widths, Qt.Orientation.Horizontal)
+        if self.isVisible():
+            self.resizeDocks(docks, widths, Qt.Orientation.Horizontal)
 
         self.library_panel.prompt_selected.connect(self.select_prompt)
         self.library_panel.version_restored.connect(self._reload_current)
