@@ -193,3 +193,71 @@ def test_the_command_line_shows_the_window_before_loading_the_schema(library_dir
         f"opened {prompts} True",
         "same layout True",
     ], result.stderr[-2000:]
+
+
+def test_a_frame_closed_before_the_library_opens_opens_nothing(qtbot, tmp_path: Path) -> None:
+    folder = tmp_path / "library"
+    window = _started(qtbot, folder)
+    try:
+        window.close()  # closed at once, before the event loop turned
+        qtbot.wait(50)
+        assert not window.is_open and not window.open_failed
+        assert not folder.exists()  # the library was never opened, nothing was written
+    finally:
+        window.errors.uninstall()
+
+
+def test_panels_that_fail_to_build_are_said_and_the_window_closes(
+    qtbot, library_dir: Path, monkeypatch
+) -> None:
+    import workbench.ui.run as run_module
+
+    _seeded(library_dir).close()
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("the Run panel broke")
+
+    monkeypatch.setattr(run_module, "RunPanel", broken)
+    closed: list[Path] = []
+    close = Library.close
+    monkeypatch.setattr(Library, "close", lambda self: (closed.append(self.root), close(self)))
+    window = _started(qtbot, library_dir)
+    try:
+        qtbot.waitUntil(lambda: window.open_error_box is not None, timeout=10_000)
+        box = window.open_error_box
+        assert box is not None and box.icon() == QMessageBox.Icon.Critical
+        assert "could not be opened: RuntimeError: the Run panel broke" in box.text()
+        assert window.open_failed and not window.is_open
+        assert not window.save_action.isEnabled() and not window.run_action.isEnabled()
+        box.accept()
+        qtbot.waitUntil(lambda: not window.isVisible())
+        # what was built before the failure was closed with the window
+        assert closed == [library_dir]
+    finally:
+        window.errors.uninstall()
+
+
+def test_the_app_ends_with_status_2_when_its_library_cannot_be_opened(tmp_path: Path) -> None:
+    not_a_folder = tmp_path / "library"
+    not_a_folder.write_text("a file", encoding="utf-8")
+    code = textwrap.dedent(
+        """
+        import sys
+        from PySide6.QtCore import QTimer
+        from PySide6.QtWidgets import QMessageBox
+        from workbench.cli import main
+        def open_(box):  # the user reads the box and presses OK
+            print("said:", box.text(), flush=True)
+            QTimer.singleShot(0, box.accept)
+        QMessageBox.open = open_
+        sys.exit(main(["--library", sys.argv[1], "gui"]))
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(not_a_folder)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert f"said: {not_a_folder} is not a folder" in result.stdout

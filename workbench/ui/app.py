@@ -150,6 +150,7 @@ class MainWindow(QMainWindow):
         self.shortcuts_dialog: QDialog | None = None
         self.open_error_box: QMessageBox | None = None
         self.open_failed = False  # the library could not be opened: the window closes
+        self._opened = False  # `open_library` has finished
         self.setObjectName("MainWindow")
         self.setWindowTitle(APP_NAME)
         self.jobs = JobRunner(self)
@@ -198,8 +199,8 @@ class MainWindow(QMainWindow):
 
     @property
     def is_open(self) -> bool:
-        """Whether the library is open (and the panels that need it can be built)."""
-        return hasattr(self, "library")
+        """Whether the library is open and the panels over it are built."""
+        return self._opened
 
     def open_library(self, library: Library, load_model: bool = True) -> None:
         """Build the panels over `library` into the frame: the Library and Run docks,
@@ -209,6 +210,8 @@ class MainWindow(QMainWindow):
         from workbench.ui.run import RunPanel
         from workbench.ui.session import ModelSession, PromptSelection
 
+        if hasattr(self, "library"):
+            raise RuntimeError("the window has its library already")
         resume_theme = pause_first_window_wait()
         self.library = library
         self.session = ModelSession(self.jobs, parent=self)
@@ -260,28 +263,41 @@ class MainWindow(QMainWindow):
             # after the window exists: the model loads on the worker thread
             QTimer.singleShot(0, self.session.load_selected)
         resume_theme()
+        self._opened = True
         self.opened.emit()
 
     def open_folder(self, folder: Path | None = None, load_model: bool = True) -> bool:
         """Open the library in `folder` (the user's default one when None) into the
-        frame. A library that cannot be opened is said in a box; the window closes with
-        it and `open_failed` is set (the app then ends with status 2)."""
+        frame. A library that cannot be opened, or panels that fail to build over it,
+        are said in a box; the window closes with it and `open_failed` is set (the app
+        then ends with status 2) rather than staying half-built."""
         from workbench.core.library import Library, LibraryError, default_library_dir
 
         try:
             library = Library(folder or default_library_dir())
         except LibraryError as exc:
             log.error("cannot open the library: %s", exc)
-            self.open_failed = True
-            self.statusBar().showMessage("The library could not be opened")
-            box = QMessageBox(QMessageBox.Icon.Critical, APP_NAME, str(exc), parent=self)
-            box.finished.connect(lambda _result: self.close())
-            self.open_error_box = box
-            box.open()
+            self._failed_to_open(str(exc))
             return False
-        self.open_library(library, load_model)
+        try:
+            self.open_library(library, load_model)
+        except Exception as exc:  # whatever it was, the window must not stay half-built
+            log.exception("the window could not be built over the library %s", library.root)
+            self._failed_to_open(
+                f"The library in {library.root} could not be opened: {type(exc).__name__}: "
+                f"{exc}\n\nThe log file has the details."
+            )
+            return False
         log.info("%s %s opened %s", APP_NAME, __version__, library.root)
         return True
+
+    def _failed_to_open(self, text: str) -> None:
+        self.open_failed = True
+        self.statusBar().showMessage("The library could not be opened")
+        box = QMessageBox(QMessageBox.Icon.Critical, APP_NAME, text, parent=self)
+        box.finished.connect(lambda _result: self.close())
+        self.open_error_box = box
+        box.open()
 
     # -- the tabs built on first use -------------------------------------------------
 
@@ -829,9 +845,13 @@ class MainWindow(QMainWindow):
         settings.setValue("main/geometry", self.saveGeometry())
         settings.setValue("main/state", self.saveState())
         self.jobs.shutdown()
-        if self.is_open:
-            self.session.close()  # panels stop using the model; it closes if the worker ended
-            self.library.close()
+        # what `open_library` got to build (all of it, unless it failed part-way)
+        session: ModelSession | None = getattr(self, "session", None)
+        if session is not None:
+            session.close()  # panels stop using the model; it closes if the worker ended
+        library: Library | None = getattr(self, "library", None)
+        if library is not None:
+            library.close()
         super().closeEvent(event)
 
     def restore_layout(self) -> None:
@@ -906,5 +926,5 @@ def start_window(library_dir: Path | None = None, load_model: bool = True) -> Ma
         if window.isVisible():  # not closed meanwhile
             window.open_folder(library_dir, load_model)
 
-    QTimer.singleShot(0, open_library)
+    QTimer.singleShot(0, window, open_library)  # not if the window is gone meanwhile
     return window

@@ -13,12 +13,17 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QSettings, QSize, QTimer
 from PySide6.QtGui import QIcon
+from PySide6.QtWidgets import QApplication
 
 from workbench.core.library import Library, seed_library
 from workbench.core.resources import resource_path
+
+if TYPE_CHECKING:
+    from workbench.ui.app import MainWindow
 
 TIMEOUT_S = 60.0  # a cold start of a bundle on a slow disk takes a few seconds
 POLL_MS = 10
@@ -63,7 +68,7 @@ def run_smoke_test() -> int:
 
 
 def _run(root: Path) -> int:
-    from workbench.ui.app import MainWindow, create_application
+    from workbench.ui.app import create_application, start_window
 
     app = create_application()
     QSettings.setDefaultFormat(QSettings.Format.IniFormat)
@@ -74,18 +79,27 @@ def _run(root: Path) -> int:
     expected = len(library.prompts)
     if expected == 0:
         raise RuntimeError("the sample library holds no prompts")
+    library.close()
 
-    window = MainWindow(library, load_model=False)
-    window.restore_layout()
-    window.show()
+    # the user's start: the frame first, the library opened into it (not the model)
+    window = start_window(root / "library", load_model=False)
+    try:
+        return _check(app, window, expected)
+    finally:
+        window.errors.uninstall()
+
+
+def _check(app: QApplication, window: MainWindow, expected: int) -> int:
 
     outcome: dict[str, object] = {}
     deadline = time.monotonic() + TIMEOUT_S
 
     def check() -> None:
         try:
+            if window.open_failed:
+                raise RuntimeError("the library could not be opened")
             handle = window.windowHandle()
-            listed = window.library_panel.model.rowCount()
+            listed = window.library_panel.model.rowCount() if window.is_open else 0
             shown = window.isVisible() and handle is not None and handle.isExposed()
             if shown and listed == expected and window.working is not None:
                 outcome["elapsed"] = seconds_since_process_start()
