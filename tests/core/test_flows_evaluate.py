@@ -106,6 +106,33 @@ def test_a_lora_adapter_may_be_named_and_a_variant_takes_one_tuned_method(
         plan_evaluation(None, prompt, cases, [VariantSpec(name="lora", adapter_id="x")], split=None)
 
 
+def test_a_lora_variant_on_a_model_that_cannot_run_it_is_refused_before_anything_loads(
+    library: Library, tmp_path: Path, loads: list[FakeBackend]
+) -> None:
+    from tests.core.exchange_helpers import add_lora_adapter
+    from workbench.core.flows.evaluate import check_runnable
+    from workbench.core.models import ModelSpec
+
+    prompt = library.new_prompt("p", user_template="{{ text }}")
+    add_lora_adapter(library, "yes-no", prompt.id)
+    pool = make_pool(tmp_path)
+    server = ModelSpec(id="served", name="Served model", source="openai", url="http://127.0.0.1:1")
+    pool.catalog.user_models.append(server)
+    ok = VariantSpec(name="here", adapter_id="yes-no")  # the embedded GGUF on llama.cpp
+    served = VariantSpec(name="there", model="served", adapter_id="yes-no")
+    cases = labelled(library, prompt)
+    check_runnable(plan_evaluation(library, prompt, cases, [ok], split=None), pool)
+    plan = plan_evaluation(library, prompt, cases, [VariantSpec(name="plain"), served], split=None)
+    with pytest.raises(EvaluationError) as refused:
+        check_runnable(plan, pool)
+    assert str(refused.value) == (
+        "Variant 'there': LoRA adapter 'yes-no' runs on transformers, or on llama.cpp with a "
+        "GGUF model; Served model would run on openai. Give the variant a model and backend "
+        "that can run it."
+    )
+    assert loads == []  # nothing loaded to find out
+
+
 def test_a_comparison_led_by_another_prompt_is_filed_under_the_evaluated_one(
     library: Library, tmp_path: Path, loads: list[FakeBackend]
 ) -> None:

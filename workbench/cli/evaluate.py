@@ -118,7 +118,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         export_json,
         format_table,
     )
-    from workbench.core.flows.evaluate import plan_evaluation, run_evaluation
+    from workbench.core.flows.evaluate import check_runnable, plan_evaluation, run_evaluation
     from workbench.core.flows.lookup import resolve_test_set
     from workbench.core.flows.report import format_progress
     from workbench.core.fsutil import atomic_write_text
@@ -152,7 +152,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     progress = not args.json and sys.stderr.isatty()
     # the pool keeps one model loaded at a time and closes it at the end
     with BackendPool(catalog, settings(args), default_model, args.backend) as pool:
-        pool.check(plan.specs)  # an unknown model fails now, not after the first variant
+        check_runnable(plan, pool)  # an unknown model fails now, not after the first variant
         with cancel_on_sigint() as cancel:
             for event in run_evaluation(plan, pool, cancel):
                 if isinstance(event, EvalFinished):

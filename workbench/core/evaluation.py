@@ -24,7 +24,7 @@ import threading
 import time
 import unicodedata
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -215,7 +215,7 @@ def evaluate(
     soft_prompt_for: SoftPromptFor | None = None,
     prompt_id: str | None = None,
     adapter_for: AdapterFor | None = None,
-) -> Iterator[EvalEvent]:
+) -> Generator[EvalEvent, None, None]:
     """Run every variant over the chosen rows of a test set. The run is filed under
     `prompt_id` (the evaluated prompt; default: the first variant's). A variant with an
     `adapter_id` runs with that LoRA adapter put into its backend's model

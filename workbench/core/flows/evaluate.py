@@ -41,6 +41,7 @@ from workbench.core.testsets_io import rows_in_split
 __all__ = [
     "DEFAULT_METRICS",
     "EvalPlan",
+    "check_runnable",
     "default_split",
     "plan_evaluation",
     "run_evaluation",
@@ -183,6 +184,26 @@ def plan_evaluation(
         adapters,
         library,
     )
+
+
+def check_runnable(plan: EvalPlan, pool: BackendPool) -> None:
+    """Raise now, before any model loads, what the run would otherwise refuse part-way
+    through (the earlier variants' work lost): the pool's checks (an unknown model, the
+    lent model still loading) and a LoRA adapter on a backend that cannot run one."""
+    from workbench.core.lora_io import runs_adapters
+
+    pool.check(plan.specs)
+    for spec in plan.specs:
+        if spec.adapter_id is None:
+            continue
+        model, backend = pool.model_for(spec), pool.key_for(spec)[1]
+        if not runs_adapters(backend, model):
+            adapter = plan.adapters[spec.adapter_id]
+            raise EvaluationError(
+                f"Variant {spec.name!r}: LoRA adapter {adapter.name!r} runs on transformers, "
+                f"or on llama.cpp with a GGUF model; {model.name} would run on {backend}. "
+                "Give the variant a model and backend that can run it."
+            )
 
 
 def run_evaluation(

@@ -24,6 +24,7 @@ soft prompt, LoRA — scored on the test set's held-out `test` split, with what 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -643,20 +644,21 @@ def run_methods(
                 prompt_id=plan.prompt.id,
                 adapter_for=_adapter_for(library, plan) if library is not None else None,
             )
-            for event in events:
-                if isinstance(event, CaseDone):
-                    result = event.result
-                    if method.key == "cot" and plan.mode == "likelihood":
-                        # the extracted answer is the chosen label
-                        scores = {**result.scores, "label": result.scores.get("normalised", 0)}
-                        result = result.model_copy(update={"scores": scores})
-                    results.setdefault(method.label, []).append(result)
-                    done += 1
-                    yield CaseDone(index, result)
-                    elapsed = time.perf_counter() - started
-                    yield Progress(done, total, elapsed / done * (total - done))
-                elif isinstance(event, EvalFinished):
-                    pass
+            with contextlib.closing(events):  # a stopped job takes an adapter out now
+                for event in events:
+                    if isinstance(event, CaseDone):
+                        result = event.result
+                        if method.key == "cot" and plan.mode == "likelihood":
+                            # the extracted answer is the chosen label
+                            scores = {**result.scores, "label": result.scores.get("normalised", 0)}
+                            result = result.model_copy(update={"scores": scores})
+                        results.setdefault(method.label, []).append(result)
+                        done += 1
+                        yield CaseDone(index, result)
+                        elapsed = time.perf_counter() - started
+                        yield Progress(done, total, elapsed / done * (total - done))
+                    elif isinstance(event, EvalFinished):
+                        pass
         except (EvaluationError, BackendError, OSError) as exc:
             errors[method.key] = str(exc)
     run = merged_run(plan, runnable, specs, results, done == total)

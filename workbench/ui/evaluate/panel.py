@@ -41,7 +41,12 @@ from workbench.core.evaluation import (
     EvaluationError,
 )
 from workbench.core.flows.estimate import WorkEstimate
-from workbench.core.flows.evaluate import EvalPlan, plan_evaluation, run_evaluation
+from workbench.core.flows.evaluate import (
+    EvalPlan,
+    check_runnable,
+    plan_evaluation,
+    run_evaluation,
+)
 from workbench.core.library import Library, LibraryError
 from workbench.core.models import EvalRun, Prompt, TestSet, VariantSpec
 from workbench.ui.evaluate.browser import ResultsBrowser
@@ -290,7 +295,7 @@ class EvaluatePanel(QWidget):
         try:
             plan = self._evaluation_plan()
             pool = self.session.pool()
-            pool.check(plan.specs)  # "still loading" shows before anything loads
+            check_runnable(plan, pool)  # "still loading" shows before anything loads
             loading = pool.needs_loading(plan.specs)
         except _PLAN_ERRORS as exc:
             self._show_message(describe_error(exc), error=True)
