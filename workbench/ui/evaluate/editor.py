@@ -9,6 +9,7 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QHeaderView,
+    QLabel,
     QPushButton,
     QTableView,
     QVBoxLayout,
@@ -42,7 +43,11 @@ class VariantsEditor(QGroupBox):
     changed = Signal()
 
     def __init__(self, model: VariantsModel, parent: QWidget | None = None) -> None:
-        super().__init__("Variants", parent)
+        super().__init__(parent)
+        # the title shares its line with the buttons (a group box title would take a
+        # line of its own above them: height the results need at 1366×768)
+        self.setProperty("untitled", True)
+        title = named(QLabel("Variants"), "groupTitle")
         self.model = model
         self.view = named(_CompactTable(), "evalVariants")
         self.view.setModel(model)
@@ -72,8 +77,10 @@ class VariantsEditor(QGroupBox):
             "Three variants: zero-shot (no examples, no CoT), few-shot (as the prompt), "
             "and zero-shot chain of thought"
         )
-        # the buttons in a row above the table: the table has the box's whole width
+        # the title and buttons in a row above the table: it has the box's whole width
         buttons = QHBoxLayout()
+        buttons.addWidget(title)
+        buttons.addSpacing(8)
         for button in (self.add_button, self.remove_button, self.preset_button):
             buttons.addWidget(button)
         buttons.addStretch(1)
