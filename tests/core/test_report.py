@@ -185,3 +185,16 @@ def test_training_metrics_read_as_a_sentence() -> None:
         "best validation loss 0.912 · stopped early"
     )
     assert describe_training_metrics({"steps": 1.0, "best_step": 1.0, "stopped": 0.0}) == "1 step"
+    # what the run cost, in people's units (not "train s 44.859 · peak rss mb 1817.67")
+    costs = {"steps": 24.0, "train_s": 44.859, "peak_rss_mb": 1817.67, "peak_cuda_mb": 512.0}
+    assert describe_training_metrics(costs) == (
+        "24 steps · trained in 45 s · peak memory 1.8 GB · peak GPU memory 512 MB"
+    )
+
+
+def test_scores_of_a_share_of_the_cases_read_as_percentages() -> None:
+    assert report.format_score("label", 0.3667) == "36.7 %"
+    assert report.format_score("f1", 0.5) == "50.0 %"
+    assert report.format_score("latency_s", 0.075) == "75 ms"
+    assert report.format_score("context_tokens", 58.0) == "58"
+    assert report.format_score("label", None) == "–"

@@ -66,7 +66,7 @@ def test_zero_shot_against_few_shot_on_the_embedded_model(
     for variant in range(2):
         accuracy = summary.value("label", variant)
         assert accuracy is not None and 0.0 <= accuracy <= 1.0
-        assert summary.data(summary.index(label_row, variant)) == f"{accuracy:.3f}"
+        assert summary.data(summary.index(label_row, variant)) == f"{accuracy * 100:.1f} %"
     assert summary.value("context_tokens", 1) > summary.value("context_tokens", 0)  # examples
 
     stored = Library(library_dir).eval_runs_for(prompt.id)

@@ -108,7 +108,7 @@ def test_a_comparison_runs_as_one_job_off_the_gui_thread(
     summary = panel.summary_model
     label_row = summary.row_of("label")
     assert summary.headerData(label_row, Qt.Orientation.Vertical) == "label accuracy"
-    assert summary.data(summary.index(label_row, 0)) == "1.000"  # the fake is always right
+    assert summary.data(summary.index(label_row, 0)) == "100.0 %"  # the fake is always right
     assert summary.row_of("latency_s") > 0 and summary.row_of("context_tokens") > 0
     assert summary.row_of("label", "a") > 0 and summary.row_of("label", "b") > 0
 

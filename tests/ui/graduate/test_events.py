@@ -113,7 +113,7 @@ def test_the_event_flow_fills_plot_status_comparison_and_list(
     table = child(panel, QTableView, "gradComparison")
     assert table.model().rowCount() == 3
     message = text_of(panel, "gradMessage")
-    assert "Finished 4 steps" in message and "soft prompt 0.667" in message
+    assert "Finished 4 steps" in message and "soft prompt 66.7 %" in message
     soft = saved.args[0]
     assert finished.args[0].steps == 4
     assert "stored soft prompt" in text_of(panel, "gradSaved")

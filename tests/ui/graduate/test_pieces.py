@@ -94,4 +94,4 @@ def test_item_models_pass_the_model_tester(qtmodeltester, library: Library) -> N
     softs.add(soft)  # already listed: updated in place
     qtmodeltester.check(softs)
     assert softs.rowCount() == 2 and softs.at(0).id == "second"
-    assert "val acc 0.75" in softs.data(softs.index(1, 0))
+    assert "validation 75.0 %" in softs.data(softs.index(1, 0))

@@ -147,11 +147,31 @@ def format_metric(key: str, value: float | None) -> str:
     return f"{value:.3f}"
 
 
+PROPORTION_METRICS = ("label", "exact", "normalised", "contains", "regex", "f1")
+"""Metrics that are a share of the cases (or a mean of 0–1 scores): shown as percentages."""
+
+
+def format_score(key: str, value: float | None) -> str:
+    """A metric as people read it in the app: a percentage for a share of the cases
+    ("36.7 %"), else as `format_metric` gives it (latency, token counts, losses)."""
+    return format_percent(value) if key in PROPORTION_METRICS else format_metric(key, value)
+
+
 def describe_training_metrics(metrics: dict[str, float]) -> str:
     """A trained soft prompt's (or adapter's) stored metrics as a sentence:
     "5 steps, best at step 4 · best validation accuracy 75.0 % · best validation loss
-    0.912 · final training loss 0.801 · stopped early"."""
-    known = {"steps", "best_step", "best_val_accuracy", "best_val_loss", "final_train_loss"}
+    0.912 · final training loss 0.801 · stopped early · trained in 45 s · peak memory
+    1.8 GB"."""
+    known = {
+        "steps",
+        "best_step",
+        "best_val_accuracy",
+        "best_val_loss",
+        "final_train_loss",
+        "train_s",
+        "peak_rss_mb",
+        "peak_cuda_mb",
+    }
     parts = []
     steps, best = metrics.get("steps"), metrics.get("best_step")
     if steps is not None:
@@ -166,6 +186,11 @@ def describe_training_metrics(metrics: dict[str, float]) -> str:
             parts.append(f"{display_name(key)} {metrics[key]:.3f}")
     if metrics.get("stopped"):
         parts.append("stopped early")
+    if metrics.get("train_s") is not None and math.isfinite(metrics["train_s"]):
+        parts.append(f"trained in {format_duration(metrics['train_s'])}")
+    for key, where in (("peak_rss_mb", "peak memory"), ("peak_cuda_mb", "peak GPU memory")):
+        if metrics.get(key) is not None and math.isfinite(metrics[key]):
+            parts.append(f"{where} {format_memory(metrics[key])}")
     for key, value in sorted(metrics.items()):
         if key not in known and key != "stopped" and math.isfinite(value):
             parts.append(f"{display_name(key)} {value:g}")

@@ -14,12 +14,10 @@ from workbench.core.flows.report import (
     display_name,
     format_latency,
     format_metric,
-    format_percent,
+    format_score,
 )
 from workbench.core.models import CaseResult, EvalRun, TestRow
 from workbench.ui.evaluate.results import passed
-
-_PROPORTIONS = ("label", "exact", "normalised", "contains", "regex", "f1")
 
 DETAIL_HINT = "Click a case in the grid to read it in full here."
 
@@ -52,8 +50,7 @@ def headline(run: EvalRun) -> str:
     scores = []
     for summary in run.summaries:
         value = summary.metrics.get(primary)
-        text = format_percent(value) if primary in _PROPORTIONS else format_metric(primary, value)
-        scores.append(f"{summary.name} {text}")
+        scores.append(f"{summary.name} {format_score(primary, value)}")
     return f"{label}: " + " · ".join(scores) if scores else label
 
 

@@ -10,7 +10,7 @@ from PySide6.QtWidgets import QFileDialog, QWidget
 from workbench.core.evaluation import export_csv as run_to_csv
 from workbench.core.evaluation import export_json as run_to_json
 from workbench.core.evaluation import primary_metric
-from workbench.core.flows.report import METRIC_LABELS, count, format_metric
+from workbench.core.flows.report import METRIC_LABELS, count, format_score
 from workbench.core.fsutil import atomic_write_text
 from workbench.core.models import EvalRun, TestSet
 from workbench.ui.models import NewestFirstModel
@@ -24,7 +24,7 @@ class EvalRunListModel(NewestFirstModel):
     def _text(self, run: EvalRun) -> str:
         when = run.created.astimezone().strftime("%d %b %H:%M:%S")
         primary = primary_metric(run)
-        scores = " / ".join(format_metric(primary, s.metrics.get(primary)) for s in run.summaries)
+        scores = " / ".join(format_score(primary, s.metrics.get(primary)) for s in run.summaries)
         stopped = " (stopped)" if not run.complete else ""
         label = METRIC_LABELS.get(primary, primary)
         return (

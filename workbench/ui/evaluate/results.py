@@ -12,7 +12,7 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersisten
 from PySide6.QtGui import QColor, QFont
 
 from workbench.core.evaluation import COST_METRICS, primary_metric
-from workbench.core.flows.report import METRIC_LABELS, count, format_latency, format_metric
+from workbench.core.flows.report import METRIC_LABELS, count, format_latency, format_score
 from workbench.core.models import CaseResult, EvalRun, TestRow, TestSet
 from workbench.ui.evaluate.ratings import rating_marks
 from workbench.ui.evaluate.variants import cot_text, few_shot_text, model_text, version_text
@@ -386,7 +386,7 @@ class SummaryModel(QAbstractTableModel):
         metric, group = self._rows[index.row()]
         value = self.value(metric, index.column(), group)
         if role == Qt.ItemDataRole.DisplayRole:
-            return format_metric(metric, value)
+            return format_score(metric, value)
         if role == self.ValueRole:
             return value
         if role == Qt.ItemDataRole.TextAlignmentRole:

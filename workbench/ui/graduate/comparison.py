@@ -9,7 +9,7 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersisten
 from PySide6.QtGui import QFont
 
 from workbench.core.evaluation import primary_metric
-from workbench.core.flows.report import METRIC_LABELS, count, format_metric
+from workbench.core.flows.report import METRIC_LABELS, count, format_score
 from workbench.core.graduation import LORA_VARIANT
 from workbench.core.models import EvalRun
 
@@ -93,7 +93,7 @@ class ComparisonModel(QAbstractTableModel):
             return None
         value = self.value(row, column)
         if role == Qt.ItemDataRole.DisplayRole:
-            return format_metric(self._key(column), value)
+            return format_score(self._key(column), value)
         if role == self.ValueRole:
             return value
         if role == Qt.ItemDataRole.TextAlignmentRole:
@@ -113,6 +113,6 @@ class ComparisonModel(QAbstractTableModel):
 def comparison_sentence(run: EvalRun) -> str:
     """The comparison in one sentence: each variant's primary metric on the held-out rows."""
     primary = primary_metric(run)
-    parts = [f"{s.name} {format_metric(primary, s.metrics.get(primary))}" for s in run.summaries]
+    parts = [f"{s.name} {format_score(primary, s.metrics.get(primary))}" for s in run.summaries]
     stopped = " (stopped early)" if not run.complete else ""
     return f"Held-out {METRIC_LABELS.get(primary, primary)}: {', '.join(parts)}{stopped}."

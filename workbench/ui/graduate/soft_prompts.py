@@ -25,7 +25,12 @@ from PySide6.QtWidgets import (
 )
 
 from workbench.core import graduation
-from workbench.core.flows.report import count, describe_training_metrics, display_name
+from workbench.core.flows.report import (
+    count,
+    describe_training_metrics,
+    display_name,
+    format_percent,
+)
 from workbench.core.library import Library
 from workbench.core.models import LoraAdapter, ModelSpec, Prompt, SoftPrompt
 from workbench.core.names import slug
@@ -54,7 +59,7 @@ class SoftPromptListModel(NewestFirstModel):
     def _text(self, item: Trained) -> str:
         when = item.created.astimezone().strftime("%d %b %H:%M")
         accuracy = item.metrics.get("best_val_accuracy")
-        score = f" · val acc {accuracy:.2f}" if accuracy is not None else ""
+        score = f" · validation {format_percent(accuracy)}" if accuracy is not None else ""
         return f"[{kind_label(item)}] {item.name} · {when}{score}"
 
     def _tooltip(self, item: Trained) -> str:
