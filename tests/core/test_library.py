@@ -264,3 +264,25 @@ def test_a_damaged_history_or_draft_file_is_reported_once(library: Library) -> N
     paths = [problem.path for problem in library.problems]
     assert paths.count(bad_version) == 1 and paths.count(bad_draft) == 1
     assert len(library.problems) == 2
+
+
+def test_runs_and_evaluations_made_within_one_second_list_newest_first(
+    library: Library,
+) -> None:
+    """Stamped to the microsecond: to the second, two runs of one second tied and the
+    random id decided which was shown as the newest."""
+    from workbench.core.models import EvalRun
+
+    prompt = library.new_prompt("p", user_template="{{ x }}")
+    runs = [
+        library.save_run(RunRecord(prompt_id=prompt.id, model="m", backend="b", output=str(i)))
+        for i in range(5)
+    ]
+    assert [r.output for r in Library(library.root).runs_for(prompt.id)] == list("43210")
+    evals = [
+        library.save_eval_run(EvalRun(prompt_id=prompt.id, test_set_name=f"set {i}"))
+        for i in range(5)
+    ]
+    reopened = Library(library.root).eval_runs_for(prompt.id)
+    assert [r.id for r in reopened] == [r.id for r in reversed(evals)]
+    assert len({r.created for r in runs}) == 5

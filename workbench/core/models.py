@@ -73,6 +73,12 @@ def utc_now() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
 
+def utc_now_precise() -> datetime:
+    """Now, to the microsecond: for runs and evaluations, listed newest first, which a
+    user can make several of within one second (to the second, they tied)."""
+    return datetime.now(UTC)
+
+
 class SchemaError(ValueError):
     """A stored or imported document does not match the schema.
 
@@ -447,7 +453,7 @@ class RunRecord(_Model):
     output: str = ""
     step_outputs: dict[str, str] = Field(default_factory=dict, description="chain steps")
     stats: RunStats = Field(default_factory=RunStats)
-    created: datetime = Field(default_factory=utc_now)
+    created: datetime = Field(default_factory=utc_now_precise)
 
 
 class VariantSpec(_Model):
@@ -525,7 +531,7 @@ class EvalRun(_Model):
         description="the method table computed from this run (the Methods tab); "
         "absent in other runs",
     )
-    created: datetime = Field(default_factory=utc_now)
+    created: datetime = Field(default_factory=utc_now_precise)
 
 
 class ModelSpec(_Model):
