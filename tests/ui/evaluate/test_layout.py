@@ -58,7 +58,7 @@ def _assert_verdicts_in_view(window: MainWindow) -> None:
 
 @pytest.mark.parametrize("size", [(1366, 768), (1920, 1080)])
 def test_verdicts_stay_in_view_after_a_run(
-    qtbot, library_dir: Path, fake_models, size: tuple[int, int]
+    qtbot, themed, library_dir: Path, fake_models, size: tuple[int, int]
 ) -> None:
     library = Library(library_dir)
     prompt = sentiment_prompt(library)

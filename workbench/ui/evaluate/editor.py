@@ -82,10 +82,12 @@ class VariantsEditor(QGroupBox):
         buttons.addWidget(title)
         buttons.addSpacing(8)
         for button in (self.add_button, self.remove_button, self.preset_button):
+            button.setProperty("compact", True)  # a tool row: lower than a form's buttons
             buttons.addWidget(button)
         buttons.addStretch(1)
         layout = QVBoxLayout(self)
-        layout.setContentsMargins(6, 4, 6, 4)
+        layout.setContentsMargins(6, 2, 6, 2)
+        layout.setSpacing(4)
         layout.addLayout(buttons)
         layout.addWidget(self.view, 1)
         self.add_button.clicked.connect(self.add_variant)
