@@ -70,12 +70,13 @@ def run_smoke_test() -> int:
 def _run(root: Path) -> int:
     from workbench.ui.app import create_application, start_window
 
+    samples = resource_path("sample_library")  # a bundle without its data fails here
     app = create_application()
     QSettings.setDefaultFormat(QSettings.Format.IniFormat)
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(root / "qt"))
 
     library = Library(root / "library")
-    seed_library(library, resource_path("sample_library"))
+    seed_library(library, samples)
     expected = len(library.prompts)
     if expected == 0:
         raise RuntimeError("the sample library holds no prompts")
