@@ -293,6 +293,8 @@ class MainWindow(QMainWindow):
 
     def _failed_to_open(self, text: str) -> None:
         self.open_failed = True
+        for action in self._needs_library:  # also those a part-way open enabled
+            action.setEnabled(False)
         self.statusBar().showMessage("The library could not be opened")
         box = QMessageBox(QMessageBox.Icon.Critical, APP_NAME, text, parent=self)
         box.finished.connect(lambda _result: self.close())
