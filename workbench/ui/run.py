@@ -54,6 +54,7 @@ from workbench.ui.widgets import (
     sentence,
     show_message,
     titled_column,
+    wrapping_list,
 )
 
 log = logging.getLogger(__name__)
@@ -227,7 +228,7 @@ class RunPanel(QWidget):
         self.stats = named(MessageLine(), "runStats")
 
         self.history_model = RunListModel(self)
-        self.history = named(QListView(), "runHistory")
+        self.history = named(wrapping_list(QListView()), "runHistory")
         self.history.setModel(self.history_model)
         self.history.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.history.doubleClicked.connect(lambda index: self.show_run(index.row()))

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLayout,
+    QListView,
     QPushButton,
     QSizePolicy,
     QStyle,
@@ -35,6 +36,15 @@ def named(widget: _W, name: str) -> _W:
     """`widget` with its object name set."""
     widget.setObjectName(name)
     return widget
+
+
+def wrapping_list(view: QListView) -> QListView:
+    """A list whose long items wrap to the list's width instead of running out of it
+    behind a sideways scroll bar (lists of earlier runs in narrow columns)."""
+    view.setWordWrap(True)
+    view.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    view.setResizeMode(QListView.ResizeMode.Adjust)  # re-wrapped when the list resizes
+    return view
 
 
 def make_button(text: str, name: str, tip: str) -> QPushButton:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QPoint, Qt
-from PySide6.QtWidgets import QCheckBox, QLabel, QSplitter, QTableView, QTextBrowser
+from PySide6.QtWidgets import QCheckBox, QLabel, QListView, QSplitter, QTableView, QTextBrowser
 
 from tests.ui.evaluate.helpers import (
     click,
@@ -70,6 +70,13 @@ def test_verdicts_stay_in_view_after_a_run(
         click(qtbot, panel, "evalRun")
     qtbot.waitUntil(lambda: not panel.running)
     _assert_verdicts_in_view(window)
+    # the earlier evaluations wrap in their narrow column instead of scrolling sideways
+    history = panel.findChild(QListView, "evalHistory")
+    assert history.model().rowCount() == 1
+    qtbot.wait(50)  # laid out again at the list's width
+    item = history.visualRect(history.model().index(0, 0))
+    assert item.height() > 2 * history.fontMetrics().height()  # on several lines
+    assert not history.horizontalScrollBar().isVisible()
 
     # a stored run whose chain-of-thought answers are paragraphs: still in view
     run = long_run(window.library.test_sets_for(prompt.id)[0], prompt, LONG_ANSWER)

@@ -63,7 +63,7 @@ from workbench.ui.evaluate.ratings import (
     rating_text,
 )
 from workbench.ui.evaluate.results import ResultsGridModel, SummaryModel
-from workbench.ui.widgets import named, titled_column
+from workbench.ui.widgets import named, titled_column, wrapping_list
 
 if TYPE_CHECKING:  # numpy comes with the analysis: loaded when a run is first analysed
     from workbench.core.analysis import Analysis
@@ -134,9 +134,8 @@ class ResultsBrowser(QWidget):
         self.detail.setPlaceholderText(DETAIL_HINT)
         self.detail.setMinimumHeight(SHORTEST)
         self.history_model = EvalRunListModel(self)
-        self.history = named(QListView(), "evalHistory")
+        self.history = named(wrapping_list(QListView()), "evalHistory")
         self.history.setModel(self.history_model)
-        self.history.setWordWrap(True)
         self.export_csv_button = named(QPushButton("Export CSV…"), "evalExportCsv")
         self.export_json_button = named(QPushButton("Export JSON…"), "evalExportJson")
         history_box = titled_column("Earlier evaluations", (self.history, 1))

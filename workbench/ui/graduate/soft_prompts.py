@@ -40,7 +40,7 @@ from workbench.ui.graduate.settings import selected_spec
 from workbench.ui.jobs import Job, JobRunner
 from workbench.ui.models import NewestFirstModel
 from workbench.ui.session import ModelSession
-from workbench.ui.widgets import MessageLine, named, titled_column
+from workbench.ui.widgets import MessageLine, named, titled_column, wrapping_list
 
 log = logging.getLogger(__name__)
 
@@ -155,9 +155,8 @@ class SoftPrompts(QSplitter):
         self.nearest_view.setWordWrap(False)
         self.nearest_status = named(MessageLine(), "gradNearestStatus")  # wraps: errors are long
         self.soft_model = SoftPromptListModel(self)
-        self.soft_list = named(QListView(), "gradSoftPrompts")
+        self.soft_list = named(wrapping_list(QListView()), "gradSoftPrompts")
         self.soft_list.setModel(self.soft_model)
-        self.soft_list.setWordWrap(True)
         self.metrics_label = named(MessageLine(), "gradMetrics")
         self.export_button = named(QPushButton("Export as PEFT adapter…"), "gradExport")
         self.export_button.setEnabled(False)
