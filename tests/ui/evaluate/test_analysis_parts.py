@@ -40,6 +40,51 @@ def test_summary_has_intervals_best_marks_and_verdicts(qtbot, library_dir) -> No
     assert view.variant_combo.count() == 3 and view.per_label.rowCount() == 2
 
 
+def test_summary_figures_never_break_in_a_narrow_strip(qtbot, themed, library_dir) -> None:
+    """At 1366×768 the Summary tab is about 530 px wide: an accuracy and its interval
+    stay on one line ("100.0 % (67.6–100.0)", not split after the percentage), a
+    header breaks only before its unit, and nothing scrolls sideways."""
+    from PySide6.QtWidgets import QTextBrowser
+
+    from workbench.core.flows.report import format_percent
+
+    library = Library(library_dir)
+    prompt = sentiment_prompt(library)
+    test_set = sentiment_set(library, prompt, count=8)
+    run = long_run(test_set, prompt)
+    # the names a user gives, and the likelihood columns a labelled run has
+    names = ["Review sentiment", "Review sentiment v2", "Terse sentiment"]
+    run.variants = [
+        v.model_copy(update={"name": n}) for v, n in zip(run.variants, names, strict=True)
+    ]
+    run.summaries = [
+        s.model_copy(update={"name": n}) for s, n in zip(run.summaries, names, strict=True)
+    ]
+    run.results = [
+        [c.model_copy(update={"expected_logprob": -1.5, "expected_tokens": 2}) for c in cases]
+        for cases in run.results
+    ]
+    analysis = analyse(run, test_set)
+    assert all(v.cross_entropy is not None for v in analysis.variants)
+    view = QTextBrowser()
+    qtbot.addWidget(view)
+    view.resize(530, 300)
+    view.setHtml(summary_html(analysis))
+    view.show()
+    qtbot.waitExposed(view)
+    assert not view.horizontalScrollBar().isVisible()
+
+    def lines(text: str) -> int:
+        found = view.document().find(text)
+        assert not found.isNull(), text
+        return found.block().layout().lineCount()
+
+    for variant in analysis.variants:
+        assert lines(format_percent(variant.primary.value, variant.primary.interval)) == 1
+    assert lines("perplexity") == 1
+    assert lines("cross-entropy") == 2  # "cross-entropy", then "(nats/token)" below it
+
+
 def test_cell_filter_keeps_exactly_those_cases(qtbot, library_dir) -> None:
     library = Library(library_dir)
     prompt = sentiment_prompt(library)

@@ -96,7 +96,14 @@ def summary_html(analysis: Analysis) -> str:
         head += ["cross-entropy (nats/token)", "perplexity"]
     if rated:
         head.append("rated satisfaction")
-    rows = ["".join(f"<th align='left'>{html.escape(h)}</th>" for h in head)]
+    # headers break before their unit, never inside a word
+    rows = [
+        "".join(
+            f"<th align='left' style='white-space:nowrap'>"
+            f"{html.escape(h).replace(' (', '<br>(', 1)}</th>"
+            for h in head
+        )
+    ]
     for v in analysis.variants:
         cells = [
             v.name,
@@ -110,9 +117,12 @@ def summary_html(analysis: Analysis) -> str:
         if rated:
             cells.append(satisfaction_text(v) or "not rated")
         bold = best_mark(analysis, v.name) == BEST
+        # the figures keep to one line ("41.7 % (19.3–68.0)"); only a long name wraps
+        nowrap = " style='white-space:nowrap'"
         row = "".join(
-            f"<td>{'<b>' if bold else ''}{html.escape(c)}{'</b>' if bold else ''}</td>"
-            for c in cells
+            f"<td{'' if i == 0 else nowrap}>"
+            f"{'<b>' if bold else ''}{html.escape(c)}{'</b>' if bold else ''}</td>"
+            for i, c in enumerate(cells)
         )
         rows.append(row)
     table = "<table cellspacing='0' cellpadding='3'>" + "".join(f"<tr>{r}</tr>" for r in rows)
