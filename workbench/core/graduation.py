@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from workbench.core.backends.base import Backend, BackendError, BackendSettings
-from workbench.core.evaluation import AppliedAdapter, EvalEvent, EvalFinished, evaluate
+from workbench.core.evaluation import EvalEvent, EvalFinished, evaluate
 from workbench.core.library import Library
 from workbench.core.models import (
     EvalRun,
@@ -397,13 +397,10 @@ def compare_on_held_out(
     yield ComparisonStarted([v.name for v, _ in variants], len(rows))
     backend = load_backend(spec, "transformers", settings)
 
-    def adapter_for(_adapter_id: str, loaded: Backend) -> AppliedAdapter:
-        # put into the model for the adapter's own row only
-        from workbench.core.lora_io import apply_adapter
+    # a LoRA adapter goes into the model for its own row only
+    from workbench.core.lora_io import adapter_applier
 
-        assert isinstance(tuned, LoraAdapter)
-        return apply_adapter(library, tuned, loaded)
-
+    adapter_for = adapter_applier(library, [tuned] if isinstance(tuned, LoraAdapter) else [])
     try:
         run = None
         for event in evaluate(

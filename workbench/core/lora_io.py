@@ -25,7 +25,7 @@ import math
 import shutil
 import tempfile
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -446,10 +446,20 @@ def apply_adapter(library: Library, adapter: LoraAdapter, backend: Backend) -> A
     return AppliedAdapter(adapter, peft_model)
 
 
+def adapter_applier(
+    library: Library, adapters: Iterable[LoraAdapter]
+) -> Callable[[str, Backend], AppliedAdapter]:
+    """`apply_adapter` by adapter id, as `evaluation.evaluate`'s `adapter_for` takes it
+    (the method table and the held-out comparison pass one over their adapters)."""
+    by_id = {adapter.id: adapter for adapter in adapters}
+    return lambda adapter_id, backend: apply_adapter(library, by_id[adapter_id], backend)
+
+
 __all__ = [
     "AppliedAdapter",
     "LoraAdapterError",
     "LoraAdapterMismatchError",
+    "adapter_applier",
     "adapter_files",
     "apply_adapter",
     "check_compatible",

@@ -36,10 +36,9 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from workbench.core.backends.base import Backend, BackendError
+from workbench.core.backends.base import BackendError
 from workbench.core.evaluation import (
     AdapterFor,
-    AppliedAdapter,
     CaseDone,
     EvalFinished,
     EvaluationError,
@@ -592,13 +591,9 @@ def _soft_for(library: Library, plan: MethodsPlan) -> Callable[[str], Any]:
 
 
 def _adapter_for(library: Library, plan: MethodsPlan) -> AdapterFor:
-    def apply(adapter_id: str, backend: Backend) -> AppliedAdapter:
-        from workbench.core.lora_io import apply_adapter
+    from workbench.core.lora_io import adapter_applier
 
-        adapter = next(m.adapter for m in plan.methods if m.adapter and m.adapter.id == adapter_id)
-        return apply_adapter(library, adapter, backend)
-
-    return apply
+    return adapter_applier(library, (m.adapter for m in plan.methods if m.adapter is not None))
 
 
 def run_methods(
