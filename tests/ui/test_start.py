@@ -25,6 +25,13 @@ def _seeded(folder: Path) -> Library:
     return library
 
 
+def _run_python(code: str, library: Path) -> subprocess.CompletedProcess[str]:
+    """`code` in a fresh interpreter, as the app starts: the library folder its argument."""
+    return subprocess.run(
+        [sys.executable, "-c", code, str(library)], capture_output=True, text=True, timeout=120
+    )
+
+
 def _started(qtbot, folder: Path) -> MainWindow:
     window = start_window(folder, load_model=False)
     qtbot.addWidget(window)
@@ -181,12 +188,7 @@ def test_the_command_line_shows_the_window_before_loading_the_schema(library_dir
         sys.exit(main(["--library", sys.argv[1], "gui"]))
         """
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code, str(library_dir)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = _run_python(code, library_dir)
     lines = result.stdout.splitlines()
     assert lines == [
         "shown True False -",
@@ -253,11 +255,6 @@ def test_the_app_ends_with_status_2_when_its_library_cannot_be_opened(tmp_path: 
         sys.exit(main(["--library", sys.argv[1], "gui"]))
         """
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code, str(not_a_folder)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = _run_python(code, not_a_folder)
     assert result.returncode == 2, result.stderr[-2000:]
     assert f"said: {not_a_folder} is not a folder" in result.stdout
